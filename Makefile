@@ -1,0 +1,50 @@
+# quic-portal: the two commands a newcomer needs are `make demo` and `make test`.
+# Everything else is here for developers. Each target installs missing Debian
+# packages first (scripts/deps.sh), then builds with CMake.
+
+BUILD      ?= build
+BUILD_SAN  ?= build-san
+JOBS       ?= $(shell nproc)
+PREFIX     ?= /usr/local
+CMAKE_ARGS ?=
+
+.PHONY: all deps build test test-fast test-san bench install demo clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)
+
+$(BUILD_SAN)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DQP_SANITIZE=ON $(CMAKE_ARGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-san: deps $(BUILD_SAN)/CMakeCache.txt
+	cmake --build $(BUILD_SAN) -j $(JOBS)
+
+# The whole suite: every C test in a normal build, then again under
+# AddressSanitizer + UndefinedBehaviorSanitizer (minus the tests labelled
+# slow, which only wait on timers).
+test: build build-san
+	cd $(BUILD) && ctest --output-on-failure -j 2
+	cd $(BUILD_SAN) && ctest --output-on-failure -j 2 -LE slow
+
+test-fast: build
+	cd $(BUILD) && ctest --output-on-failure -j 2 -LE slow
+
+bench: build
+	bash bench/run.sh $(BUILD)
+
+install: build
+	cmake --install $(BUILD)
+
+demo: build
+	bash scripts/demo.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_SAN)

@@ -1,0 +1,304 @@
+/*
+ * quic_portal.h: the public API of libquicportal.
+ *
+ * libquicportal connects two programs, possibly both behind NATs, and gives
+ * them an encrypted QUIC channel that carries whole messages. This header is
+ * the only public one; everything else in the library is internal.
+ *
+ * Conventions
+ * - Functions that can fail return 0 (QP_OK) or a negative qp_err code from
+ *   QP_ERR_MAP below. After a failure, qp_last_error() returns one sentence a
+ *   person can act on, written by the layer that knew the facts.
+ * - Objects are opaque and heap-allocated: *_create / *_destroy.
+ * - Timeouts are in milliseconds; a negative timeout waits forever, 0 polls.
+ * - Thread safety is stated per function. Unless stated, a call on one
+ *   object must not race with qp_portal_destroy() of that object.
+ *
+ * Global state (documented, as promised): the log level and log handler
+ * (qp_log_set_level / qp_log_set_handler, read atomically), one flag per
+ * process per transport option that could not be honored (so the warning is
+ * logged once), and the thread-local last-error message.
+ */
+#ifndef QUIC_PORTAL_H
+#define QUIC_PORTAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define QP_EXPORT __attribute__((visibility("default")))
+#else
+#define QP_EXPORT
+#endif
+
+#define QP_VERSION "0.2.0"
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * One table generates the enum, qp_err_name() and qp_strerror(). A number,
+ * once released, is never renumbered or reused.
+ */
+#define QP_ERR_MAP(XX)                                                         \
+  XX(INVALID, -1, "invalid argument")                                          \
+  XX(NOMEM, -2, "out of memory")                                               \
+  XX(TIMEOUT, -3, "timed out")                                                 \
+  XX(NOT_CONNECTED, -4, "not connected")                                       \
+  XX(CLOSED, -5, "connection closed")                                          \
+  XX(TOO_LARGE, -6, "message too large")                                       \
+  XX(SOCKET, -7, "socket error")                                               \
+  XX(HANDSHAKE, -8, "QUIC handshake failed")                                   \
+  XX(PEER_VERIFY, -9, "peer certificate did not match the pinned fingerprint") \
+  XX(TLS, -10, "TLS error")                                                    \
+  XX(TRANSPORT, -11, "QUIC transport error")                                   \
+  XX(IDLE_TIMEOUT, -12, "connection timed out (peer silent)")                  \
+  XX(STATE, -13, "operation not valid in the portal's current state")          \
+  XX(RESOLVE, -14, "host name could not be resolved")                          \
+  XX(INTERRUPTED, -15, "interrupted")                                          \
+  XX(STUN, -16, "STUN failure")                                                \
+  XX(RENDEZVOUS, -17, "rendezvous store failure")                              \
+  XX(PUNCH, -18, "NAT traversal failed")                                       \
+  XX(PROTOCOL, -19, "peer violated the protocol")                              \
+  XX(NOT_SUPPORTED, -20, "not supported")                                      \
+  XX(INTERNAL, -21, "internal error")
+
+typedef enum qp_err {
+  QP_OK = 0,
+#define QP_ERR_ENUM_(name, code, text) QP_ERR_##name = code,
+  QP_ERR_MAP(QP_ERR_ENUM_)
+#undef QP_ERR_ENUM_
+} qp_err;
+
+/* Short symbolic name of an error code ("QP_ERR_TIMEOUT"), never NULL. */
+QP_EXPORT const char *qp_err_name(int err);
+/* Generic description of an error code, never NULL. */
+QP_EXPORT const char *qp_strerror(int err);
+/*
+ * The message of the last call that failed on this thread: one sentence with
+ * the facts (addresses, elapsed time, the underlying errno or library error).
+ * Thread-local; valid until the next failing call on the same thread. Never
+ * NULL ("" when nothing failed yet).
+ */
+QP_EXPORT const char *qp_last_error(void);
+
+/* ------------------------------------------------------------------------ */
+/* Logging                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef enum qp_log_level {
+  QP_LOG_LEVEL_DEBUG = 0,
+  QP_LOG_LEVEL_INFO = 1,
+  QP_LOG_LEVEL_WARN = 2,
+  QP_LOG_LEVEL_ERROR = 3,
+  QP_LOG_LEVEL_NONE = 4,
+} qp_log_level;
+
+/* Receives one formatted line (no trailing newline). Called from any thread,
+ * including the portal's I/O thread: it must not block and must not call
+ * back into a portal. */
+typedef void (*qp_log_cb)(qp_log_level level, const char *message, void *user);
+
+/*
+ * Default level: QP_LOG_LEVEL_WARN, or what the environment variable
+ * QUIC_PORTAL_LOG says ("debug", "info", "warn", "error", "none"), read
+ * the first time the library logs. Default handler: one line to stderr.
+ * Thread-safe.
+ */
+QP_EXPORT void qp_log_set_level(qp_log_level level);
+QP_EXPORT qp_log_level qp_log_get_level(void);
+/* handler NULL restores the default. Thread-safe. */
+QP_EXPORT void qp_log_set_handler(qp_log_cb handler, void *user);
+
+/* ------------------------------------------------------------------------ */
+/* Transport options                                                         */
+/* ------------------------------------------------------------------------ */
+
+typedef enum qp_cc {
+  QP_CC_CUBIC = 0,
+  QP_CC_BBR = 1,
+  QP_CC_BBR2 = 2,
+  QP_CC_RENO = 3,
+  /*
+   * quic-portal 0.1.x's "fixed": a constant window that ignores loss. The
+   * QUIC engine (ngtcp2 0.12) has no hook for a custom controller, so this
+   * runs BBR, the engine's controller that does not treat loss as a
+   * congestion signal, and logs once that the window is not constant.
+   */
+  QP_CC_FIXED = 4,
+} qp_cc;
+
+/*
+ * Transport options. Names and defaults follow quic-portal 0.1.x. Fill with
+ * qp_transport_options_init() and then change fields; the library copies the
+ * struct, so the caller may free it after the call that takes it.
+ */
+typedef struct qp_transport_options {
+  double max_idle_timeout_secs;    /* default 10: connection ends after this
+                                      long without a packet from the peer */
+  double keep_alive_interval_secs; /* default 2: PING when idle this long;
+                                      0 disables. Keep it at most a third of
+                                      the idle timeout. */
+  qp_cc congestion_controller;     /* default QP_CC_CUBIC */
+  /* default 1048576. ngtcp2 0.12 has no initial congestion window setting:
+   * its initial window is the RFC 9002 one (10 packets). The value is
+   * honored only as the constant-window hint of QP_CC_FIXED (not possible
+   * in this engine either) and otherwise logged once as not honored. */
+  uint64_t initial_window;
+  uint64_t conn_receive_window;   /* default 10 MB: connection flow control */
+  uint64_t stream_receive_window; /* default 5 MB: stream flow control */
+  uint64_t send_window; /* default 10 MB: bytes sent but not yet acknowledged
+                           that qp_portal_send() buffers before it blocks */
+  uint32_t initial_rtt_ms;          /* default 20 */
+  uint32_t max_concurrent_streams;  /* default 100, bidi and uni each */
+  uint32_t max_udp_payload;         /* default 1200: minimum MTU of 0.1.x */
+  bool mtu_discovery;               /* default false, as in 0.1.x */
+} qp_transport_options;
+
+/* Fill *opts with the defaults above. */
+QP_EXPORT void qp_transport_options_init(qp_transport_options *opts);
+
+/* Parse "cubic", "bbr", "bbr2", "reno" or "fixed" (case-insensitive).
+ * Returns QP_ERR_INVALID with a message listing the accepted names. */
+QP_EXPORT int qp_cc_from_string(const char *name, qp_cc *out);
+/* "cubic", "bbr", ...; "unknown" for an out-of-range value. */
+QP_EXPORT const char *qp_cc_to_string(qp_cc cc);
+
+/* ------------------------------------------------------------------------ */
+/* Portal: one QUIC connection carrying whole messages                       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct qp_portal qp_portal_t;
+
+/* Largest message: the wire format's 4-byte length prefix. */
+#define QP_MAX_MESSAGE_SIZE UINT64_C(0xFFFFFFFF)
+
+/* "ab12...": 64 lowercase hex digits of the SHA-256 of the certificate (DER)
+ * plus the terminating NUL. */
+#define QP_FINGERPRINT_SIZE 65
+
+/*
+ * Create a portal: generates a fresh ECDSA P-256 key pair and a self-signed
+ * certificate (GnuTLS). No socket and no thread yet.
+ * Returns QP_OK and sets *out, or QP_ERR_NOMEM / QP_ERR_TLS.
+ */
+QP_EXPORT int qp_portal_create(qp_portal_t **out);
+
+/*
+ * Close (as qp_portal_close with its default linger) and free everything.
+ * Accepts NULL. Must not race with other calls on the same portal.
+ */
+QP_EXPORT void qp_portal_destroy(qp_portal_t *portal);
+
+/* Copy this portal's certificate fingerprint into out (QP_FINGERPRINT_SIZE
+ * bytes). Thread-safe. */
+QP_EXPORT int qp_portal_fingerprint(const qp_portal_t *portal, char *out);
+
+/*
+ * Pin the peer's certificate: the handshake then fails unless the peer
+ * presents a certificate whose SHA-256 fingerprint equals this one. On a
+ * server, pinning also makes the server require a client certificate.
+ * Accepts 64 hex digits, optionally with ':' separators and a "sha256:"
+ * prefix. NULL removes the pin (then a client accepts any server
+ * certificate, as quic-portal 0.1.x does). Call before listen/connect;
+ * QP_ERR_STATE afterwards.
+ */
+QP_EXPORT int qp_portal_pin_peer(qp_portal_t *portal, const char *fingerprint);
+
+/*
+ * Bind ip:port (ip NULL or "" = "0.0.0.0"; port 0 = any) and wait until one
+ * client has completed the QUIC handshake, or timeout_ms passes.
+ * opts NULL = defaults. The portal serves exactly one client.
+ * Errors: QP_ERR_SOCKET (bind failed: the message names the address and the
+ * reason), QP_ERR_TIMEOUT, QP_ERR_PEER_VERIFY (pinned client certificate did
+ * not match), QP_ERR_HANDSHAKE, QP_ERR_STATE (already used), QP_ERR_INVALID.
+ */
+QP_EXPORT int qp_portal_listen(qp_portal_t *portal, const char *ip,
+                               uint16_t port, const qp_transport_options *opts,
+                               int timeout_ms);
+
+/*
+ * Connect from local_port (0 = any) to host:port and wait until the
+ * handshake completes or timeout_ms passes. host is an IPv4/IPv6 literal or
+ * a name. Errors: QP_ERR_TIMEOUT (nobody answered: the message says where
+ * and how long), QP_ERR_RESOLVE, QP_ERR_SOCKET, QP_ERR_PEER_VERIFY,
+ * QP_ERR_HANDSHAKE, QP_ERR_STATE, QP_ERR_INVALID.
+ */
+QP_EXPORT int qp_portal_connect(qp_portal_t *portal, const char *host,
+                                uint16_t port, uint16_t local_port,
+                                const qp_transport_options *opts,
+                                int timeout_ms);
+
+/*
+ * Queue one whole message of len bytes (0 to QP_MAX_MESSAGE_SIZE). The bytes
+ * are copied once; the caller may reuse buf on return. Blocks while the
+ * bytes sent but not yet acknowledged exceed the send window, for at most
+ * timeout_ms. A message never goes out partly: on any error nothing of it
+ * was queued.
+ * Errors: QP_ERR_TOO_LARGE (refused before anything is sent),
+ * QP_ERR_NOT_CONNECTED, QP_ERR_CLOSED, QP_ERR_TIMEOUT, QP_ERR_NOMEM.
+ * Thread-safe: may run while another thread blocks in qp_portal_recv.
+ */
+QP_EXPORT int qp_portal_send(qp_portal_t *portal, const void *buf, size_t len,
+                             int timeout_ms);
+
+/*
+ * Wait up to timeout_ms for the next whole message. On QP_OK, *msg points to
+ * a buffer of *len bytes that the caller owns and frees with qp_free() (for
+ * a 0-byte message, *msg is a valid pointer to 0 bytes). A timeout returns
+ * QP_ERR_TIMEOUT and keeps any partly received message buffered for the next
+ * call: nothing is ever lost or split. Messages that arrived before the peer
+ * closed are still returned; after them, QP_ERR_CLOSED.
+ * Errors: QP_ERR_TIMEOUT, QP_ERR_NOT_CONNECTED, QP_ERR_CLOSED,
+ * QP_ERR_IDLE_TIMEOUT, QP_ERR_INVALID.
+ * Thread-safe; concurrent receivers each get whole, different messages.
+ */
+QP_EXPORT int qp_portal_recv(qp_portal_t *portal, void **msg, size_t *len,
+                             int timeout_ms);
+
+/* Free a message returned by qp_portal_recv. Accepts NULL. */
+QP_EXPORT void qp_free(void *msg);
+
+/* True while the handshake is complete and the connection is open.
+ * Thread-safe. */
+QP_EXPORT bool qp_portal_is_connected(const qp_portal_t *portal);
+
+/*
+ * Close gracefully: wait up to linger_ms (negative: the default, 5000 ms)
+ * until every queued message is acknowledged by the peer, then send a QUIC
+ * CONNECTION_CLOSE and stop the I/O thread. Idempotent: closing a closed or
+ * never-connected portal returns QP_OK. Returns QP_ERR_TIMEOUT if the linger
+ * expired with data unacknowledged (the connection is closed anyway).
+ * Blocked qp_portal_send/recv calls in other threads return QP_ERR_CLOSED.
+ */
+QP_EXPORT int qp_portal_close(qp_portal_t *portal, int linger_ms);
+
+/* Connection statistics, for benchmarks and diagnostics. */
+typedef struct qp_portal_stats {
+  uint64_t packets_sent;
+  uint64_t packets_received;
+  uint64_t packets_lost;    /* declared lost by the loss detector */
+  uint64_t bytes_in_flight; /* current */
+  uint64_t cwnd;            /* current congestion window, bytes */
+  uint64_t smoothed_rtt_us;
+  uint64_t handshake_us;    /* from listen/connect start to handshake done */
+} qp_portal_stats;
+
+/* Thread-safe. QP_ERR_NOT_CONNECTED if the connection was never made. */
+QP_EXPORT int qp_portal_get_stats(qp_portal_t *portal, qp_portal_stats *out);
+
+/* The local UDP port the portal is bound to, or 0 before listen/connect.
+ * Thread-safe. */
+QP_EXPORT uint16_t qp_portal_local_port(const qp_portal_t *portal);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* QUIC_PORTAL_H */
