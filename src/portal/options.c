@@ -1,0 +1,112 @@
+/* Transport options: defaults of quic-portal 0.1.x, parsing, validation. */
+#include "portal/options.h"
+
+#include <stdatomic.h>
+#include <strings.h>
+
+#include "common/error.h"
+#include "common/log.h"
+
+static const char *const cc_names[] = {
+    [QP_CC_CUBIC] = "cubic", [QP_CC_BBR] = "bbr",     [QP_CC_BBR2] = "bbr2",
+    [QP_CC_RENO] = "reno",   [QP_CC_FIXED] = "fixed",
+};
+#define CC_COUNT (sizeof(cc_names) / sizeof(cc_names[0]))
+
+/* Documented process-wide state: each "cannot honor" warning logs once. */
+static atomic_bool warned_initial_window;
+static atomic_bool warned_fixed;
+
+void qp_transport_options_init(qp_transport_options *o) {
+  if (o == NULL)
+    return;
+  *o = (qp_transport_options){
+      .max_idle_timeout_secs = 10,
+      .keep_alive_interval_secs = 2,
+      .congestion_controller = QP_CC_CUBIC,
+      .initial_window = 1048576,
+      .conn_receive_window = 10 * 1000 * 1000,
+      .stream_receive_window = 5 * 1000 * 1000,
+      .send_window = 10 * 1000 * 1000,
+      .initial_rtt_ms = 20,
+      .max_concurrent_streams = 100,
+      .max_udp_payload = 1200,
+      .mtu_discovery = false,
+  };
+}
+
+int qp_cc_from_string(const char *name, qp_cc *out) {
+  if (name == NULL || out == NULL)
+    return qp_fail(QP_ERR_INVALID, "congestion controller name is NULL");
+  for (size_t i = 0; i < CC_COUNT; i++) {
+    if (strcasecmp(name, cc_names[i]) == 0) {
+      *out = (qp_cc)i;
+      return 0;
+    }
+  }
+  return qp_fail(QP_ERR_INVALID,
+                 "unknown congestion controller \"%.40s\": use cubic, bbr, "
+                 "bbr2, reno or fixed",
+                 name);
+}
+
+const char *qp_cc_to_string(qp_cc cc) {
+  if ((unsigned)cc >= CC_COUNT)
+    return "unknown";
+  return cc_names[cc];
+}
+
+/* RFC 9000 section 18.2: max_udp_payload_size below 1200 is invalid;
+ * 65527 is the largest UDP payload. */
+#define MIN_UDP_PAYLOAD 1200
+#define MAX_UDP_PAYLOAD 65527
+/* Largest idle timeout we accept: one day, far beyond any NAT mapping. */
+#define MAX_IDLE_SECS 86400.0
+
+int options_validate(const qp_transport_options *o) {
+  if (!(o->max_idle_timeout_secs > 0 && o->max_idle_timeout_secs <= MAX_IDLE_SECS))
+    return qp_fail(QP_ERR_INVALID,
+                   "max_idle_timeout_secs=%g: must be > 0 and <= %g",
+                   o->max_idle_timeout_secs, MAX_IDLE_SECS);
+  if (!(o->keep_alive_interval_secs >= 0 &&
+        o->keep_alive_interval_secs < o->max_idle_timeout_secs))
+    return qp_fail(QP_ERR_INVALID,
+                   "keep_alive_interval_secs=%g: must be >= 0 (0 = off) and "
+                   "below max_idle_timeout_secs=%g",
+                   o->keep_alive_interval_secs, o->max_idle_timeout_secs);
+  if ((unsigned)o->congestion_controller >= CC_COUNT)
+    return qp_fail(QP_ERR_INVALID, "congestion_controller=%d is not a qp_cc value",
+                   (int)o->congestion_controller);
+  if (o->conn_receive_window < o->stream_receive_window ||
+      o->stream_receive_window < MIN_UDP_PAYLOAD)
+    return qp_fail(QP_ERR_INVALID,
+                   "windows: stream_receive_window=%llu must be >= %d and <= "
+                   "conn_receive_window=%llu",
+                   (unsigned long long)o->stream_receive_window, MIN_UDP_PAYLOAD,
+                   (unsigned long long)o->conn_receive_window);
+  if (o->send_window == 0)
+    return qp_fail(QP_ERR_INVALID, "send_window must be > 0");
+  if (o->max_udp_payload < MIN_UDP_PAYLOAD || o->max_udp_payload > MAX_UDP_PAYLOAD)
+    return qp_fail(QP_ERR_INVALID, "max_udp_payload=%u: must be in [%d, %d]",
+                   o->max_udp_payload, MIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD);
+  if (o->initial_rtt_ms == 0 || o->max_concurrent_streams == 0)
+    return qp_fail(QP_ERR_INVALID,
+                   "initial_rtt_ms and max_concurrent_streams must be > 0");
+  return 0;
+}
+
+void options_warn_unhonored(const qp_transport_options *o) {
+  qp_transport_options d;
+  qp_transport_options_init(&d);
+  if (o->initial_window != d.initial_window &&
+      !atomic_exchange(&warned_initial_window, true))
+    QP_LOG_WARN("initial_window=%llu cannot be honored: ngtcp2 0.12 has no "
+                "initial congestion window setting and starts at 10 packets "
+                "(RFC 9002); the value is ignored",
+                (unsigned long long)o->initial_window);
+  if (o->congestion_controller == QP_CC_FIXED &&
+      !atomic_exchange(&warned_fixed, true))
+    QP_LOG_WARN("congestion controller \"fixed\" cannot be honored: ngtcp2 "
+                "0.12 has no constant-window controller; using BBR, which "
+                "does not treat loss as congestion");
+}

@@ -1,0 +1,688 @@
+/*
+ * portal layer: the public qp_portal_* API. Checks arguments, owns the socket,
+ * the clock, the lock and the I/O thread, and drives one sans-I/O transport.
+ *
+ * Threads: one I/O thread per portal polls the socket and a wake-up eventfd,
+ * feeds datagrams and timer expiries to the transport and flushes it. The
+ * application's threads block on one condition variable. Every transport
+ * call happens under p->lock. send() flushes from the calling thread itself
+ * (no hand-off latency) and wakes the I/O thread only if the transport's
+ * next deadline moved earlier than the one it sleeps on.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "portal/options.h"
+#include "tls/tls_identity.h"
+#include "transport/transport.h"
+#include "udp/udp.h"
+
+/* Default linger of close(): long enough for a 10 MB send window to drain
+ * over a slow path, short enough that a dead peer does not hang the caller. */
+#define PORTAL_DEFAULT_LINGER_MS 5000
+
+/* The I/O thread re-checks its state at least this often (ns). */
+#define PORTAL_MAX_SLEEP_NS (1000u * 1000u * 1000u)
+
+/* Receive batches read per wake-up before timers and writes get a turn
+ * (64 datagrams each: 1024 datagrams, about 1.2 MB at most). */
+#define PORTAL_MAX_READ_BATCHES 16
+
+typedef enum phase {
+  PHASE_NEW,       /* never listened or connected (or a failed attempt) */
+  PHASE_LISTENING, /* socket bound, waiting for a client */
+  PHASE_CONNECTING,
+  PHASE_CONNECTED, /* handshake done; the transport may end on its own */
+  PHASE_CLOSED,    /* closed by this side */
+} phase_t;
+
+struct qp_portal {
+  pthread_mutex_t lock;
+  pthread_cond_t cond; /* broadcast on every change a caller may wait for */
+  tls_identity_t *identity;
+  bool has_pin;
+  uint8_t pin[TLS_FINGERPRINT_LEN];
+
+  phase_t phase;
+  udp_socket_t sock;
+  int wake_fd;
+  pthread_t thread;
+  bool thread_running;
+  bool stop;
+  uint64_t io_deadline; /* when the I/O thread wakes up next */
+  int io_err;           /* socket error that ended the I/O thread */
+  char io_msg[256];
+
+  transport_config_t cfg;
+  transport_t *tr;
+  udp_recv_batch_t *batch; /* I/O thread only */
+  uint64_t start_ns, handshake_ns;
+  uint64_t datagrams_in;
+};
+
+/* ---- creation ----------------------------------------------------------- */
+
+int qp_portal_create(qp_portal_t **out) {
+  if (out == NULL)
+    return qp_fail(QP_ERR_INVALID, "qp_portal_create: out is NULL");
+  qp_portal_t *p = calloc(1, sizeof(*p));
+  if (p == NULL)
+    return qp_fail(QP_ERR_NOMEM, "out of memory creating a portal");
+  p->sock.fd = -1;
+  p->wake_fd = -1;
+  pthread_mutex_init(&p->lock, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->cond, &ca);
+  pthread_condattr_destroy(&ca);
+  int rc = tls_identity_create(&p->identity);
+  if (rc != 0) {
+    qp_portal_destroy(p);
+    return rc;
+  }
+  *out = p;
+  return 0;
+}
+
+void qp_portal_destroy(qp_portal_t *p) {
+  if (p == NULL)
+    return;
+  qp_portal_close(p, -1);
+  transport_destroy(p->tr);
+  tls_identity_destroy(p->identity);
+  pthread_cond_destroy(&p->cond);
+  pthread_mutex_destroy(&p->lock);
+  free(p);
+}
+
+int qp_portal_fingerprint(const qp_portal_t *p, char *out) {
+  if (p == NULL || out == NULL)
+    return qp_fail(QP_ERR_INVALID, "qp_portal_fingerprint: NULL argument");
+  tls_fingerprint_to_hex(tls_identity_fingerprint(p->identity), out);
+  return 0;
+}
+
+int qp_portal_pin_peer(qp_portal_t *p, const char *fingerprint) {
+  if (p == NULL)
+    return qp_fail(QP_ERR_INVALID, "qp_portal_pin_peer: portal is NULL");
+  uint8_t fp[TLS_FINGERPRINT_LEN];
+  if (fingerprint != NULL) {
+    int rc = tls_fingerprint_parse(fingerprint, fp);
+    if (rc != 0)
+      return rc;
+  }
+  pthread_mutex_lock(&p->lock);
+  int rc = 0;
+  if (p->phase != PHASE_NEW) {
+    rc = qp_fail(QP_ERR_STATE, "pin the peer before listen/connect");
+  } else {
+    p->has_pin = fingerprint != NULL;
+    if (p->has_pin)
+      memcpy(p->pin, fp, sizeof(fp));
+  }
+  pthread_mutex_unlock(&p->lock);
+  return rc;
+}
+
+/* ---- waiting ------------------------------------------------------------ */
+
+/* Wait on p->cond until deadline_ns; false once the deadline has passed. */
+static bool wait_until(qp_portal_t *p, uint64_t deadline_ns) {
+  if (deadline_ns == UINT64_MAX) {
+    pthread_cond_wait(&p->cond, &p->lock);
+    return true;
+  }
+  if (qp_now_ns() >= deadline_ns)
+    return false;
+  struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
+                        .tv_nsec = (long)(deadline_ns % 1000000000u)};
+  pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+  return true;
+}
+
+static void wake_io(qp_portal_t *p) {
+  uint64_t one = 1;
+  if (p->wake_fd >= 0 && write(p->wake_fd, &one, sizeof(one)) < 0 &&
+      errno != EAGAIN)
+    QP_LOG_WARN("wake-up write failed: %s", strerror(errno));
+}
+
+/* ---- the I/O thread ------------------------------------------------------ */
+
+static int send_datagrams(void *ctx, const udp_addr_t *to, const uint8_t *buf,
+                          size_t len, size_t segment_size) {
+  qp_portal_t *p = ctx;
+  return udp_send(&p->sock, to, buf, len, segment_size);
+}
+
+/* Flush the transport from whichever thread holds the lock. */
+static void flush_locked(qp_portal_t *p) {
+  if (p->tr == NULL)
+    return;
+  int rc = transport_flush(p->tr, qp_now_ns(), send_datagrams, p);
+  if (rc != 0 && p->io_err == 0) {
+    p->io_err = rc;
+    snprintf(p->io_msg, sizeof(p->io_msg), "%s", qp_last_error());
+  }
+  if (transport_expiry(p->tr) < p->io_deadline)
+    wake_io(p);
+}
+
+static void accept_client(qp_portal_t *p, const udp_datagram_t *d) {
+  transport_config_t cfg = p->cfg;
+  cfg.remote = d->from;
+  if (transport_create_server(&cfg, d->data, d->len, qp_now_ns(), &p->tr) != 0)
+    p->tr = NULL; /* not an Initial, or no memory: keep listening */
+}
+
+static void on_datagram(qp_portal_t *p, const udp_datagram_t *d) {
+  p->datagrams_in++;
+  if (udp_classify(d->data, d->len) != UDP_KIND_QUIC)
+    return;
+  if (p->tr == NULL && p->phase == PHASE_LISTENING)
+    accept_client(p, d);
+  if (p->tr != NULL)
+    transport_read(p->tr, &d->from, d->data, d->len, qp_now_ns());
+}
+
+static void read_socket(qp_portal_t *p) {
+  for (int i = 0; i < PORTAL_MAX_READ_BATCHES; i++) {
+    int n = udp_recv(&p->sock, p->batch);
+    if (n < 0) {
+      p->io_err = n;
+      snprintf(p->io_msg, sizeof(p->io_msg), "%s", qp_last_error());
+      return;
+    }
+    for (int k = 0; k < n; k++)
+      on_datagram(p, &p->batch->dgrams[k]);
+    if (n < UDP_RECV_BATCH)
+      return;
+  }
+}
+
+/* A server transport that died before its handshake could even start (a
+ * forged or corrupted Initial) must not end listen(): forget it. A failed
+ * certificate check does end listen(), with its reason. */
+static void forget_failed_attempt(qp_portal_t *p) {
+  if (p->phase != PHASE_LISTENING || p->tr == NULL ||
+      transport_state(p->tr) != TRANSPORT_CLOSED)
+    return;
+  const char *msg;
+  int code = transport_error(p->tr, &msg);
+  if (code == QP_ERR_PEER_VERIFY || code == QP_ERR_HANDSHAKE)
+    return;
+  QP_LOG_DEBUG("dropping a failed connection attempt: %s", msg);
+  transport_destroy(p->tr);
+  p->tr = NULL;
+}
+
+static void update_phase(qp_portal_t *p) {
+  forget_failed_attempt(p);
+  if ((p->phase == PHASE_LISTENING || p->phase == PHASE_CONNECTING) && p->tr &&
+      transport_state(p->tr) == TRANSPORT_ESTABLISHED) {
+    p->phase = PHASE_CONNECTED;
+    p->handshake_ns = qp_now_ns() - p->start_ns;
+  }
+}
+
+/* Sleep until a datagram, a wake-up or the transport's next deadline. */
+static void io_wait(qp_portal_t *p, uint64_t deadline) {
+  uint64_t now = qp_now_ns();
+  uint64_t wait_ns = deadline <= now ? 0 : deadline - now;
+  if (wait_ns > PORTAL_MAX_SLEEP_NS)
+    wait_ns = PORTAL_MAX_SLEEP_NS;
+  struct timespec ts = {.tv_sec = (time_t)(wait_ns / 1000000000u),
+                        .tv_nsec = (long)(wait_ns % 1000000000u)};
+  struct pollfd fds[2] = {{.fd = p->sock.fd, .events = POLLIN},
+                          {.fd = p->wake_fd, .events = POLLIN}};
+  if (ppoll(fds, 2, &ts, NULL) > 0 && (fds[1].revents & POLLIN)) {
+    uint64_t drained;
+    if (read(p->wake_fd, &drained, sizeof(drained)) < 0 && errno != EAGAIN)
+      QP_LOG_WARN("wake-up read failed: %s", strerror(errno));
+  }
+}
+
+static void *io_thread(void *arg) {
+  qp_portal_t *p = arg;
+  pthread_mutex_lock(&p->lock);
+  while (!p->stop) {
+    uint64_t deadline = p->tr ? transport_expiry(p->tr) : UINT64_MAX;
+    p->io_deadline = deadline;
+    pthread_mutex_unlock(&p->lock);
+    io_wait(p, deadline);
+    pthread_mutex_lock(&p->lock);
+    if (p->stop)
+      break;
+    p->io_deadline = 0; /* awake: senders need not wake us */
+    read_socket(p);
+    if (p->tr && qp_now_ns() >= transport_expiry(p->tr))
+      transport_handle_expiry(p->tr, qp_now_ns());
+    flush_locked(p);
+    update_phase(p);
+    pthread_cond_broadcast(&p->cond);
+  }
+  pthread_mutex_unlock(&p->lock);
+  return NULL;
+}
+
+/* ---- starting and stopping ---------------------------------------------- */
+
+static int start_io(qp_portal_t *p) {
+  p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (p->wake_fd < 0)
+    return qp_fail(QP_ERR_SOCKET, "eventfd: %s", strerror(errno));
+  p->batch = malloc(sizeof(*p->batch));
+  if (p->batch == NULL)
+    return qp_fail(QP_ERR_NOMEM, "out of memory for the receive batch");
+  p->stop = false;
+  int rv = pthread_create(&p->thread, NULL, io_thread, p);
+  if (rv != 0)
+    return qp_fail(QP_ERR_INTERNAL, "cannot start the I/O thread: %s", strerror(rv));
+  p->thread_running = true;
+  return 0;
+}
+
+/* Stop the thread and release the socket. Called without the lock held. */
+static void stop_io(qp_portal_t *p) {
+  pthread_mutex_lock(&p->lock);
+  p->stop = true;
+  wake_io(p);
+  bool joinable = p->thread_running;
+  p->thread_running = false;
+  pthread_mutex_unlock(&p->lock);
+  if (joinable)
+    pthread_join(p->thread, NULL);
+  pthread_mutex_lock(&p->lock);
+  udp_socket_close(&p->sock);
+  if (p->wake_fd >= 0)
+    close(p->wake_fd);
+  p->wake_fd = -1;
+  free(p->batch);
+  p->batch = NULL;
+  pthread_mutex_unlock(&p->lock);
+}
+
+/* Undo a failed listen/connect so the portal can be used again. */
+static int abandon_attempt(qp_portal_t *p, int code) {
+  char saved[512];
+  snprintf(saved, sizeof(saved), "%s", qp_last_error());
+  stop_io(p);
+  pthread_mutex_lock(&p->lock);
+  transport_destroy(p->tr);
+  p->tr = NULL;
+  if (p->phase != PHASE_CLOSED)
+    p->phase = PHASE_NEW;
+  p->io_err = 0;
+  pthread_mutex_unlock(&p->lock);
+  return qp_fail(code, "%s", saved);
+}
+
+static int prepare(qp_portal_t *p, const qp_transport_options *opts,
+                   bool is_server) {
+  qp_transport_options o;
+  if (opts)
+    o = *opts;
+  else
+    qp_transport_options_init(&o);
+  int rc = options_validate(&o);
+  if (rc != 0)
+    return rc;
+  options_warn_unhonored(&o);
+  memset(&p->cfg, 0, sizeof(p->cfg));
+  p->cfg.is_server = is_server;
+  p->cfg.opts = o;
+  p->cfg.identity = p->identity;
+  p->cfg.has_pin = p->has_pin;
+  memcpy(p->cfg.pin, p->pin, sizeof(p->pin));
+  return 0;
+}
+
+/* Claim the portal for listen/connect: QP_ERR_STATE if already used. */
+static int claim(qp_portal_t *p, phase_t phase, const char *what) {
+  pthread_mutex_lock(&p->lock);
+  int rc = 0;
+  if (p->phase != PHASE_NEW)
+    rc = qp_fail(QP_ERR_STATE,
+                 "%s: this portal is already %s; create a new portal", what,
+                 p->phase == PHASE_CLOSED ? "closed" : "in use");
+  else
+    p->phase = phase;
+  pthread_mutex_unlock(&p->lock);
+  return rc;
+}
+
+static void unclaim(qp_portal_t *p) {
+  pthread_mutex_lock(&p->lock);
+  p->phase = PHASE_NEW;
+  pthread_mutex_unlock(&p->lock);
+}
+
+/* Wait for the handshake; on failure the message says what happened. */
+static int wait_connected(qp_portal_t *p, uint64_t deadline, const char *what,
+                          int timeout_ms) {
+  pthread_mutex_lock(&p->lock);
+  int rc = 0;
+  for (;;) {
+    if (p->phase == PHASE_CONNECTED)
+      break;
+    if (p->phase == PHASE_CLOSED) {
+      rc = qp_fail(QP_ERR_CLOSED, "%s: the portal was closed while waiting", what);
+      break;
+    }
+    if (p->io_err) {
+      rc = qp_fail(p->io_err, "%s", p->io_msg);
+      break;
+    }
+    if (p->tr && transport_state(p->tr) == TRANSPORT_CLOSED) {
+      const char *msg;
+      int code = transport_error(p->tr, &msg);
+      rc = qp_fail(code, "%s", msg);
+      break;
+    }
+    if (!wait_until(p, deadline)) {
+      char who[UDP_ADDRSTRLEN];
+      if (p->phase == PHASE_LISTENING && p->tr == NULL)
+        rc = qp_fail(QP_ERR_TIMEOUT, "%s: no client connected to %s within %d ms",
+                     what, udp_addr_to_string(&p->sock.local, who, sizeof(who)),
+                     timeout_ms);
+      else if (p->datagrams_in == 0)
+        rc = qp_fail(QP_ERR_TIMEOUT,
+                     "%s: no answer from %s within %d ms (is a quic-portal "
+                     "server listening there, and is UDP open?)",
+                     what, udp_addr_to_string(&p->cfg.remote, who, sizeof(who)),
+                     timeout_ms);
+      else
+        rc = qp_fail(QP_ERR_TIMEOUT,
+                     "%s: QUIC handshake with %s did not complete within %d ms",
+                     what, udp_addr_to_string(&p->cfg.remote, who, sizeof(who)),
+                     timeout_ms);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&p->lock);
+  return rc;
+}
+
+/* ---- listen / connect ---------------------------------------------------- */
+
+int qp_portal_listen(qp_portal_t *p, const char *ip, uint16_t port,
+                     const qp_transport_options *opts, int timeout_ms) {
+  if (p == NULL)
+    return qp_fail(QP_ERR_INVALID, "qp_portal_listen: portal is NULL");
+  uint64_t deadline = qp_deadline_ns(timeout_ms);
+  udp_addr_t bind_addr;
+  int rc = udp_addr_from_ip(ip, port, &bind_addr);
+  if (rc != 0)
+    return rc;
+  if ((rc = claim(p, PHASE_LISTENING, "listen")) != 0)
+    return rc;
+  if ((rc = prepare(p, opts, true)) != 0 ||
+      (rc = udp_socket_open(&bind_addr, &p->sock)) != 0) {
+    unclaim(p);
+    return rc;
+  }
+  p->cfg.local = p->sock.local;
+  p->start_ns = qp_now_ns();
+  if ((rc = start_io(p)) != 0)
+    return abandon_attempt(p, rc);
+  if ((rc = wait_connected(p, deadline, "listen", timeout_ms)) != 0)
+    return abandon_attempt(p, rc);
+  return 0;
+}
+
+static int connect_socket(qp_portal_t *p, uint16_t local_port) {
+  udp_addr_t bind_addr;
+  const char *any = p->cfg.remote.ss.ss_family == AF_INET6 ? "::" : "0.0.0.0";
+  int rc = udp_addr_from_ip(any, local_port, &bind_addr);
+  if (rc == 0)
+    rc = udp_socket_open(&bind_addr, &p->sock);
+  if (rc == 0)
+    p->cfg.local = p->sock.local;
+  return rc;
+}
+
+int qp_portal_connect(qp_portal_t *p, const char *host, uint16_t port,
+                      uint16_t local_port, const qp_transport_options *opts,
+                      int timeout_ms) {
+  if (p == NULL || host == NULL)
+    return qp_fail(QP_ERR_INVALID, "qp_portal_connect: %s is NULL",
+                   p ? "host" : "portal");
+  if (port == 0)
+    return qp_fail(QP_ERR_INVALID, "qp_portal_connect: port 0 is not a server port");
+  uint64_t deadline = qp_deadline_ns(timeout_ms);
+  udp_addr_t remote;
+  int rc = udp_addr_resolve(host, port, &remote);
+  if (rc != 0)
+    return rc;
+  if ((rc = claim(p, PHASE_CONNECTING, "connect")) != 0)
+    return rc;
+  if ((rc = prepare(p, opts, false)) != 0) {
+    unclaim(p);
+    return rc;
+  }
+  p->cfg.remote = remote;
+  if ((rc = connect_socket(p, local_port)) != 0) {
+    unclaim(p);
+    return rc;
+  }
+  p->start_ns = qp_now_ns();
+  /* A client connected to itself-from-a-different-family never happens:
+   * the local address follows the remote family. */
+  rc = transport_create_client(&p->cfg, p->start_ns, &p->tr);
+  if (rc == 0)
+    rc = start_io(p);
+  if (rc != 0)
+    return abandon_attempt(p, rc);
+  pthread_mutex_lock(&p->lock);
+  flush_locked(p);
+  pthread_mutex_unlock(&p->lock);
+  if ((rc = wait_connected(p, deadline, "connect", timeout_ms)) != 0)
+    return abandon_attempt(p, rc);
+  return 0;
+}
+
+/* ---- messages ------------------------------------------------------------ */
+
+/* Why send/recv cannot proceed, or 0 if the connection is usable. */
+static int usable(qp_portal_t *p) {
+  switch (p->phase) {
+  case PHASE_NEW:
+  case PHASE_LISTENING:
+  case PHASE_CONNECTING:
+    return qp_fail(QP_ERR_NOT_CONNECTED,
+                   "not connected: call listen or connect first and wait for "
+                   "it to succeed");
+  case PHASE_CLOSED:
+    return qp_fail(QP_ERR_CLOSED, "the portal was closed by this side");
+  case PHASE_CONNECTED:
+    break;
+  }
+  if (p->io_err)
+    return qp_fail(p->io_err, "%s", p->io_msg);
+  if (transport_state(p->tr) == TRANSPORT_CLOSED) {
+    const char *msg;
+    int code = transport_error(p->tr, &msg);
+    return qp_fail(code, "%s", msg);
+  }
+  return 0;
+}
+
+int qp_portal_send(qp_portal_t *p, const void *buf, size_t len, int timeout_ms) {
+  if (p == NULL || (buf == NULL && len > 0))
+    return qp_fail(QP_ERR_INVALID, "qp_portal_send: %s is NULL",
+                   p ? "buffer" : "portal");
+  if ((uint64_t)len > QP_MAX_MESSAGE_SIZE)
+    return qp_fail(QP_ERR_TOO_LARGE,
+                   "message of %zu bytes refused: the wire format's 4-byte "
+                   "length allows at most %llu bytes",
+                   len, (unsigned long long)QP_MAX_MESSAGE_SIZE);
+  uint64_t deadline = qp_deadline_ns(timeout_ms);
+  pthread_mutex_lock(&p->lock);
+  int rc = usable(p);
+  pthread_mutex_unlock(&p->lock);
+  if (rc != 0)
+    return rc;
+  /* Copy outside the lock: the I/O thread keeps running meanwhile. */
+  transport_msg_t *m = transport_msg_new(buf, len);
+  if (m == NULL)
+    return qp_fail(QP_ERR_NOMEM, "out of memory queueing a %zu-byte message", len);
+  pthread_mutex_lock(&p->lock);
+  for (;;) {
+    if ((rc = usable(p)) != 0)
+      break;
+    uint64_t unacked = transport_unacked_bytes(p->tr);
+    if (unacked == 0 || unacked < p->cfg.opts.send_window)
+      break;
+    if (!wait_until(p, deadline)) {
+      rc = qp_fail(QP_ERR_TIMEOUT,
+                   "send: %llu bytes still unacknowledged by the peer after "
+                   "%d ms (send window %llu bytes)",
+                   (unsigned long long)unacked, timeout_ms,
+                   (unsigned long long)p->cfg.opts.send_window);
+      break;
+    }
+  }
+  if (rc == 0) {
+    rc = transport_queue(p->tr, m);
+    m = NULL;
+    if (rc == 0)
+      flush_locked(p);
+  }
+  pthread_mutex_unlock(&p->lock);
+  transport_msg_free(m);
+  return rc;
+}
+
+int qp_portal_recv(qp_portal_t *p, void **msg, size_t *len, int timeout_ms) {
+  if (p == NULL || msg == NULL || len == NULL)
+    return qp_fail(QP_ERR_INVALID, "qp_portal_recv: NULL argument");
+  uint64_t deadline = qp_deadline_ns(timeout_ms);
+  pthread_mutex_lock(&p->lock);
+  int rc;
+  for (;;) {
+    bool credit = false;
+    uint8_t *data;
+    size_t n;
+    if (p->phase == PHASE_CONNECTED && transport_pop(p->tr, &data, &n, &credit)) {
+      if (credit)
+        flush_locked(p);
+      *msg = data;
+      *len = n;
+      rc = 0;
+      break;
+    }
+    if ((rc = usable(p)) != 0)
+      break;
+    if (transport_peer_finished(p->tr)) {
+      char who[UDP_ADDRSTRLEN];
+      rc = qp_fail(QP_ERR_CLOSED, "peer %s finished sending",
+                   udp_addr_to_string(&p->cfg.remote, who, sizeof(who)));
+      break;
+    }
+    if (!wait_until(p, deadline)) {
+      rc = qp_fail(QP_ERR_TIMEOUT, "recv: no whole message within %d ms",
+                   timeout_ms);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&p->lock);
+  return rc;
+}
+
+void qp_free(void *msg) { free(msg); }
+
+bool qp_portal_is_connected(const qp_portal_t *cp) {
+  if (cp == NULL)
+    return false;
+  qp_portal_t *p = (qp_portal_t *)cp; /* the lock is not logical state */
+  pthread_mutex_lock(&p->lock);
+  bool up = p->phase == PHASE_CONNECTED && p->io_err == 0 &&
+            transport_state(p->tr) == TRANSPORT_ESTABLISHED;
+  pthread_mutex_unlock(&p->lock);
+  return up;
+}
+
+/* ---- close --------------------------------------------------------------- */
+
+/* Wait until the peer acknowledged everything queued, or the linger ends. */
+static int drain(qp_portal_t *p, int linger_ms) {
+  uint64_t deadline = qp_deadline_ns(linger_ms);
+  while (p->phase == PHASE_CONNECTED && p->io_err == 0 &&
+         transport_state(p->tr) != TRANSPORT_CLOSED &&
+         transport_unacked_bytes(p->tr) > 0) {
+    if (!wait_until(p, deadline))
+      return qp_fail(QP_ERR_TIMEOUT,
+                     "close: %llu bytes were not acknowledged within %d ms; "
+                     "closed anyway",
+                     (unsigned long long)transport_unacked_bytes(p->tr), linger_ms);
+  }
+  return 0;
+}
+
+int qp_portal_close(qp_portal_t *p, int linger_ms) {
+  if (p == NULL)
+    return qp_fail(QP_ERR_INVALID, "qp_portal_close: portal is NULL");
+  if (linger_ms < 0)
+    linger_ms = PORTAL_DEFAULT_LINGER_MS;
+  pthread_mutex_lock(&p->lock);
+  if (p->phase == PHASE_NEW || p->phase == PHASE_CLOSED) {
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+  }
+  int rc = drain(p, linger_ms);
+  if (p->tr) {
+    transport_close(p->tr);
+    flush_locked(p);
+  }
+  p->phase = PHASE_CLOSED;
+  pthread_cond_broadcast(&p->cond);
+  pthread_mutex_unlock(&p->lock);
+  stop_io(p);
+  return rc;
+}
+
+/* ---- introspection ------------------------------------------------------- */
+
+int qp_portal_get_stats(qp_portal_t *p, qp_portal_stats *out) {
+  if (p == NULL || out == NULL)
+    return qp_fail(QP_ERR_INVALID, "qp_portal_get_stats: NULL argument");
+  pthread_mutex_lock(&p->lock);
+  int rc = 0;
+  if (p->tr == NULL || p->handshake_ns == 0) {
+    rc = qp_fail(QP_ERR_NOT_CONNECTED, "no connection was made yet");
+  } else {
+    transport_stats_t s;
+    transport_get_stats(p->tr, &s);
+    *out = (qp_portal_stats){
+        .packets_sent = s.packets_sent,
+        .packets_received = s.packets_received,
+        .packets_lost = s.pto_count,
+        .bytes_in_flight = s.bytes_in_flight,
+        .cwnd = s.cwnd,
+        .smoothed_rtt_us = s.smoothed_rtt_ns / 1000,
+        .handshake_us = p->handshake_ns / 1000,
+    };
+  }
+  pthread_mutex_unlock(&p->lock);
+  return rc;
+}
+
+uint16_t qp_portal_local_port(const qp_portal_t *cp) {
+  if (cp == NULL)
+    return 0;
+  qp_portal_t *p = (qp_portal_t *)cp;
+  pthread_mutex_lock(&p->lock);
+  uint16_t port = p->sock.fd >= 0 ? udp_addr_port(&p->sock.local) : 0;
+  pthread_mutex_unlock(&p->lock);
+  return port;
+}

@@ -1,0 +1,974 @@
+#include "transport/transport.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+
+#include "common/error.h"
+#include "common/log.h"
+
+/* 0.1.x's client sends this server name; a server ignores it. */
+#define TRANSPORT_SERVER_NAME "quic-portal"
+
+/* Length prefix of every message on the wire: 4 bytes, big-endian. */
+#define MSG_HEADER_LEN 4
+
+/* Connection IDs we issue: 16 random bytes (RFC 9000 allows up to 20). */
+#define TRANSPORT_CID_LEN 16
+
+/* Stream data vectors handed to ngtcp2 per packet: several small messages
+ * can share one packet. */
+#define TRANSPORT_MAX_VECS 16
+
+/* One flush writes at most this many GSO batches before returning, so the
+ * I/O thread also reads acknowledgements between bursts. */
+#define TRANSPORT_MAX_BATCHES_PER_FLUSH 16
+
+/* Send buffer: one GSO batch of up to 64 segments (Linux limit). */
+#define TRANSPORT_SEND_BUF (UDP_GSO_MAX_BYTES)
+
+/* RFC 9000 section 18.2: active_connection_id_limit must be at least 2. */
+#define TRANSPORT_ACTIVE_CID_LIMIT 7
+
+/* The application error code sent with a graceful close. */
+#define TRANSPORT_APP_NO_ERROR 0
+
+struct transport_msg {
+  struct transport_msg *next;
+  uint64_t end_offset; /* stream offset just past this message */
+  size_t len;          /* MSG_HEADER_LEN + payload */
+  uint8_t data[];
+};
+
+typedef struct in_msg {
+  struct in_msg *next;
+  uint8_t *data;
+  size_t len;
+} in_msg_t;
+
+struct transport {
+  ngtcp2_crypto_conn_ref conn_ref; /* gnutls session ptr points here */
+  ngtcp2_conn *conn;
+  gnutls_session_t session;
+  transport_config_t cfg;
+  transport_state_t state;
+
+  int64_t stream_id; /* -1 until the message stream exists */
+  bool stream_announce; /* client: send an empty STREAM frame to open it */
+  bool handshake_done;
+  bool peer_finished;
+
+  /* Ending: error code + message, and whether a CONNECTION_CLOSE is due. */
+  int err_code;
+  char err_msg[384];
+  bool close_pending;
+  ngtcp2_connection_close_error ccerr;
+  bool verify_failed;
+  char verify_msg[256];
+
+  /* Outgoing: head (oldest unacknowledged) .. cur (next unsent) .. tail. */
+  transport_msg_t *out_head, *out_tail, *out_cur;
+  size_t out_cur_off;
+  uint64_t out_enqueued; /* stream bytes ever queued */
+  uint64_t out_acked;    /* stream bytes acknowledged */
+
+  /* Incoming: the message being assembled, then the queue of whole ones. */
+  uint8_t hdr[MSG_HEADER_LEN];
+  size_t hdr_have;
+  uint8_t *in_data;
+  size_t in_len, in_have;
+  bool in_active;
+  in_msg_t *in_head, *in_tail;
+  uint64_t in_queued_bytes;
+  uint64_t credit_deferred;
+
+  uint64_t packets_sent, packets_received;
+  uint8_t sendbuf[TRANSPORT_SEND_BUF];
+};
+
+/* ---- error bookkeeping ------------------------------------------------- */
+
+static void end_with(transport_t *t, int code, bool send_close,
+                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void end_with(transport_t *t, int code, bool send_close,
+                     const char *fmt, ...) {
+  if (t->state == TRANSPORT_CLOSED)
+    return;
+  t->state = TRANSPORT_CLOSED;
+  t->err_code = code;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(t->err_msg, sizeof(t->err_msg), fmt, ap);
+  va_end(ap);
+  t->close_pending = send_close;
+  QP_LOG_INFO("connection ended: %s", t->err_msg);
+}
+
+static const char *peer_name(const transport_t *t, char *buf, size_t size) {
+  return udp_addr_to_string(&t->cfg.remote, buf, size);
+}
+
+/* The peer's CONNECTION_CLOSE, in words. */
+static void end_by_peer(transport_t *t) {
+  ngtcp2_connection_close_error cc;
+  ngtcp2_conn_get_connection_close_error(t->conn, &cc);
+  char who[UDP_ADDRSTRLEN];
+  peer_name(t, who, sizeof(who));
+  int reason_len = (int)(cc.reasonlen > 100 ? 100 : cc.reasonlen);
+  const char *reason = cc.reason ? (const char *)cc.reason : "";
+  bool tls_alert = cc.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT &&
+                   cc.error_code >= NGTCP2_CRYPTO_ERROR &&
+                   cc.error_code < NGTCP2_CRYPTO_ERROR + 0x100;
+  if (tls_alert && !t->handshake_done) {
+    end_with(t, QP_ERR_HANDSHAKE, false,
+             "peer %s aborted the handshake with TLS alert %u (%s): it may "
+             "have pinned a different certificate fingerprint",
+             who, (unsigned)(cc.error_code - NGTCP2_CRYPTO_ERROR),
+             gnutls_alert_get_strname(
+                 (gnutls_alert_description_t)(cc.error_code - NGTCP2_CRYPTO_ERROR)));
+    return;
+  }
+  bool graceful = cc.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION
+                      ? cc.error_code == TRANSPORT_APP_NO_ERROR
+                      : cc.error_code == NGTCP2_NO_ERROR;
+  if (graceful)
+    end_with(t, QP_ERR_CLOSED, false, "peer %s closed the connection", who);
+  else
+    end_with(t, t->handshake_done ? QP_ERR_TRANSPORT : QP_ERR_HANDSHAKE, false,
+             "peer %s closed the connection with %s error 0x%llx \"%.*s\"", who,
+             cc.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION
+                 ? "application"
+                 : "transport",
+             (unsigned long long)cc.error_code, reason_len, reason);
+}
+
+/* A fatal ngtcp2 error from read, write or expiry handling. */
+static void end_by_liberr(transport_t *t, int liberr, const char *during) {
+  char who[UDP_ADDRSTRLEN];
+  peer_name(t, who, sizeof(who));
+  switch (liberr) {
+  case NGTCP2_ERR_DRAINING:
+    end_by_peer(t);
+    return;
+  case NGTCP2_ERR_IDLE_CLOSE:
+    end_with(t, QP_ERR_IDLE_TIMEOUT, false,
+             "no packet from %s for %.1f s (idle timeout): the peer is gone "
+             "or the path is broken",
+             who, t->cfg.opts.max_idle_timeout_secs);
+    return;
+  case NGTCP2_ERR_DROP_CONN:
+    end_with(t, QP_ERR_TRANSPORT, false, "connection to %s dropped (%s)", who,
+             during);
+    return;
+  case NGTCP2_ERR_CRYPTO: {
+    uint8_t alert = ngtcp2_conn_get_tls_alert(t->conn);
+    ngtcp2_connection_close_error_set_transport_error_tls_alert(&t->ccerr, alert,
+                                                                NULL, 0);
+    if (t->verify_failed)
+      end_with(t, QP_ERR_PEER_VERIFY, true, "%s: %s", who, t->verify_msg);
+    else
+      end_with(t, QP_ERR_HANDSHAKE, true,
+               "TLS handshake with %s failed (alert %u %s) during %s", who,
+               alert, gnutls_alert_get_strname((gnutls_alert_description_t)alert),
+               during);
+    return;
+  }
+  default:
+    ngtcp2_connection_close_error_set_transport_error_liberr(&t->ccerr, liberr,
+                                                             NULL, 0);
+    end_with(t, t->handshake_done ? QP_ERR_TRANSPORT : QP_ERR_HANDSHAKE, true,
+             "QUIC error with %s during %s: %s", who, during,
+             ngtcp2_strerror(liberr));
+  }
+}
+
+/* ---- incoming messages -------------------------------------------------- */
+
+static void in_complete(transport_t *t) {
+  in_msg_t *m = malloc(sizeof(*m));
+  if (m == NULL) {
+    free(t->in_data);
+  } else {
+    *m = (in_msg_t){.data = t->in_data, .len = t->in_len};
+    if (t->in_tail)
+      t->in_tail->next = m;
+    else
+      t->in_head = m;
+    t->in_tail = m;
+    t->in_queued_bytes += t->in_len + MSG_HEADER_LEN;
+  }
+  t->in_data = NULL;
+  t->in_active = false;
+  t->hdr_have = 0;
+}
+
+static int in_start(transport_t *t) {
+  uint32_t len = (uint32_t)t->hdr[0] << 24 | (uint32_t)t->hdr[1] << 16 |
+                 (uint32_t)t->hdr[2] << 8 | t->hdr[3];
+  /* malloc(0) may return NULL; a 0-byte message still gets a pointer. */
+  t->in_data = malloc(len ? len : 1);
+  if (t->in_data == NULL)
+    return qp_fail(QP_ERR_NOMEM, "out of memory for a %u-byte message", len);
+  t->in_len = len;
+  t->in_have = 0;
+  t->in_active = true;
+  if (len == 0)
+    in_complete(t);
+  return 0;
+}
+
+/* Split stream bytes into messages; copies each payload byte once. */
+static int in_consume(transport_t *t, const uint8_t *data, size_t len) {
+  while (len > 0) {
+    if (!t->in_active) {
+      size_t n = MSG_HEADER_LEN - t->hdr_have;
+      if (n > len)
+        n = len;
+      memcpy(t->hdr + t->hdr_have, data, n);
+      t->hdr_have += n;
+      data += n;
+      len -= n;
+      if (t->hdr_have == MSG_HEADER_LEN) {
+        int rc = in_start(t);
+        if (rc != 0)
+          return rc;
+      }
+      continue;
+    }
+    size_t n = t->in_len - t->in_have;
+    if (n > len)
+      n = len;
+    memcpy(t->in_data + t->in_have, data, n);
+    t->in_have += n;
+    data += n;
+    len -= n;
+    if (t->in_have == t->in_len)
+      in_complete(t);
+  }
+  return 0;
+}
+
+/* Return flow-control credit for n consumed bytes now, or later when the
+ * application has taken enough whole messages: this is the backpressure
+ * that bounds memory when the application does not read. */
+static void give_credit(transport_t *t, int64_t stream_id, uint64_t n) {
+  if (stream_id == t->stream_id &&
+      t->in_queued_bytes >= t->cfg.opts.stream_receive_window) {
+    t->credit_deferred += n;
+    return;
+  }
+  ngtcp2_conn_extend_max_stream_offset(t->conn, stream_id, n);
+  ngtcp2_conn_extend_max_offset(t->conn, n);
+}
+
+bool transport_pop(transport_t *t, uint8_t **data, size_t *len,
+                   bool *credit_returned) {
+  *credit_returned = false;
+  in_msg_t *m = t->in_head;
+  if (m == NULL)
+    return false;
+  t->in_head = m->next;
+  if (t->in_head == NULL)
+    t->in_tail = NULL;
+  t->in_queued_bytes -= m->len + MSG_HEADER_LEN;
+  *data = m->data;
+  *len = m->len;
+  free(m);
+  if (t->credit_deferred > 0 &&
+      t->in_queued_bytes < t->cfg.opts.stream_receive_window &&
+      t->state != TRANSPORT_CLOSED) {
+    ngtcp2_conn_extend_max_stream_offset(t->conn, t->stream_id, t->credit_deferred);
+    ngtcp2_conn_extend_max_offset(t->conn, t->credit_deferred);
+    t->credit_deferred = 0;
+    *credit_returned = true;
+  }
+  return true;
+}
+
+/* ---- outgoing messages -------------------------------------------------- */
+
+transport_msg_t *transport_msg_new(const void *payload, size_t len) {
+  transport_msg_t *m = malloc(sizeof(*m) + MSG_HEADER_LEN + len);
+  if (m == NULL)
+    return NULL;
+  m->next = NULL;
+  m->end_offset = 0;
+  m->len = MSG_HEADER_LEN + len;
+  uint32_t n = (uint32_t)len;
+  m->data[0] = (uint8_t)(n >> 24);
+  m->data[1] = (uint8_t)(n >> 16);
+  m->data[2] = (uint8_t)(n >> 8);
+  m->data[3] = (uint8_t)n;
+  if (len)
+    memcpy(m->data + MSG_HEADER_LEN, payload, len);
+  return m;
+}
+
+void transport_msg_free(transport_msg_t *m) { free(m); }
+
+int transport_queue(transport_t *t, transport_msg_t *m) {
+  if (t->state == TRANSPORT_CLOSED) {
+    free(m);
+    return qp_fail(t->err_code ? t->err_code : QP_ERR_CLOSED, "%s", t->err_msg);
+  }
+  t->out_enqueued += m->len;
+  m->end_offset = t->out_enqueued;
+  m->next = NULL;
+  if (t->out_tail)
+    t->out_tail->next = m;
+  else
+    t->out_head = m;
+  t->out_tail = m;
+  if (t->out_cur == NULL) {
+    t->out_cur = m;
+    t->out_cur_off = 0;
+  }
+  return 0;
+}
+
+uint64_t transport_unacked_bytes(const transport_t *t) {
+  return t->out_enqueued - t->out_acked;
+}
+
+bool transport_has_unsent(const transport_t *t) { return t->out_cur != NULL; }
+
+static size_t collect_vecs(transport_t *t, ngtcp2_vec *v) {
+  size_t n = 0;
+  size_t off = t->out_cur_off;
+  for (transport_msg_t *m = t->out_cur; m && n < TRANSPORT_MAX_VECS; m = m->next) {
+    v[n].base = m->data + off;
+    v[n].len = m->len - off;
+    n++;
+    off = 0;
+  }
+  return n;
+}
+
+static void advance_sent(transport_t *t, size_t written) {
+  while (written > 0 && t->out_cur) {
+    size_t left = t->out_cur->len - t->out_cur_off;
+    if (written < left) {
+      t->out_cur_off += written;
+      return;
+    }
+    written -= left;
+    t->out_cur = t->out_cur->next;
+    t->out_cur_off = 0;
+  }
+}
+
+/* ---- ngtcp2 callbacks --------------------------------------------------- */
+
+static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref) {
+  return ((transport_t *)ref->user_data)->conn;
+}
+
+static void cb_rand(uint8_t *dest, size_t destlen, const ngtcp2_rand_ctx *ctx) {
+  (void)ctx;
+  (void)gnutls_rnd(GNUTLS_RND_RANDOM, dest, destlen);
+}
+
+/* A random connection ID whose bytes 3..6 (bytes 4..7 of a short-header
+ * packet) never equal the STUN magic cookie, so that a packet addressed to
+ * us is never taken for STUN even when the peer greases the QUIC bit. */
+static int fill_cid(uint8_t *data, size_t len) {
+  for (int tries = 0; tries < 8; tries++) {
+    if (gnutls_rnd(GNUTLS_RND_RANDOM, data, len) != 0)
+      return -1;
+    if (len < 7 || !udp_has_stun_cookie(data + 3))
+      return 0;
+  }
+  return -1;
+}
+
+static int cb_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
+                      size_t cidlen, void *user) {
+  (void)conn;
+  (void)user;
+  if (fill_cid(cid->data, cidlen) != 0 ||
+      gnutls_rnd(GNUTLS_RND_RANDOM, token, NGTCP2_STATELESS_RESET_TOKENLEN) != 0)
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  cid->datalen = cidlen;
+  return 0;
+}
+
+static void open_message_stream(transport_t *t) {
+  int64_t id;
+  if (t->cfg.is_server || t->stream_id >= 0 ||
+      ngtcp2_conn_open_bidi_stream(t->conn, &id, NULL) != 0)
+    return;
+  t->stream_id = id;
+  t->stream_announce = true; /* the server learns of it from a STREAM frame */
+}
+
+static void maybe_established(transport_t *t) {
+  if (t->state == TRANSPORT_HANDSHAKING && t->handshake_done && t->stream_id >= 0)
+    t->state = TRANSPORT_ESTABLISHED;
+}
+
+static int cb_handshake_completed(ngtcp2_conn *conn, void *user) {
+  transport_t *t = user;
+  double ka = t->cfg.opts.keep_alive_interval_secs;
+  if (ka > 0)
+    ngtcp2_conn_set_keep_alive_timeout(conn, (ngtcp2_duration)(ka * NGTCP2_SECONDS));
+  if (t->cfg.is_server) {
+    t->handshake_done = true;
+    maybe_established(t);
+  }
+  return 0;
+}
+
+/* The client waits for HANDSHAKE_DONE: only then has the server checked our
+ * certificate, so connect() never reports success to a peer that refuses. */
+static int cb_handshake_confirmed(ngtcp2_conn *conn, void *user) {
+  (void)conn;
+  transport_t *t = user;
+  if (!t->cfg.is_server) {
+    t->handshake_done = true;
+    open_message_stream(t);
+    maybe_established(t);
+  }
+  return 0;
+}
+
+static int cb_extend_max_local_streams_bidi(ngtcp2_conn *conn, uint64_t max,
+                                            void *user) {
+  (void)conn;
+  (void)max;
+  transport_t *t = user;
+  if (t->handshake_done) {
+    open_message_stream(t);
+    maybe_established(t);
+  }
+  return 0;
+}
+
+static int cb_stream_open(ngtcp2_conn *conn, int64_t stream_id, void *user) {
+  transport_t *t = user;
+  /* The first client-initiated bidirectional stream carries the messages;
+   * other streams are tolerated and ignored. */
+  if (t->cfg.is_server && t->stream_id < 0 &&
+      ngtcp2_is_bidi_stream(stream_id) && !ngtcp2_conn_is_local_stream(conn, stream_id)) {
+    t->stream_id = stream_id;
+    maybe_established(t);
+  }
+  return 0;
+}
+
+static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags,
+                               int64_t stream_id, uint64_t offset,
+                               const uint8_t *data, size_t datalen, void *user,
+                               void *stream_user) {
+  (void)conn;
+  (void)offset;
+  (void)stream_user;
+  transport_t *t = user;
+  if (stream_id == t->stream_id) {
+    if (in_consume(t, data, datalen) != 0) {
+      end_with(t, QP_ERR_NOMEM, true, "%s", qp_last_error());
+      return NGTCP2_ERR_CALLBACK_FAILURE;
+    }
+    if (flags & NGTCP2_STREAM_DATA_FLAG_FIN)
+      t->peer_finished = true;
+  }
+  give_credit(t, stream_id, datalen);
+  return 0;
+}
+
+static int cb_acked_stream_data_offset(ngtcp2_conn *conn, int64_t stream_id,
+                                       uint64_t offset, uint64_t datalen,
+                                       void *user, void *stream_user) {
+  (void)conn;
+  (void)stream_user;
+  transport_t *t = user;
+  if (stream_id != t->stream_id)
+    return 0;
+  uint64_t acked = offset + datalen;
+  if (acked > t->out_acked)
+    t->out_acked = acked;
+  while (t->out_head && t->out_head->end_offset <= t->out_acked &&
+         t->out_head != t->out_cur) {
+    transport_msg_t *m = t->out_head;
+    t->out_head = m->next;
+    if (t->out_head == NULL)
+      t->out_tail = NULL;
+    free(m);
+  }
+  return 0;
+}
+
+static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
+                           uint64_t app_error_code, void *user, void *stream_user) {
+  (void)conn;
+  (void)flags;
+  (void)app_error_code;
+  (void)stream_user;
+  transport_t *t = user;
+  if (stream_id == t->stream_id)
+    t->peer_finished = true;
+  return 0;
+}
+
+static int cb_stream_reset(ngtcp2_conn *conn, int64_t stream_id,
+                           uint64_t final_size, uint64_t app_error_code,
+                           void *user, void *stream_user) {
+  (void)conn;
+  (void)final_size;
+  (void)stream_user;
+  transport_t *t = user;
+  if (stream_id == t->stream_id) {
+    char who[UDP_ADDRSTRLEN];
+    end_with(t, QP_ERR_CLOSED, true,
+             "peer %s reset the message stream (application error 0x%llx)",
+             peer_name(t, who, sizeof(who)), (unsigned long long)app_error_code);
+  }
+  return 0;
+}
+
+static const ngtcp2_callbacks callbacks_common = {
+    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
+    .encrypt = ngtcp2_crypto_encrypt_cb,
+    .decrypt = ngtcp2_crypto_decrypt_cb,
+    .hp_mask = ngtcp2_crypto_hp_mask_cb,
+    .update_key = ngtcp2_crypto_update_key_cb,
+    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
+    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
+    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
+    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
+    .rand = cb_rand,
+    .get_new_connection_id = cb_new_cid,
+    .handshake_completed = cb_handshake_completed,
+    .handshake_confirmed = cb_handshake_confirmed,
+    .extend_max_local_streams_bidi = cb_extend_max_local_streams_bidi,
+    .stream_open = cb_stream_open,
+    .recv_stream_data = cb_recv_stream_data,
+    .acked_stream_data_offset = cb_acked_stream_data_offset,
+    .stream_close = cb_stream_close,
+    .stream_reset = cb_stream_reset,
+};
+
+/* ---- TLS ---------------------------------------------------------------- */
+
+static int verify_peer(gnutls_session_t session) {
+  ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(session);
+  transport_t *t = ref->user_data;
+  if (!t->cfg.has_pin)
+    return 0;
+  if (tls_check_peer_pin(session, t->cfg.pin, t->verify_msg,
+                         sizeof(t->verify_msg)) != 0) {
+    t->verify_failed = true;
+    QP_LOG_WARN("%s", t->verify_msg);
+    return GNUTLS_E_CERTIFICATE_ERROR;
+  }
+  return 0;
+}
+
+static int setup_tls(transport_t *t) {
+  bool server = t->cfg.is_server;
+  int rv = gnutls_init(&t->session, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
+                                        GNUTLS_ENABLE_EARLY_DATA |
+                                        GNUTLS_NO_END_OF_EARLY_DATA);
+  if (rv < 0)
+    return qp_fail(QP_ERR_TLS, "gnutls_init: %s", gnutls_strerror(rv));
+  rv = server ? ngtcp2_crypto_gnutls_configure_server_session(t->session)
+              : ngtcp2_crypto_gnutls_configure_client_session(t->session);
+  if (rv != 0)
+    return qp_fail(QP_ERR_TLS, "ngtcp2_crypto_gnutls could not configure the "
+                               "TLS session for QUIC");
+  if ((rv = gnutls_priority_set_direct(t->session, tls_quic_priority, NULL)) < 0 ||
+      (rv = gnutls_credentials_set(t->session, GNUTLS_CRD_CERTIFICATE,
+                                   tls_identity_credentials(t->cfg.identity))) < 0)
+    return qp_fail(QP_ERR_TLS, "GnuTLS session setup: %s", gnutls_strerror(rv));
+  if (!server)
+    gnutls_server_name_set(t->session, GNUTLS_NAME_DNS, TRANSPORT_SERVER_NAME,
+                           strlen(TRANSPORT_SERVER_NAME));
+  if (server && t->cfg.has_pin)
+    gnutls_certificate_server_set_request(t->session, GNUTLS_CERT_REQUIRE);
+  gnutls_session_set_verify_function(t->session, verify_peer);
+  gnutls_session_set_ptr(t->session, &t->conn_ref);
+  return 0;
+}
+
+/* ---- construction ------------------------------------------------------- */
+
+static ngtcp2_cc_algo cc_algo_of(qp_cc cc) {
+  switch (cc) {
+  case QP_CC_RENO:
+    return NGTCP2_CC_ALGO_RENO;
+  case QP_CC_BBR:
+  case QP_CC_FIXED: /* see quic_portal.h: the closest the engine offers */
+    return NGTCP2_CC_ALGO_BBR;
+  case QP_CC_BBR2:
+    return NGTCP2_CC_ALGO_BBR2;
+  case QP_CC_CUBIC:
+  default:
+    return NGTCP2_CC_ALGO_CUBIC;
+  }
+}
+
+static void log_ngtcp2(void *user, const char *fmt, ...) {
+  (void)user;
+  char line[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  QP_LOG_DEBUG("ngtcp2: %s", line);
+}
+
+static void fill_settings(const transport_t *t, uint64_t now, ngtcp2_settings *s) {
+  const qp_transport_options *o = &t->cfg.opts;
+  ngtcp2_settings_default(s);
+  s->initial_ts = now;
+  s->initial_rtt = (uint64_t)o->initial_rtt_ms * NGTCP2_MILLISECONDS;
+  s->cc_algo = cc_algo_of(o->congestion_controller);
+  s->max_tx_udp_payload_size = o->max_udp_payload;
+  s->no_pmtud = !o->mtu_discovery;
+  /* The caller enforces its own connect/listen deadline. */
+  s->handshake_timeout = UINT64_MAX;
+  if (getenv("QUIC_PORTAL_NGTCP2_LOG") != NULL)
+    s->log_printf = log_ngtcp2;
+}
+
+static void fill_params(const transport_t *t, ngtcp2_transport_params *p) {
+  const qp_transport_options *o = &t->cfg.opts;
+  ngtcp2_transport_params_default(p);
+  p->initial_max_stream_data_bidi_local = o->stream_receive_window;
+  p->initial_max_stream_data_bidi_remote = o->stream_receive_window;
+  p->initial_max_stream_data_uni = o->stream_receive_window;
+  p->initial_max_data = o->conn_receive_window;
+  p->initial_max_streams_bidi = o->max_concurrent_streams;
+  p->initial_max_streams_uni = o->max_concurrent_streams;
+  p->max_idle_timeout = (uint64_t)(o->max_idle_timeout_secs * NGTCP2_SECONDS);
+  p->max_udp_payload_size = UDP_RECV_DATAGRAM_MAX;
+  p->active_connection_id_limit = TRANSPORT_ACTIVE_CID_LIMIT;
+  /* ngtcp2 0.12 always advertises grease_quic_bit (RFC 9287), so peers may
+   * clear the QUIC bit and the first byte alone cannot tell QUIC from STUN
+   * (RFC 9443 section 5); udp_classify also checks the STUN magic cookie, and
+   * fill_cid keeps the cookie out of our connection IDs. */
+}
+
+static transport_t *transport_alloc(const transport_config_t *cfg) {
+  transport_t *t = calloc(1, sizeof(*t));
+  if (t == NULL)
+    return NULL;
+  t->cfg = *cfg;
+  t->stream_id = -1;
+  t->state = TRANSPORT_HANDSHAKING;
+  t->conn_ref.get_conn = get_conn;
+  t->conn_ref.user_data = t;
+  ngtcp2_connection_close_error_default(&t->ccerr);
+  return t;
+}
+
+static ngtcp2_path path_of(transport_t *t) {
+  return (ngtcp2_path){
+      .local = {.addr = (ngtcp2_sockaddr *)&t->cfg.local.ss,
+                .addrlen = t->cfg.local.len},
+      .remote = {.addr = (ngtcp2_sockaddr *)&t->cfg.remote.ss,
+                 .addrlen = t->cfg.remote.len},
+  };
+}
+
+static int random_cid(ngtcp2_cid *cid) {
+  cid->datalen = TRANSPORT_CID_LEN;
+  if (fill_cid(cid->data, cid->datalen) != 0)
+    return qp_fail(QP_ERR_TLS, "gnutls_rnd failed to make a connection ID");
+  return 0;
+}
+
+int transport_create_client(const transport_config_t *cfg, uint64_t now,
+                            transport_t **out) {
+  transport_t *t = transport_alloc(cfg);
+  if (t == NULL)
+    return qp_fail(QP_ERR_NOMEM, "out of memory creating a QUIC connection");
+  ngtcp2_cid dcid, scid;
+  int rc;
+  if ((rc = random_cid(&dcid)) != 0 || (rc = random_cid(&scid)) != 0)
+    goto fail;
+  ngtcp2_callbacks cb = callbacks_common;
+  cb.client_initial = ngtcp2_crypto_client_initial_cb;
+  cb.recv_retry = ngtcp2_crypto_recv_retry_cb;
+  ngtcp2_settings settings;
+  ngtcp2_transport_params params;
+  fill_settings(t, now, &settings);
+  fill_params(t, &params);
+  ngtcp2_path path = path_of(t);
+  int rv = ngtcp2_conn_client_new(&t->conn, &dcid, &scid, &path,
+                                  NGTCP2_PROTO_VER_V1, &cb, &settings, &params,
+                                  NULL, t);
+  if (rv != 0) {
+    rc = qp_fail(QP_ERR_TRANSPORT, "ngtcp2_conn_client_new: %s", ngtcp2_strerror(rv));
+    goto fail;
+  }
+  if ((rc = setup_tls(t)) != 0)
+    goto fail;
+  ngtcp2_conn_set_tls_native_handle(t->conn, t->session);
+  *out = t;
+  return 0;
+fail:
+  transport_destroy(t);
+  return rc;
+}
+
+int transport_create_server(const transport_config_t *cfg, const uint8_t *pkt,
+                            size_t len, uint64_t now, transport_t **out) {
+  ngtcp2_pkt_hd hd;
+  if (ngtcp2_accept(&hd, pkt, len) != 0)
+    return qp_fail(QP_ERR_PROTOCOL, "datagram is not a QUIC client Initial");
+  transport_t *t = transport_alloc(cfg);
+  if (t == NULL)
+    return qp_fail(QP_ERR_NOMEM, "out of memory creating a QUIC connection");
+  ngtcp2_cid scid;
+  int rc = random_cid(&scid);
+  if (rc != 0)
+    goto fail;
+  ngtcp2_callbacks cb = callbacks_common;
+  cb.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+  ngtcp2_settings settings;
+  ngtcp2_transport_params params;
+  fill_settings(t, now, &settings);
+  fill_params(t, &params);
+  params.original_dcid = hd.dcid;
+  if (gnutls_rnd(GNUTLS_RND_RANDOM, params.stateless_reset_token,
+                 sizeof(params.stateless_reset_token)) != 0) {
+    rc = qp_fail(QP_ERR_TLS, "gnutls_rnd failed to make a reset token");
+    goto fail;
+  }
+  params.stateless_reset_token_present = 1;
+  ngtcp2_path path = path_of(t);
+  int rv = ngtcp2_conn_server_new(&t->conn, &hd.scid, &scid, &path, hd.version,
+                                  &cb, &settings, &params, NULL, t);
+  if (rv != 0) {
+    rc = qp_fail(QP_ERR_TRANSPORT, "ngtcp2_conn_server_new: %s", ngtcp2_strerror(rv));
+    goto fail;
+  }
+  if ((rc = setup_tls(t)) != 0)
+    goto fail;
+  ngtcp2_conn_set_tls_native_handle(t->conn, t->session);
+  *out = t;
+  return 0;
+fail:
+  transport_destroy(t);
+  return rc;
+}
+
+void transport_destroy(transport_t *t) {
+  if (t == NULL)
+    return;
+  if (t->conn)
+    ngtcp2_conn_del(t->conn);
+  if (t->session)
+    gnutls_deinit(t->session);
+  for (transport_msg_t *m = t->out_head; m;) {
+    transport_msg_t *next = m->next;
+    free(m);
+    m = next;
+  }
+  for (in_msg_t *m = t->in_head; m;) {
+    in_msg_t *next = m->next;
+    free(m->data);
+    free(m);
+    m = next;
+  }
+  free(t->in_data);
+  free(t);
+}
+
+/* ---- driving ------------------------------------------------------------ */
+
+int transport_read(transport_t *t, const udp_addr_t *from, const uint8_t *pkt,
+                   size_t len, uint64_t now) {
+  if (t->state == TRANSPORT_CLOSED)
+    return 0;
+  ngtcp2_path path = {
+      .local = {.addr = (ngtcp2_sockaddr *)&t->cfg.local.ss,
+                .addrlen = t->cfg.local.len},
+      .remote = {.addr = (ngtcp2_sockaddr *)&from->ss, .addrlen = from->len},
+  };
+  ngtcp2_pkt_info pi = {0};
+  int rv = ngtcp2_conn_read_pkt(t->conn, &path, &pi, pkt, len, now);
+  t->packets_received++;
+  if (rv != 0 && t->state != TRANSPORT_CLOSED)
+    end_by_liberr(t, rv, "packet processing");
+  return 0;
+}
+
+uint64_t transport_expiry(transport_t *t) {
+  if (t->state == TRANSPORT_CLOSED)
+    return UINT64_MAX;
+  return ngtcp2_conn_get_expiry(t->conn);
+}
+
+void transport_handle_expiry(transport_t *t, uint64_t now) {
+  if (t->state == TRANSPORT_CLOSED)
+    return;
+  int rv = ngtcp2_conn_handle_expiry(t->conn, now);
+  if (rv != 0)
+    end_by_liberr(t, rv, "timer handling");
+}
+
+void transport_close(transport_t *t) {
+  if (t->state == TRANSPORT_CLOSED)
+    return;
+  ngtcp2_connection_close_error_set_application_error(
+      &t->ccerr, TRANSPORT_APP_NO_ERROR, NULL, 0);
+  end_with(t, QP_ERR_CLOSED, true, "connection closed by this side");
+}
+
+static int flush_close(transport_t *t, uint64_t now, transport_send_cb send,
+                       void *ctx) {
+  t->close_pending = false;
+  if (ngtcp2_conn_is_in_closing_period(t->conn) ||
+      ngtcp2_conn_is_in_draining_period(t->conn))
+    return 0;
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero(&ps);
+  ngtcp2_pkt_info pi;
+  ngtcp2_ssize n = ngtcp2_conn_write_connection_close(
+      t->conn, &ps.path, &pi, t->sendbuf, sizeof(t->sendbuf), &t->ccerr, now);
+  if (n <= 0)
+    return 0;
+  t->packets_sent++;
+  return send(ctx, &t->cfg.remote, t->sendbuf, (size_t)n, (size_t)n);
+}
+
+/* ngtcp2 moves to a new peer address once it validated it (a NAT rebinding
+ * on the client side): send there from now on. One path per connection, so a
+ * change between two packets of a batch cannot happen. */
+static void follow_path(transport_t *t, const ngtcp2_path *path) {
+  if (path->remote.addrlen == 0 || path->remote.addrlen > sizeof(t->cfg.remote.ss))
+    return;
+  udp_addr_t now_remote = {.len = path->remote.addrlen};
+  memcpy(&now_remote.ss, path->remote.addr, path->remote.addrlen);
+  if (!udp_addr_equal(&now_remote, &t->cfg.remote)) {
+    char a[UDP_ADDRSTRLEN], b[UDP_ADDRSTRLEN];
+    QP_LOG_INFO("peer moved from %s to %s",
+                udp_addr_to_string(&t->cfg.remote, a, sizeof(a)),
+                udp_addr_to_string(&now_remote, b, sizeof(b)));
+    t->cfg.remote = now_remote;
+  }
+}
+
+/* Write one packet into buf. Returns its length (0: nothing more to send)
+ * or a negative ngtcp2 error. */
+static ngtcp2_ssize write_packet(transport_t *t, uint64_t now, ngtcp2_path *path,
+                                 uint8_t *buf, size_t size) {
+  ngtcp2_vec vecs[TRANSPORT_MAX_VECS];
+  bool blocked = false;
+  for (;;) {
+    size_t nv = 0;
+    int64_t sid = -1;
+    if (t->stream_id >= 0 && !blocked) {
+      nv = collect_vecs(t, vecs);
+      if (nv > 0 || t->stream_announce)
+        sid = t->stream_id;
+    }
+    ngtcp2_ssize ndatalen = -1;
+    ngtcp2_pkt_info pi;
+    ngtcp2_ssize n = ngtcp2_conn_writev_stream(
+        t->conn, path, &pi, buf, size, &ndatalen, NGTCP2_WRITE_STREAM_FLAG_MORE,
+        sid, vecs, nv, now);
+    if (ndatalen >= 0 && sid >= 0) {
+      advance_sent(t, (size_t)ndatalen);
+      t->stream_announce = false;
+    }
+    if (n == NGTCP2_ERR_WRITE_MORE)
+      continue;
+    if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||
+        n == NGTCP2_ERR_STREAM_NOT_FOUND) {
+      blocked = true;
+      continue;
+    }
+    return n;
+  }
+}
+
+int transport_flush(transport_t *t, uint64_t now, transport_send_cb send,
+                    void *ctx) {
+  if (t->close_pending)
+    return flush_close(t, now, send, ctx);
+  if (t->state == TRANSPORT_CLOSED)
+    return 0;
+  size_t pkt_max = ngtcp2_conn_get_max_tx_udp_payload_size(t->conn);
+  for (int batch = 0; batch < TRANSPORT_MAX_BATCHES_PER_FLUSH; batch++) {
+    size_t quantum = ngtcp2_conn_get_send_quantum(t->conn);
+    size_t max_pkts = quantum / pkt_max;
+    if (max_pkts == 0)
+      max_pkts = 1;
+    if (max_pkts > UDP_GSO_MAX_SEGMENTS)
+      max_pkts = UDP_GSO_MAX_SEGMENTS;
+    if (max_pkts > sizeof(t->sendbuf) / pkt_max)
+      max_pkts = sizeof(t->sendbuf) / pkt_max;
+    size_t used = 0, seg = 0, npkts = 0;
+    bool more = true;
+    while (npkts < max_pkts) {
+      ngtcp2_path_storage ps;
+      ngtcp2_path_storage_zero(&ps);
+      ngtcp2_ssize n = write_packet(t, now, &ps.path, t->sendbuf + used, pkt_max);
+      if (n < 0) {
+        end_by_liberr(t, (int)n, "packet writing");
+        if (used > 0)
+          send(ctx, &t->cfg.remote, t->sendbuf, used, seg);
+        return t->close_pending ? flush_close(t, now, send, ctx) : 0;
+      }
+      if (n == 0) {
+        more = false;
+        break;
+      }
+      t->packets_sent++;
+      follow_path(t, &ps.path);
+      if (npkts == 0)
+        seg = (size_t)n;
+      used += (size_t)n;
+      npkts++;
+      if ((size_t)n < seg)
+        break; /* a short packet ends a GSO batch */
+    }
+    if (used > 0) {
+      int rc = send(ctx, &t->cfg.remote, t->sendbuf, used, seg);
+      if (rc != 0)
+        return rc;
+    }
+    ngtcp2_conn_update_pkt_tx_time(t->conn, now);
+    if (!more)
+      break;
+  }
+  return 0;
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+transport_state_t transport_state(const transport_t *t) { return t->state; }
+
+int transport_error(const transport_t *t, const char **message) {
+  *message = t->err_msg;
+  return t->err_code;
+}
+
+bool transport_peer_finished(const transport_t *t) {
+  return t->peer_finished ||
+         (t->state == TRANSPORT_CLOSED && t->err_code != 0);
+}
+
+void transport_get_stats(transport_t *t, transport_stats_t *out) {
+  ngtcp2_conn_stat cs;
+  ngtcp2_conn_get_conn_stat(t->conn, &cs);
+  *out = (transport_stats_t){
+      .packets_sent = t->packets_sent,
+      .packets_received = t->packets_received,
+      .bytes_in_flight = cs.bytes_in_flight,
+      .cwnd = cs.cwnd,
+      .smoothed_rtt_ns = cs.smoothed_rtt,
+      .pto_count = cs.pto_count,
+  };
+}

@@ -1,0 +1,108 @@
+/*
+ * transport layer: one QUIC connection (ngtcp2 0.12 + GnuTLS) carrying whole
+ * messages on the first client-opened bidirectional stream, each framed as a
+ * 4-byte big-endian length and the payload (wire-compatible with
+ * quic-portal 0.1.x).
+ *
+ * Sans-I/O: the caller feeds datagrams and the time, and sends what
+ * transport_flush hands to its callback. Nothing here touches a socket, a
+ * clock or a lock; the portal layer serializes every call on one object.
+ */
+#ifndef QP_TRANSPORT_H
+#define QP_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quic_portal.h"
+#include "tls/tls_identity.h"
+#include "udp/udp.h"
+
+typedef struct transport transport_t;
+
+typedef struct transport_config {
+  bool is_server;
+  qp_transport_options opts;
+  const tls_identity_t *identity; /* borrowed: must outlive the transport */
+  bool has_pin;
+  uint8_t pin[TLS_FINGERPRINT_LEN];
+  udp_addr_t local;
+  udp_addr_t remote; /* client: the server; server: taken from the Initial */
+} transport_config_t;
+
+/* An outgoing message: the 4-byte length prefix and the payload in one
+ * buffer, filled by the caller without holding any lock. */
+typedef struct transport_msg transport_msg_t;
+
+typedef enum transport_state {
+  TRANSPORT_HANDSHAKING,
+  TRANSPORT_ESTABLISHED, /* handshake confirmed and message stream open */
+  TRANSPORT_CLOSED,      /* ended: see transport_error() */
+} transport_state_t;
+
+/* Called by transport_flush for each batch: len bytes holding packets of
+ * segment_size bytes (the last may be shorter), all for `to`. */
+typedef int (*transport_send_cb)(void *ctx, const udp_addr_t *to,
+                                 const uint8_t *buf, size_t len,
+                                 size_t segment_size);
+
+/* now: nanoseconds on a monotonic clock. */
+int transport_create_client(const transport_config_t *cfg, uint64_t now,
+                            transport_t **out);
+/* Accept the connection whose first datagram is pkt (from cfg->remote).
+ * QP_ERR_PROTOCOL when pkt is not a client Initial: ignore it. */
+int transport_create_server(const transport_config_t *cfg, const uint8_t *pkt,
+                            size_t len, uint64_t now, transport_t **out);
+void transport_destroy(transport_t *t);
+
+/* Process one datagram. Errors end the connection (see transport_state);
+ * the return value is 0 unless the call itself was misused. */
+int transport_read(transport_t *t, const udp_addr_t *from, const uint8_t *pkt,
+                   size_t len, uint64_t now);
+/* Write everything that is ready (bounded per call), including a pending
+ * CONNECTION_CLOSE, through send. Returns 0 or the error of send. */
+int transport_flush(transport_t *t, uint64_t now, transport_send_cb send,
+                    void *ctx);
+/* When transport_handle_expiry must run next (UINT64_MAX: never). */
+uint64_t transport_expiry(transport_t *t);
+void transport_handle_expiry(transport_t *t, uint64_t now);
+/* Begin a graceful close: the next flush sends CONNECTION_CLOSE (no error). */
+void transport_close(transport_t *t);
+
+transport_state_t transport_state(const transport_t *t);
+/* Why the connection ended: a QP_ERR code and its message. */
+int transport_error(const transport_t *t, const char **message);
+/* True when the peer finished its side of the message stream or closed
+ * the connection. */
+bool transport_peer_finished(const transport_t *t);
+
+/* Allocate a message and copy payload into it (len <= QP_MAX_MESSAGE_SIZE,
+ * checked by the caller). NULL when out of memory. */
+transport_msg_t *transport_msg_new(const void *payload, size_t len);
+void transport_msg_free(transport_msg_t *m);
+/* Queue m (ownership passes to t). QP_ERR_CLOSED when the connection ended
+ * (m is freed). */
+int transport_queue(transport_t *t, transport_msg_t *m);
+/* Bytes queued but not yet acknowledged by the peer. */
+uint64_t transport_unacked_bytes(const transport_t *t);
+/* True when queued bytes are waiting for the network (not yet written). */
+bool transport_has_unsent(const transport_t *t);
+
+/* Take the next whole received message (caller frees *data with free()).
+ * Returns false when none is complete. *credit_returned is set when taking it
+ * gave flow-control credit back to the peer: flush soon. */
+bool transport_pop(transport_t *t, uint8_t **data, size_t *len,
+                   bool *credit_returned);
+
+typedef struct transport_stats {
+  uint64_t packets_sent;
+  uint64_t packets_received;
+  uint64_t bytes_in_flight;
+  uint64_t cwnd;
+  uint64_t smoothed_rtt_ns;
+  uint64_t pto_count;
+} transport_stats_t;
+void transport_get_stats(transport_t *t, transport_stats_t *out);
+
+#endif
