@@ -279,11 +279,24 @@ QP_EXPORT bool qp_portal_is_connected(const qp_portal_t *portal);
  */
 QP_EXPORT int qp_portal_close(qp_portal_t *portal, int linger_ms);
 
+/*
+ * Make every call blocked on this portal right now (listen, connect, send,
+ * recv) return QP_ERR_INTERRUPTED: listen/connect give up their attempt,
+ * send queues nothing, recv loses nothing. Calls made afterwards are not
+ * affected. Thread-safe (not async-signal-safe: call it from a thread, e.g.
+ * one that watches for Ctrl-C).
+ */
+QP_EXPORT int qp_portal_interrupt(qp_portal_t *portal);
+
 /* Connection statistics, for benchmarks and diagnostics. */
 typedef struct qp_portal_stats {
   uint64_t packets_sent;
   uint64_t packets_received;
-  uint64_t packets_lost;    /* declared lost by the loss detector */
+  /* Datagrams the kernel dropped at this portal's socket because its receive
+   * buffer was full (SO_RXQ_OVFL; Linux, else 0): on loopback the only way a
+   * packet is lost. */
+  uint64_t packets_lost;
+  uint64_t pto_count;       /* current consecutive probe timeouts (RFC 9002) */
   uint64_t bytes_in_flight; /* current */
   uint64_t cwnd;            /* current congestion window, bytes */
   uint64_t smoothed_rtt_us;

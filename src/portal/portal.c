@@ -54,7 +54,9 @@ struct qp_portal {
 
   phase_t phase;
   udp_socket_t sock;
-  int wake_fd;
+  int wake_fd;        /* wakes the I/O thread */
+  int driver_wake_fd; /* wakes the receiver that drives the socket */
+  bool recv_driver;   /* a qp_portal_recv caller is polling the socket */
   pthread_t thread;
   bool thread_running;
   bool stop;
@@ -67,6 +69,7 @@ struct qp_portal {
   udp_recv_batch_t *batch; /* I/O thread only */
   uint64_t start_ns, handshake_ns;
   uint64_t datagrams_in;
+  uint64_t interrupts; /* bumped by qp_portal_interrupt */
 };
 
 /* ---- creation ----------------------------------------------------------- */
@@ -79,6 +82,7 @@ int qp_portal_create(qp_portal_t **out) {
     return qp_fail(QP_ERR_NOMEM, "out of memory creating a portal");
   p->sock.fd = -1;
   p->wake_fd = -1;
+  p->driver_wake_fd = -1;
   pthread_mutex_init(&p->lock, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -150,11 +154,25 @@ static bool wait_until(qp_portal_t *p, uint64_t deadline_ns) {
   return true;
 }
 
-static void wake_io(qp_portal_t *p) {
+static void wake_fd(int fd) {
   uint64_t one = 1;
-  if (p->wake_fd >= 0 && write(p->wake_fd, &one, sizeof(one)) < 0 &&
-      errno != EAGAIN)
+  if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
     QP_LOG_WARN("wake-up write failed: %s", strerror(errno));
+}
+
+static void drain_fd(int fd) {
+  uint64_t drained;
+  if (read(fd, &drained, sizeof(drained)) < 0 && errno != EAGAIN)
+    QP_LOG_WARN("wake-up read failed: %s", strerror(errno));
+}
+
+static void wake_io(qp_portal_t *p) { wake_fd(p->wake_fd); }
+
+/* Wake every thread that may sleep outside the condition variable. */
+static void wake_all(qp_portal_t *p) {
+  wake_fd(p->wake_fd);
+  wake_fd(p->driver_wake_fd);
+  pthread_cond_broadcast(&p->cond);
 }
 
 /* ---- the I/O thread ------------------------------------------------------ */
@@ -236,20 +254,33 @@ static void update_phase(qp_portal_t *p) {
 }
 
 /* Sleep until a datagram, a wake-up or the transport's next deadline. */
-static void io_wait(qp_portal_t *p, uint64_t deadline) {
+static void io_wait(qp_portal_t *p, uint64_t deadline, bool with_socket) {
   uint64_t now = qp_now_ns();
   uint64_t wait_ns = deadline <= now ? 0 : deadline - now;
   if (wait_ns > PORTAL_MAX_SLEEP_NS)
     wait_ns = PORTAL_MAX_SLEEP_NS;
   struct timespec ts = {.tv_sec = (time_t)(wait_ns / 1000000000u),
                         .tv_nsec = (long)(wait_ns % 1000000000u)};
-  struct pollfd fds[2] = {{.fd = p->sock.fd, .events = POLLIN},
-                          {.fd = p->wake_fd, .events = POLLIN}};
-  if (ppoll(fds, 2, &ts, NULL) > 0 && (fds[1].revents & POLLIN)) {
-    uint64_t drained;
-    if (read(p->wake_fd, &drained, sizeof(drained)) < 0 && errno != EAGAIN)
-      QP_LOG_WARN("wake-up read failed: %s", strerror(errno));
-  }
+  /* While a receiver drives the socket, poll only the wake-up fd, so a
+   * datagram wakes one thread, not two. */
+  struct pollfd fds[2] = {{.fd = p->wake_fd, .events = POLLIN},
+                          {.fd = p->sock.fd, .events = POLLIN}};
+  if (ppoll(fds, with_socket ? 2 : 1, &ts, NULL) > 0 && (fds[0].revents & POLLIN))
+    drain_fd(p->wake_fd);
+}
+
+/* One round of I/O after the socket became readable: read, run due timers,
+ * write, and tell waiters. Called with the lock held, by the I/O thread or by
+ * the receiver driving the socket. */
+static void io_round(qp_portal_t *p) {
+  read_socket(p);
+  if (p->tr && qp_now_ns() >= transport_expiry(p->tr))
+    transport_handle_expiry(p->tr, qp_now_ns());
+  flush_locked(p);
+  update_phase(p);
+  pthread_cond_broadcast(&p->cond);
+  if (p->recv_driver) /* it may sleep on a socket this round just drained */
+    wake_fd(p->driver_wake_fd);
 }
 
 static void *io_thread(void *arg) {
@@ -258,18 +289,14 @@ static void *io_thread(void *arg) {
   while (!p->stop) {
     uint64_t deadline = p->tr ? transport_expiry(p->tr) : UINT64_MAX;
     p->io_deadline = deadline;
+    bool with_socket = !p->recv_driver;
     pthread_mutex_unlock(&p->lock);
-    io_wait(p, deadline);
+    io_wait(p, deadline, with_socket);
     pthread_mutex_lock(&p->lock);
     if (p->stop)
       break;
     p->io_deadline = 0; /* awake: senders need not wake us */
-    read_socket(p);
-    if (p->tr && qp_now_ns() >= transport_expiry(p->tr))
-      transport_handle_expiry(p->tr, qp_now_ns());
-    flush_locked(p);
-    update_phase(p);
-    pthread_cond_broadcast(&p->cond);
+    io_round(p);
   }
   pthread_mutex_unlock(&p->lock);
   return NULL;
@@ -279,7 +306,8 @@ static void *io_thread(void *arg) {
 
 static int start_io(qp_portal_t *p) {
   p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (p->wake_fd < 0)
+  p->driver_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (p->wake_fd < 0 || p->driver_wake_fd < 0)
     return qp_fail(QP_ERR_SOCKET, "eventfd: %s", strerror(errno));
   p->batch = malloc(sizeof(*p->batch));
   if (p->batch == NULL)
@@ -296,7 +324,7 @@ static int start_io(qp_portal_t *p) {
 static void stop_io(qp_portal_t *p) {
   pthread_mutex_lock(&p->lock);
   p->stop = true;
-  wake_io(p);
+  wake_all(p);
   bool joinable = p->thread_running;
   p->thread_running = false;
   pthread_mutex_unlock(&p->lock);
@@ -306,7 +334,11 @@ static void stop_io(qp_portal_t *p) {
   udp_socket_close(&p->sock);
   if (p->wake_fd >= 0)
     close(p->wake_fd);
+  if (p->driver_wake_fd >= 0)
+    close(p->driver_wake_fd);
   p->wake_fd = -1;
+  p->driver_wake_fd = -1;
+  p->driver_wake_fd = -1;
   free(p->batch);
   p->batch = NULL;
   pthread_mutex_unlock(&p->lock);
@@ -347,6 +379,13 @@ static int prepare(qp_portal_t *p, const qp_transport_options *opts,
   return 0;
 }
 
+static uint64_t interrupt_gen(qp_portal_t *p) {
+  pthread_mutex_lock(&p->lock);
+  uint64_t gen = p->interrupts;
+  pthread_mutex_unlock(&p->lock);
+  return gen;
+}
+
 /* Claim the portal for listen/connect: QP_ERR_STATE if already used. */
 static int claim(qp_portal_t *p, phase_t phase, const char *what) {
   pthread_mutex_lock(&p->lock);
@@ -369,12 +408,16 @@ static void unclaim(qp_portal_t *p) {
 
 /* Wait for the handshake; on failure the message says what happened. */
 static int wait_connected(qp_portal_t *p, uint64_t deadline, const char *what,
-                          int timeout_ms) {
+                          int timeout_ms, uint64_t gen) {
   pthread_mutex_lock(&p->lock);
   int rc = 0;
   for (;;) {
     if (p->phase == PHASE_CONNECTED)
       break;
+    if (p->interrupts != gen) {
+      rc = qp_fail(QP_ERR_INTERRUPTED, "%s: interrupted", what);
+      break;
+    }
     if (p->phase == PHASE_CLOSED) {
       rc = qp_fail(QP_ERR_CLOSED, "%s: the portal was closed while waiting", what);
       break;
@@ -424,6 +467,7 @@ int qp_portal_listen(qp_portal_t *p, const char *ip, uint16_t port,
   int rc = udp_addr_from_ip(ip, port, &bind_addr);
   if (rc != 0)
     return rc;
+  uint64_t gen = interrupt_gen(p);
   if ((rc = claim(p, PHASE_LISTENING, "listen")) != 0)
     return rc;
   if ((rc = prepare(p, opts, true)) != 0 ||
@@ -435,7 +479,7 @@ int qp_portal_listen(qp_portal_t *p, const char *ip, uint16_t port,
   p->start_ns = qp_now_ns();
   if ((rc = start_io(p)) != 0)
     return abandon_attempt(p, rc);
-  if ((rc = wait_connected(p, deadline, "listen", timeout_ms)) != 0)
+  if ((rc = wait_connected(p, deadline, "listen", timeout_ms, gen)) != 0)
     return abandon_attempt(p, rc);
   return 0;
 }
@@ -464,6 +508,7 @@ int qp_portal_connect(qp_portal_t *p, const char *host, uint16_t port,
   int rc = udp_addr_resolve(host, port, &remote);
   if (rc != 0)
     return rc;
+  uint64_t gen = interrupt_gen(p);
   if ((rc = claim(p, PHASE_CONNECTING, "connect")) != 0)
     return rc;
   if ((rc = prepare(p, opts, false)) != 0) {
@@ -486,7 +531,7 @@ int qp_portal_connect(qp_portal_t *p, const char *host, uint16_t port,
   pthread_mutex_lock(&p->lock);
   flush_locked(p);
   pthread_mutex_unlock(&p->lock);
-  if ((rc = wait_connected(p, deadline, "connect", timeout_ms)) != 0)
+  if ((rc = wait_connected(p, deadline, "connect", timeout_ms, gen)) != 0)
     return abandon_attempt(p, rc);
   return 0;
 }
@@ -529,6 +574,7 @@ int qp_portal_send(qp_portal_t *p, const void *buf, size_t len, int timeout_ms) 
   uint64_t deadline = qp_deadline_ns(timeout_ms);
   pthread_mutex_lock(&p->lock);
   int rc = usable(p);
+  uint64_t gen = p->interrupts;
   pthread_mutex_unlock(&p->lock);
   if (rc != 0)
     return rc;
@@ -543,6 +589,10 @@ int qp_portal_send(qp_portal_t *p, const void *buf, size_t len, int timeout_ms) 
     uint64_t unacked = transport_unacked_bytes(p->tr);
     if (unacked == 0 || unacked < p->cfg.opts.send_window)
       break;
+    if (p->interrupts != gen) {
+      rc = qp_fail(QP_ERR_INTERRUPTED, "send: interrupted; nothing was queued");
+      break;
+    }
     if (!wait_until(p, deadline)) {
       rc = qp_fail(QP_ERR_TIMEOUT,
                    "send: %llu bytes still unacknowledged by the peer after "
@@ -563,11 +613,46 @@ int qp_portal_send(qp_portal_t *p, const void *buf, size_t len, int timeout_ms) 
   return rc;
 }
 
+/*
+ * Wait for a message as the socket's driver when no other receiver is: poll
+ * the socket from this thread and process what arrives here, so a message
+ * reaches the caller without a hand-off from the I/O thread (one wake-up per
+ * message, as with a blocking TCP recv). Other receivers wait on the
+ * condition variable. False once the deadline has passed.
+ */
+static bool wait_for_message(qp_portal_t *p, uint64_t deadline) {
+  if (p->recv_driver || p->sock.fd < 0)
+    return wait_until(p, deadline);
+  uint64_t now = qp_now_ns();
+  if (now >= deadline)
+    return false;
+  uint64_t wait_ns = deadline - now;
+  if (wait_ns > PORTAL_MAX_SLEEP_NS)
+    wait_ns = PORTAL_MAX_SLEEP_NS;
+  struct timespec ts = {.tv_sec = (time_t)(wait_ns / 1000000000u),
+                        .tv_nsec = (long)(wait_ns % 1000000000u)};
+  struct pollfd fds[2] = {{.fd = p->sock.fd, .events = POLLIN},
+                          {.fd = p->driver_wake_fd, .events = POLLIN}};
+  p->recv_driver = true;
+  pthread_mutex_unlock(&p->lock);
+  int n = ppoll(fds, 2, &ts, NULL);
+  pthread_mutex_lock(&p->lock);
+  p->recv_driver = false;
+  if (n > 0 && (fds[1].revents & POLLIN))
+    drain_fd(p->driver_wake_fd);
+  if (n > 0 && (fds[0].revents & POLLIN) && !p->stop)
+    io_round(p);
+  else
+    pthread_cond_broadcast(&p->cond); /* another receiver may drive now */
+  return true;
+}
+
 int qp_portal_recv(qp_portal_t *p, void **msg, size_t *len, int timeout_ms) {
   if (p == NULL || msg == NULL || len == NULL)
     return qp_fail(QP_ERR_INVALID, "qp_portal_recv: NULL argument");
   uint64_t deadline = qp_deadline_ns(timeout_ms);
   pthread_mutex_lock(&p->lock);
+  uint64_t gen = p->interrupts;
   int rc;
   for (;;) {
     bool credit = false;
@@ -589,7 +674,11 @@ int qp_portal_recv(qp_portal_t *p, void **msg, size_t *len, int timeout_ms) {
                    udp_addr_to_string(&p->cfg.remote, who, sizeof(who)));
       break;
     }
-    if (!wait_until(p, deadline)) {
+    if (p->interrupts != gen) {
+      rc = qp_fail(QP_ERR_INTERRUPTED, "recv: interrupted; no data was lost");
+      break;
+    }
+    if (!wait_for_message(p, deadline)) {
       rc = qp_fail(QP_ERR_TIMEOUT, "recv: no whole message within %d ms",
                    timeout_ms);
       break;
@@ -645,10 +734,20 @@ int qp_portal_close(qp_portal_t *p, int linger_ms) {
     flush_locked(p);
   }
   p->phase = PHASE_CLOSED;
-  pthread_cond_broadcast(&p->cond);
+  wake_all(p);
   pthread_mutex_unlock(&p->lock);
   stop_io(p);
   return rc;
+}
+
+int qp_portal_interrupt(qp_portal_t *p) {
+  if (p == NULL)
+    return qp_fail(QP_ERR_INVALID, "qp_portal_interrupt: portal is NULL");
+  pthread_mutex_lock(&p->lock);
+  p->interrupts++;
+  wake_all(p);
+  pthread_mutex_unlock(&p->lock);
+  return 0;
 }
 
 /* ---- introspection ------------------------------------------------------- */
@@ -666,7 +765,8 @@ int qp_portal_get_stats(qp_portal_t *p, qp_portal_stats *out) {
     *out = (qp_portal_stats){
         .packets_sent = s.packets_sent,
         .packets_received = s.packets_received,
-        .packets_lost = s.pto_count,
+        .packets_lost = p->sock.rx_dropped,
+        .pto_count = s.pto_count,
         .bytes_in_flight = s.bytes_in_flight,
         .cwnd = s.cwnd,
         .smoothed_rtt_us = s.smoothed_rtt_ns / 1000,

@@ -35,6 +35,10 @@
 /* Send buffer: one GSO batch of up to 64 segments (Linux limit). */
 #define TRANSPORT_SEND_BUF (UDP_GSO_MAX_BYTES)
 
+/* Packet size towards a loopback peer; equals what we advertise as
+ * max_udp_payload_size, so two quic-portal peers can both use it. */
+#define TRANSPORT_LOOPBACK_PAYLOAD UDP_RECV_DATAGRAM_MAX
+
 /* RFC 9000 section 18.2: active_connection_id_limit must be at least 2. */
 #define TRANSPORT_ACTIVE_CID_LIMIT 7
 
@@ -615,6 +619,9 @@ static ngtcp2_cc_algo cc_algo_of(qp_cc cc) {
   }
 }
 
+static void log_ngtcp2(void *user, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static void log_ngtcp2(void *user, const char *fmt, ...) {
   (void)user;
   char line[512];
@@ -633,6 +640,13 @@ static void fill_settings(const transport_t *t, uint64_t now, ngtcp2_settings *s
   s->cc_algo = cc_algo_of(o->congestion_controller);
   s->max_tx_udp_payload_size = o->max_udp_payload;
   s->no_pmtud = !o->mtu_discovery;
+  if (udp_addr_is_loopback(&t->cfg.remote)) {
+    /* The loopback MTU is 65536 and nothing on the path can fragment or
+     * drop big datagrams, so use packets of 16 KiB, as TCP uses a 64 KiB
+     * MSS there: fewer packets, fewer syscalls, less per-packet work. */
+    s->max_tx_udp_payload_size = TRANSPORT_LOOPBACK_PAYLOAD;
+    s->no_tx_udp_payload_size_shaping = 1;
+  }
   /* The caller enforces its own connect/listen deadline. */
   s->handshake_timeout = UINT64_MAX;
   if (getenv("QUIC_PORTAL_NGTCP2_LOG") != NULL)

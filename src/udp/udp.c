@@ -100,6 +100,16 @@ bool udp_addr_equal(const udp_addr_t *a, const udp_addr_t *b) {
   return false;
 }
 
+bool udp_addr_is_loopback(const udp_addr_t *addr) {
+  if (addr->ss.ss_family == AF_INET)
+    return (ntohl(((const struct sockaddr_in *)&addr->ss)->sin_addr.s_addr) >> 24) == 127;
+  if (addr->ss.ss_family == AF_INET6) {
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)&addr->ss)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+  }
+  return false;
+}
+
 /* Ask for big buffers; as root, SO_*BUFFORCE passes net.core.*mem_max. */
 static void set_buffer(int fd, int force_opt, int opt, const char *name) {
   int size = UDP_SOCKET_BUFFER_BYTES;
@@ -147,6 +157,10 @@ int udp_socket_open(const udp_addr_t *bind_addr, udp_socket_t *out) {
   out->fd = fd;
   out->family = family;
   out->gso = probe_gso(fd);
+#ifdef SO_RXQ_OVFL
+  int on = 1; /* count drops: the only packet loss on loopback */
+  setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof(on));
+#endif
   out->local.len = sizeof(out->local.ss);
   getsockname(fd, (struct sockaddr *)&out->local.ss, &out->local.len);
   return 0;
@@ -244,6 +258,21 @@ int udp_send(udp_socket_t *sock, const udp_addr_t *to, const uint8_t *buf,
   return 0;
 }
 
+static void note_drops(udp_socket_t *sock, struct msghdr *mh) {
+#ifdef SO_RXQ_OVFL
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
+      uint32_t dropped;
+      memcpy(&dropped, CMSG_DATA(cm), sizeof(dropped));
+      sock->rx_dropped = dropped;
+    }
+  }
+#else
+  (void)sock;
+  (void)mh;
+#endif
+}
+
 int udp_recv(udp_socket_t *sock, udp_recv_batch_t *batch) {
   for (int i = 0; i < UDP_RECV_BATCH; i++) {
     batch->iovs[i].iov_base = batch->buffers[i];
@@ -253,6 +282,8 @@ int udp_recv(udp_socket_t *sock, udp_recv_batch_t *batch) {
         .msg_namelen = sizeof(batch->dgrams[i].from.ss),
         .msg_iov = &batch->iovs[i],
         .msg_iovlen = 1,
+        .msg_control = batch->control[i].buf,
+        .msg_controllen = sizeof(batch->control[i].buf),
     };
     batch->msgs[i].msg_len = 0;
   }
@@ -269,6 +300,7 @@ int udp_recv(udp_socket_t *sock, udp_recv_batch_t *batch) {
   }
   int kept = 0;
   for (int i = 0; i < n; i++) {
+    note_drops(sock, &batch->msgs[i].msg_hdr);
     if (batch->msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
       continue; /* larger than any packet we accept: drop */
     udp_datagram_t *d = &batch->dgrams[kept];

@@ -17,12 +17,12 @@
 /* "[ffff:...]:65535" plus NUL. */
 #define UDP_ADDRSTRLEN (INET6_ADDRSTRLEN + 8)
 
-/* Datagrams read per recvmmsg call, and their buffer size. 2048 holds any
- * packet our peers send: QUIC payloads are capped at 1452 by the engine's
- * PMTUD and we advertise max_udp_payload_size = UDP_RECV_DATAGRAM_MAX;
- * bigger datagrams are truncated and dropped. */
-#define UDP_RECV_BATCH 64
-#define UDP_RECV_DATAGRAM_MAX 2048
+/* Datagrams read per recvmmsg call, and their buffer size. The size is the
+ * max_udp_payload_size we advertise, so a peer never sends us more; it is
+ * large because loopback paths (MTU 65536) use 16 KiB packets (see
+ * transport.c). Datagrams larger than this are truncated and dropped. */
+#define UDP_RECV_BATCH 32
+#define UDP_RECV_DATAGRAM_MAX 16384
 
 /* Kernel socket buffers asked for: a 1 MiB QUIC window must fit, with room
  * for a burst, or the tail of a flight is dropped on loopback. */
@@ -42,6 +42,8 @@ typedef struct udp_socket {
   int family;
   bool gso; /* cleared at run time if the kernel refuses UDP_SEGMENT */
   udp_addr_t local;
+  uint32_t rx_dropped; /* datagrams the kernel dropped for lack of receive
+                          buffer (SO_RXQ_OVFL, Linux); 0 elsewhere */
 } udp_socket_t;
 
 typedef struct udp_datagram {
@@ -56,6 +58,10 @@ typedef struct udp_recv_batch {
   udp_datagram_t dgrams[UDP_RECV_BATCH];
   struct mmsghdr msgs[UDP_RECV_BATCH];
   struct iovec iovs[UDP_RECV_BATCH];
+  union {
+    char buf[CMSG_SPACE(sizeof(uint32_t))];
+    struct cmsghdr align;
+  } control[UDP_RECV_BATCH];
 } udp_recv_batch_t;
 
 typedef enum udp_kind {
@@ -72,6 +78,8 @@ int udp_addr_resolve(const char *host, uint16_t port, udp_addr_t *out);
 const char *udp_addr_to_string(const udp_addr_t *addr, char *buf, size_t size);
 uint16_t udp_addr_port(const udp_addr_t *addr);
 bool udp_addr_equal(const udp_addr_t *a, const udp_addr_t *b);
+/* 127.0.0.0/8, ::1 or ::ffff:127.x.y.z. */
+bool udp_addr_is_loopback(const udp_addr_t *addr);
 
 /* Open a non-blocking socket bound to bind_addr (family taken from it).
  * QP_ERR_SOCKET with a message naming the address and errno. */

@@ -1,0 +1,75 @@
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+__version__: str
+__all__: List[str]
+
+DEFAULT_STUN_SERVERS: List[Tuple[str, int]]
+
+_Buffer = Union[bytes, bytearray, memoryview]
+
+class PortalError(Exception): ...
+
+class ConnectionError(PortalError):
+    code: int
+    error_name: str
+
+class QuicTransportOptions:
+    max_idle_timeout_secs: Union[int, float]
+    congestion_controller_type: str
+    initial_window: int
+    keep_alive_interval_secs: Union[int, float]
+    def __init__(
+        self,
+        max_idle_timeout_secs: Union[int, float] = 10,
+        congestion_controller_type: str = "cubic",
+        initial_window: int = 1048576,
+        keep_alive_interval_secs: Union[int, float] = 2,
+    ) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+
+class Portal:
+    server_ip: Optional[str]
+    server_port: Optional[int]
+    def __init__(self) -> None: ...
+    @staticmethod
+    def create_server(
+        dict: Any,
+        local_port: int = 5555,
+        stun_servers: Sequence[Tuple[str, int]] = ...,
+        punch_timeout: float = 15,
+        transport_options: Optional[QuicTransportOptions] = None,
+        *,
+        stun_server: Optional[Tuple[str, int]] = None,
+    ) -> Portal: ...
+    @staticmethod
+    def create_client(
+        dict: Any,
+        local_port: int = 5556,
+        stun_servers: Sequence[Tuple[str, int]] = ...,
+        punch_timeout: float = 15,
+        transport_options: Optional[QuicTransportOptions] = None,
+        *,
+        stun_server: Optional[Tuple[str, int]] = None,
+    ) -> Portal: ...
+    def listen(
+        self,
+        local_port: Optional[int] = None,
+        transport_options: Optional[QuicTransportOptions] = None,
+    ) -> None: ...
+    def connect(
+        self,
+        server_ip: str,
+        server_port: int,
+        local_port: Optional[int] = None,
+        transport_options: Optional[QuicTransportOptions] = None,
+    ) -> None: ...
+    def send(self, data: Union[_Buffer, str]) -> None: ...
+    def recv(self, timeout_ms: Optional[int] = None) -> Optional[bytes]: ...
+    def is_connected(self) -> bool: ...
+    def close(self) -> None: ...
+    # Additions beyond quic-portal 0.1.x.
+    def stats(self) -> Dict[str, int]: ...
+    def local_port(self) -> int: ...
+    def fingerprint(self) -> str: ...
+    def __enter__(self) -> Portal: ...
+    def __exit__(self, *exc: Any) -> None: ...

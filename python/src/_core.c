@@ -1,0 +1,1241 @@
+/*
+ * quic_portal._core: the CPython binding of libquicportal.
+ *
+ * Uses the public header only. The Python package (quic_portal/__init__.py)
+ * re-exports what is defined here and adds what is pure Python
+ * (Portal.create_server / create_client and the rendezvous adapters).
+ *
+ * Threads and the GIL
+ * - Every call into a portal runs with the GIL released: the library's log
+ *   handler may run on the portal's I/O thread while it holds the portal's
+ *   lock and then needs the GIL, so a thread that holds the GIL must never
+ *   wait for that lock.
+ * - Blocking calls stay interruptible. recv() and send() of small messages
+ *   call the library in slices of at most SLICE_MS and run
+ *   PyErr_CheckSignals() between slices; a timed-out slice loses nothing
+ *   (recv keeps partial data buffered, send queues nothing). listen(),
+ *   connect() and send() of large messages cannot be sliced (a timed-out
+ *   listen unbinds its socket; a send copies the message on every attempt),
+ *   so they run on a helper thread while the calling thread waits in slices;
+ *   on a Python exception from a signal handler it calls
+ *   qp_portal_interrupt() until the helper returns.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "quic_portal.h"
+
+/* Longest wait between two checks for Python signal handlers (Ctrl-C). */
+#define SLICE_MS 50
+/* Messages at least this large are sent from a helper thread, so that a
+ * send blocked on the send window does not copy them once per slice. */
+#define SEND_HELPER_MIN (8u * 1024u * 1024u)
+/* Copies of at least this many bytes run with the GIL released. */
+#define COPY_NOGIL_MIN (1u * 1024u * 1024u)
+/* Size of a copied library error message. */
+#define MSG_MAX 600
+
+/* ------------------------------------------------------------------------ */
+/* Module state (single-phase init: one interpreter, as the library's log    */
+/* handler is process-wide anyway)                                           */
+/* ------------------------------------------------------------------------ */
+
+static PyObject *PortalError;     /* quic_portal.PortalError(Exception) */
+static PyObject *ConnectionErr;   /* quic_portal.ConnectionError(PortalError) */
+static PyObject *g_logger;        /* logging.getLogger("quic_portal") */
+static atomic_bool g_log_to_python;
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static const char *type_name(PyObject *o) { return Py_TYPE(o)->tp_name; }
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Raise the Python exception for library error rc with message msg (the
+ * copy of qp_last_error() taken on the thread that failed). Invalid
+ * arguments and oversized messages are ValueError, out of memory is
+ * MemoryError, everything else is ConnectionError. The exception carries
+ * .code (the qp_err number) and .error_name ("QP_ERR_TIMEOUT").
+ */
+static PyObject *raise_qp(int rc, const char *msg, bool closed_here) {
+  if (rc == QP_ERR_NOMEM)
+    return PyErr_NoMemory();
+  if (msg == NULL || msg[0] == '\0')
+    msg = qp_strerror(rc);
+  PyObject *type = ConnectionErr;
+  if (rc == QP_ERR_INVALID || rc == QP_ERR_TOO_LARGE)
+    type = PyExc_ValueError;
+  PyObject *text;
+  if (rc == QP_ERR_NOT_CONNECTED && strncmp(msg, "not connected", 13) == 0)
+    text = PyUnicode_FromFormat("Not connected%s", msg + 13);
+  else if (rc == QP_ERR_CLOSED && closed_here)
+    text = PyUnicode_FromFormat("Not connected: %s", msg);
+  else
+    text = PyUnicode_FromString(msg);
+  if (text == NULL)
+    return NULL;
+  PyObject *exc = PyObject_CallOneArg(type, text);
+  Py_DECREF(text);
+  if (exc == NULL)
+    return NULL;
+  if (type != PyExc_ValueError) {
+    PyObject *code = PyLong_FromLong(rc);
+    PyObject *name = PyUnicode_FromString(qp_err_name(rc));
+    if (code == NULL || name == NULL ||
+        PyObject_SetAttrString(exc, "code", code) < 0 ||
+        PyObject_SetAttrString(exc, "error_name", name) < 0) {
+      Py_XDECREF(code);
+      Py_XDECREF(name);
+      Py_DECREF(exc);
+      return NULL;
+    }
+    Py_DECREF(code);
+    Py_DECREF(name);
+  }
+  PyErr_SetObject(type, exc);
+  Py_DECREF(exc);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Logging: the library's lines go to logging.getLogger("quic_portal")       */
+/* ------------------------------------------------------------------------ */
+
+static int py_level_of(qp_log_level level) {
+  switch (level) {
+  case QP_LOG_LEVEL_DEBUG:
+    return 10;
+  case QP_LOG_LEVEL_INFO:
+    return 20;
+  case QP_LOG_LEVEL_WARN:
+    return 30;
+  default:
+    return 40;
+  }
+}
+
+static bool interpreter_finalizing(void) {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing();
+#else
+  return _Py_IsFinalizing();
+#endif
+}
+
+/*
+ * Called by the library from any thread: the I/O thread (no Python thread
+ * state), or an application thread inside a library call (GIL released by
+ * us). Both may take the GIL. Never called while the interpreter shuts down:
+ * the package's atexit hook restores the library's default handler first.
+ */
+static void log_to_python(qp_log_level level, const char *message, void *user) {
+  (void)user;
+  if (!atomic_load(&g_log_to_python) || !Py_IsInitialized() ||
+      interpreter_finalizing())
+    return;
+  PyGILState_STATE st = PyGILState_Ensure();
+  PyObject *etype, *evalue, *etb;
+  PyErr_Fetch(&etype, &evalue, &etb);
+  if (g_logger != NULL) {
+    PyObject *r = PyObject_CallMethod(g_logger, "log", "is", py_level_of(level),
+                                      message);
+    if (r == NULL)
+      PyErr_Clear(); /* a broken logging handler must not kill the I/O thread */
+    Py_XDECREF(r);
+  }
+  PyErr_Restore(etype, evalue, etb);
+  PyGILState_Release(st);
+}
+
+/* The library filters before formatting: follow the logger's effective
+ * level, unless QUIC_PORTAL_LOG says otherwise. GIL held. */
+static void sync_log_level(void) {
+  if (g_logger == NULL || getenv("QUIC_PORTAL_LOG") != NULL)
+    return;
+  PyObject *r = PyObject_CallMethod(g_logger, "getEffectiveLevel", NULL);
+  if (r == NULL) {
+    PyErr_Clear();
+    return;
+  }
+  long lvl = PyLong_AsLong(r);
+  Py_DECREF(r);
+  if (lvl == -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    return;
+  }
+  qp_log_level q;
+  if (lvl <= 10)
+    q = QP_LOG_LEVEL_DEBUG;
+  else if (lvl <= 20)
+    q = QP_LOG_LEVEL_INFO;
+  else if (lvl <= 30)
+    q = QP_LOG_LEVEL_WARN;
+  else if (lvl <= 40)
+    q = QP_LOG_LEVEL_ERROR;
+  else
+    q = QP_LOG_LEVEL_NONE;
+  qp_log_set_level(q);
+}
+
+static PyObject *mod_sync_log_level(PyObject *m, PyObject *noargs) {
+  (void)m;
+  (void)noargs;
+  sync_log_level();
+  Py_RETURN_NONE;
+}
+
+/* atexit: stop calling into Python; the default handler (stderr) takes over. */
+static PyObject *mod_shutdown_logging(PyObject *m, PyObject *noargs) {
+  (void)m;
+  (void)noargs;
+  atomic_store(&g_log_to_python, false);
+  Py_BEGIN_ALLOW_THREADS
+  qp_log_set_handler(NULL, NULL);
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Argument helpers                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* An int (not bool) in [lo, hi]; name is the parameter's name. */
+static int parse_int_range(PyObject *o, const char *name, long long lo,
+                           long long hi, long long *out) {
+  if (PyBool_Check(o) || !PyLong_Check(o)) {
+    PyErr_Format(PyExc_TypeError, "%s must be an int, not %s", name,
+                 type_name(o));
+    return -1;
+  }
+  int overflow = 0;
+  long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+  if (v == -1 && PyErr_Occurred())
+    return -1;
+  if (overflow != 0 || v < lo || v > hi) {
+    PyErr_Format(PyExc_ValueError, "%s must be between %lld and %lld, got %R",
+                 name, lo, hi, o);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+static int parse_port(PyObject *o, const char *name, long long lo,
+                      uint16_t *out) {
+  long long v;
+  if (parse_int_range(o, name, lo, 65535, &v) < 0)
+    return -1;
+  *out = (uint16_t)v;
+  return 0;
+}
+
+/* timeout_ms: None (forever: -1) or an int >= 0. */
+static int parse_timeout_ms(PyObject *o, long long *out) {
+  if (o == NULL || o == Py_None) {
+    *out = -1;
+    return 0;
+  }
+  if (PyBool_Check(o) || !PyLong_Check(o)) {
+    PyErr_Format(PyExc_TypeError, "timeout_ms must be an int or None, not %s",
+                 type_name(o));
+    return -1;
+  }
+  int overflow = 0;
+  long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+  if (v == -1 && PyErr_Occurred())
+    return -1;
+  if (overflow < 0 || (overflow == 0 && v < 0)) {
+    PyErr_Format(PyExc_ValueError,
+                 "timeout_ms must be >= 0 (or None to wait forever), got %R", o);
+    return -1;
+  }
+  if (overflow > 0 || v > (long long)(INT64_MAX / 1000000))
+    v = -1; /* beyond any deadline the clock can express: forever */
+  *out = v;
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* QuicTransportOptions                                                      */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+  PyObject_HEAD
+  PyObject *idle;       /* int or float, > 0 */
+  PyObject *keep_alive;          /* int or float, >= 0 */
+  PyObject *cc_name;             /* str as given */
+  qp_cc cc;
+  unsigned long long initial_window;
+} OptionsObject;
+
+static PyTypeObject OptionsType;
+
+/* Largest idle timeout the library accepts (one day). */
+#define MAX_IDLE_SECS 86400.0
+
+static int parse_seconds(PyObject *o, const char *name, bool zero_ok,
+                         double *out) {
+  if (PyBool_Check(o) || !(PyLong_Check(o) || PyFloat_Check(o))) {
+    PyErr_Format(PyExc_TypeError, "%s must be an int or a float, not %s", name,
+                 type_name(o));
+    return -1;
+  }
+  double v = PyFloat_AsDouble(o);
+  if (v == -1.0 && PyErr_Occurred())
+    return -1;
+  if (isnan(v) || v > MAX_IDLE_SECS || v < 0 || (!zero_ok && v == 0)) {
+    PyErr_Format(PyExc_ValueError, "%s must be %s 0 and at most %d seconds, got %R",
+                 name, zero_ok ? ">=" : ">", (int)MAX_IDLE_SECS, o);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+static int opt_set_idle(OptionsObject *self, PyObject *v, void *c) {
+  (void)c;
+  double d;
+  if (v == NULL) {
+    PyErr_SetString(PyExc_AttributeError, "cannot delete max_idle_timeout_secs");
+    return -1;
+  }
+  if (parse_seconds(v, "max_idle_timeout_secs", false, &d) < 0)
+    return -1;
+  Py_INCREF(v);
+  Py_XSETREF(self->idle, v);
+  return 0;
+}
+
+static int opt_set_keep_alive(OptionsObject *self, PyObject *v, void *c) {
+  (void)c;
+  double d;
+  if (v == NULL) {
+    PyErr_SetString(PyExc_AttributeError,
+                    "cannot delete keep_alive_interval_secs");
+    return -1;
+  }
+  if (parse_seconds(v, "keep_alive_interval_secs", true, &d) < 0)
+    return -1;
+  Py_INCREF(v);
+  Py_XSETREF(self->keep_alive, v);
+  return 0;
+}
+
+static int opt_set_cc(OptionsObject *self, PyObject *v, void *c) {
+  (void)c;
+  if (v == NULL) {
+    PyErr_SetString(PyExc_AttributeError,
+                    "cannot delete congestion_controller_type");
+    return -1;
+  }
+  if (!PyUnicode_Check(v)) {
+    PyErr_Format(PyExc_TypeError, "congestion_controller_type must be a str, not %s",
+                 type_name(v));
+    return -1;
+  }
+  const char *s = PyUnicode_AsUTF8(v);
+  if (s == NULL)
+    return -1;
+  qp_cc cc;
+  if (strlen(s) != (size_t)PyUnicode_GET_LENGTH(v) || qp_cc_from_string(s, &cc) != 0) {
+    PyErr_Format(PyExc_ValueError,
+                 "unknown congestion_controller_type %R: use \"cubic\", \"bbr\", "
+                 "\"bbr2\", \"reno\" or \"fixed\"",
+                 v);
+    return -1;
+  }
+  Py_INCREF(v);
+  Py_XSETREF(self->cc_name, v);
+  self->cc = cc;
+  return 0;
+}
+
+static int opt_set_window(OptionsObject *self, PyObject *v, void *c) {
+  (void)c;
+  if (v == NULL) {
+    PyErr_SetString(PyExc_AttributeError, "cannot delete initial_window");
+    return -1;
+  }
+  long long w;
+  if (parse_int_range(v, "initial_window", 1, LLONG_MAX, &w) < 0)
+    return -1;
+  self->initial_window = (unsigned long long)w;
+  return 0;
+}
+
+static PyObject *opt_get_idle(OptionsObject *self, void *c) {
+  (void)c;
+  return Py_NewRef(self->idle);
+}
+static PyObject *opt_get_keep_alive(OptionsObject *self, void *c) {
+  (void)c;
+  return Py_NewRef(self->keep_alive);
+}
+static PyObject *opt_get_cc(OptionsObject *self, void *c) {
+  (void)c;
+  return Py_NewRef(self->cc_name);
+}
+static PyObject *opt_get_window(OptionsObject *self, void *c) {
+  (void)c;
+  return PyLong_FromUnsignedLongLong(self->initial_window);
+}
+
+static PyGetSetDef opt_getset[] = {
+    {"max_idle_timeout_secs", (getter)opt_get_idle, (setter)opt_set_idle,
+     "Seconds without a packet from the peer after which the connection ends "
+     "(default 10).",
+     NULL},
+    {"congestion_controller_type", (getter)opt_get_cc, (setter)opt_set_cc,
+     "\"cubic\" (default), \"bbr\", \"bbr2\", \"reno\" or \"fixed\".", NULL},
+    {"initial_window", (getter)opt_get_window, (setter)opt_set_window,
+     "Initial congestion window in bytes (default 1048576; see the README: "
+     "the QUIC engine cannot honor it).",
+     NULL},
+    {"keep_alive_interval_secs", (getter)opt_get_keep_alive,
+     (setter)opt_set_keep_alive,
+     "Send a PING after this many idle seconds (default 2; 0 disables). Must "
+     "stay below max_idle_timeout_secs.",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyObject *opt_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+  (void)args;
+  (void)kw;
+  OptionsObject *self = (OptionsObject *)type->tp_alloc(type, 0);
+  if (self == NULL)
+    return NULL;
+  self->idle = PyLong_FromLong(10);
+  self->keep_alive = PyLong_FromLong(2);
+  self->cc_name = PyUnicode_FromString("cubic");
+  self->cc = QP_CC_CUBIC;
+  self->initial_window = 1048576;
+  if (!self->idle || !self->keep_alive || !self->cc_name) {
+    Py_DECREF(self);
+    return NULL;
+  }
+  return (PyObject *)self;
+}
+
+static int opt_init(OptionsObject *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"max_idle_timeout_secs", "congestion_controller_type",
+                           "initial_window", "keep_alive_interval_secs", NULL};
+  PyObject *idle = NULL, *cc = NULL, *win = NULL, *ka = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOOO:QuicTransportOptions", kwlist,
+                                   &idle, &cc, &win, &ka))
+    return -1;
+  if (idle && opt_set_idle(self, idle, NULL) < 0)
+    return -1;
+  if (cc && opt_set_cc(self, cc, NULL) < 0)
+    return -1;
+  if (win && opt_set_window(self, win, NULL) < 0)
+    return -1;
+  if (ka && opt_set_keep_alive(self, ka, NULL) < 0)
+    return -1;
+  return 0;
+}
+
+static void opt_dealloc(OptionsObject *self) {
+  Py_XDECREF(self->idle);
+  Py_XDECREF(self->keep_alive);
+  Py_XDECREF(self->cc_name);
+  Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *opt_repr(OptionsObject *self) {
+  return PyUnicode_FromFormat(
+      "QuicTransportOptions(max_idle_timeout_secs=%R, "
+      "congestion_controller_type=%R, initial_window=%llu, "
+      "keep_alive_interval_secs=%R)",
+      self->idle, self->cc_name, self->initial_window, self->keep_alive);
+}
+
+static PyObject *opt_args_tuple(OptionsObject *self) {
+  return Py_BuildValue("(OOKO)", self->idle, self->cc_name, self->initial_window,
+                       self->keep_alive);
+}
+
+static PyObject *opt_reduce(OptionsObject *self, PyObject *noargs) {
+  (void)noargs;
+  PyObject *t = opt_args_tuple(self);
+  if (t == NULL)
+    return NULL;
+  return Py_BuildValue("(ON)", (PyObject *)Py_TYPE(self), t);
+}
+
+static PyObject *opt_richcompare(PyObject *a, PyObject *b, int op) {
+  if ((op != Py_EQ && op != Py_NE) || !PyObject_TypeCheck(b, &OptionsType))
+    Py_RETURN_NOTIMPLEMENTED;
+  PyObject *ta = opt_args_tuple((OptionsObject *)a);
+  PyObject *tb = opt_args_tuple((OptionsObject *)b);
+  PyObject *r = NULL;
+  if (ta && tb)
+    r = PyObject_RichCompare(ta, tb, op);
+  Py_XDECREF(ta);
+  Py_XDECREF(tb);
+  return r;
+}
+
+static PyMethodDef opt_methods[] = {
+    {"__reduce__", (PyCFunction)opt_reduce, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject OptionsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "quic_portal.QuicTransportOptions",
+    .tp_basicsize = sizeof(OptionsObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "QuicTransportOptions(max_idle_timeout_secs=10, "
+              "congestion_controller_type='cubic', initial_window=1048576, "
+              "keep_alive_interval_secs=2)\n\nQUIC transport settings for "
+              "Portal.listen/connect/create_server/create_client.",
+    .tp_new = opt_new,
+    .tp_init = (initproc)opt_init,
+    .tp_dealloc = (destructor)opt_dealloc,
+    .tp_repr = (reprfunc)opt_repr,
+    .tp_richcompare = opt_richcompare,
+    .tp_getset = opt_getset,
+    .tp_methods = opt_methods,
+};
+
+/* None or a QuicTransportOptions -> the library's struct. */
+static int options_to_c(PyObject *o, qp_transport_options *out, bool *given) {
+  qp_transport_options_init(out);
+  *given = false;
+  if (o == NULL || o == Py_None)
+    return 0;
+  if (!PyObject_TypeCheck(o, &OptionsType)) {
+    PyErr_Format(PyExc_TypeError,
+                 "transport_options must be a QuicTransportOptions or None, not %s",
+                 type_name(o));
+    return -1;
+  }
+  OptionsObject *opt = (OptionsObject *)o;
+  out->max_idle_timeout_secs = PyFloat_AsDouble(opt->idle);
+  out->keep_alive_interval_secs = PyFloat_AsDouble(opt->keep_alive);
+  if (PyErr_Occurred())
+    return -1;
+  out->congestion_controller = opt->cc;
+  out->initial_window = opt->initial_window;
+  *given = true;
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Blocking calls on a helper thread                                         */
+/* ------------------------------------------------------------------------ */
+
+typedef enum { CALL_LISTEN, CALL_CONNECT, CALL_SEND } call_kind;
+
+/*
+ * One call handed to a helper thread. Heap-allocated and shared by two
+ * references (caller and helper): the caller's thread may vanish while the
+ * helper still runs (a daemon thread at interpreter exit), so whoever
+ * finishes last frees it.
+ */
+typedef struct {
+  atomic_int refs;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool done;
+  call_kind kind;
+  qp_portal_t *portal;
+  char host[256];
+  uint16_t port, local_port;
+  qp_transport_options opts;
+  const void *buf;
+  size_t len;
+  int timeout_ms;
+  int rc;
+  char msg[MSG_MAX];
+} bg_call;
+
+static void bg_unref(bg_call *c) {
+  if (atomic_fetch_sub(&c->refs, 1) == 1) {
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+  }
+}
+
+static void *bg_main(void *arg) {
+  bg_call *c = arg;
+  int rc;
+  switch (c->kind) {
+  case CALL_LISTEN:
+    rc = qp_portal_listen(c->portal, c->host, c->port, &c->opts, c->timeout_ms);
+    break;
+  case CALL_CONNECT:
+    rc = qp_portal_connect(c->portal, c->host, c->port, c->local_port, &c->opts,
+                           c->timeout_ms);
+    break;
+  default:
+    rc = qp_portal_send(c->portal, c->buf, c->len, c->timeout_ms);
+    break;
+  }
+  pthread_mutex_lock(&c->mu);
+  c->rc = rc;
+  if (rc != 0)
+    snprintf(c->msg, sizeof(c->msg), "%s", qp_last_error());
+  c->done = true;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+  bg_unref(c);
+  return NULL;
+}
+
+static bg_call *bg_new(call_kind kind, qp_portal_t *portal) {
+  bg_call *c = calloc(1, sizeof(*c));
+  if (c == NULL) {
+    PyErr_NoMemory();
+    return NULL;
+  }
+  atomic_init(&c->refs, 1);
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&c->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  c->kind = kind;
+  c->portal = portal;
+  return c;
+}
+
+/* Wait up to ms for the helper; true once it is done. Lock not held. */
+static bool bg_wait(bg_call *c, int ms) {
+  uint64_t deadline = now_ns() + (uint64_t)ms * 1000000u;
+  struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000u),
+                        .tv_nsec = (long)(deadline % 1000000000u)};
+  pthread_mutex_lock(&c->mu);
+  while (!c->done) {
+    if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT)
+      break;
+  }
+  bool done = c->done;
+  pthread_mutex_unlock(&c->mu);
+  return done;
+}
+
+/*
+ * Run c on a helper thread; GIL held on entry and exit. Returns 0 with
+ * c->rc / c->msg set, or -1 with a Python exception set (a signal handler
+ * raised, e.g. KeyboardInterrupt, and the call was interrupted; or the
+ * thread could not start). The caller keeps its reference to c and drops
+ * it with bg_unref() afterwards.
+ */
+static int bg_run(bg_call *c) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  atomic_fetch_add(&c->refs, 1);
+  int err = pthread_create(&(pthread_t){0}, &attr, bg_main, c);
+  pthread_attr_destroy(&attr);
+  if (err != 0) {
+    atomic_fetch_sub(&c->refs, 1);
+    errno = err;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+  }
+  for (;;) {
+    bool done;
+    Py_BEGIN_ALLOW_THREADS
+    done = bg_wait(c, SLICE_MS);
+    Py_END_ALLOW_THREADS
+    if (done)
+      return 0;
+    if (PyErr_CheckSignals() < 0)
+      break;
+  }
+  /* A signal handler raised: make the call give up, then report that. An
+   * interrupt only reaches calls already blocked, so repeat it until the
+   * helper returns. */
+  Py_BEGIN_ALLOW_THREADS
+  do {
+    qp_portal_interrupt(c->portal);
+  } while (!bg_wait(c, 10));
+  Py_END_ALLOW_THREADS
+  return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Portal                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+  PyObject_HEAD
+  qp_portal_t *portal;
+  pid_t owner_pid; /* a forked child must not join the parent's threads */
+  atomic_bool closed;
+  PyObject *server_ip;
+  PyObject *server_port;
+  PyObject *weakrefs;
+} PortalObject;
+
+static PyObject *portal_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+  (void)args;
+  (void)kw;
+  PortalObject *self = (PortalObject *)type->tp_alloc(type, 0);
+  if (self == NULL)
+    return NULL;
+  self->server_ip = Py_NewRef(Py_None);
+  self->server_port = Py_NewRef(Py_None);
+  self->owner_pid = getpid();
+  atomic_init(&self->closed, false);
+  int rc;
+  char msg[MSG_MAX] = "";
+  qp_portal_t *p = NULL;
+  Py_BEGIN_ALLOW_THREADS
+  rc = qp_portal_create(&p);
+  if (rc != 0)
+    snprintf(msg, sizeof(msg), "%s", qp_last_error());
+  Py_END_ALLOW_THREADS
+  if (rc != 0) {
+    Py_DECREF(self);
+    return raise_qp(rc, msg, false);
+  }
+  self->portal = p;
+  return (PyObject *)self;
+}
+
+static int portal_init(PyObject *self, PyObject *args, PyObject *kw) {
+  (void)self;
+  if (PyTuple_GET_SIZE(args) != 0 || (kw != NULL && PyDict_GET_SIZE(kw) != 0)) {
+    PyErr_SetString(PyExc_TypeError, "Portal() takes no arguments");
+    return -1;
+  }
+  return 0;
+}
+
+static int portal_traverse(PortalObject *self, visitproc visit, void *arg) {
+  Py_VISIT(self->server_ip);
+  Py_VISIT(self->server_port);
+  return 0;
+}
+
+static int portal_clear(PortalObject *self) {
+  Py_CLEAR(self->server_ip);
+  Py_CLEAR(self->server_port);
+  return 0;
+}
+
+static void portal_dealloc(PortalObject *self) {
+  PyTypeObject *tp = Py_TYPE(self);
+  PyObject_GC_UnTrack(self);
+  if (self->weakrefs != NULL)
+    PyObject_ClearWeakRefs((PyObject *)self);
+  portal_clear(self);
+  qp_portal_t *p = self->portal;
+  self->portal = NULL;
+  if (p != NULL && self->owner_pid == getpid()) {
+    /* Closes with the default linger; the I/O thread may need the GIL to
+     * log meanwhile. */
+    Py_BEGIN_ALLOW_THREADS
+    qp_portal_destroy(p);
+    Py_END_ALLOW_THREADS
+  }
+  /* In a forked child the parent's I/O thread does not exist: leak it.
+   * A heap subclass's type reference is dropped by subtype_dealloc. */
+  tp->tp_free((PyObject *)self);
+}
+
+static qp_portal_t *portal_of(PortalObject *self) {
+  if (self->portal == NULL) {
+    PyErr_SetString(PortalError, "Portal object is not initialized");
+    return NULL;
+  }
+  return self->portal;
+}
+
+/* Blocking setup calls (listen/connect) on the helper thread. */
+static PyObject *portal_finish_setup(PortalObject *self, bg_call *c) {
+  sync_log_level();
+  if (bg_run(c) < 0) {
+    bg_unref(c);
+    return NULL;
+  }
+  int rc = c->rc;
+  char msg[MSG_MAX];
+  memcpy(msg, c->msg, sizeof(msg));
+  bg_unref(c);
+  if (rc != 0)
+    return raise_qp(rc, msg, atomic_load(&self->closed));
+  Py_RETURN_NONE;
+}
+
+static PyObject *portal_listen(PortalObject *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"local_port", "transport_options", NULL};
+  PyObject *port_o = Py_None, *opts_o = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "|OO:listen", kwlist, &port_o, &opts_o))
+    return NULL;
+  qp_portal_t *p = portal_of(self);
+  if (p == NULL)
+    return NULL;
+  if (port_o == Py_None) {
+    PyErr_SetString(PyExc_ValueError, "local_port is required for listen()");
+    return NULL;
+  }
+  uint16_t port;
+  if (parse_port(port_o, "local_port", 0, &port) < 0)
+    return NULL;
+  qp_transport_options opts;
+  bool given;
+  if (options_to_c(opts_o, &opts, &given) < 0)
+    return NULL;
+  bg_call *c = bg_new(CALL_LISTEN, p);
+  if (c == NULL)
+    return NULL;
+  snprintf(c->host, sizeof(c->host), "0.0.0.0");
+  c->port = port;
+  c->opts = opts;
+  c->timeout_ms = -1; /* as 0.1.x: wait for a client however long it takes */
+  PyObject *r = portal_finish_setup(self, c);
+  if (r != NULL) {
+    Py_XSETREF(self->server_ip, Py_NewRef(Py_None));
+    Py_XSETREF(self->server_port, Py_NewRef(Py_None));
+  }
+  return r;
+}
+
+static PyObject *portal_connect(PortalObject *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"server_ip", "server_port", "local_port",
+                           "transport_options", NULL};
+  PyObject *ip_o, *sport_o, *lport_o = Py_None, *opts_o = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OO:connect", kwlist, &ip_o,
+                                   &sport_o, &lport_o, &opts_o))
+    return NULL;
+  qp_portal_t *p = portal_of(self);
+  if (p == NULL)
+    return NULL;
+  if (!PyUnicode_Check(ip_o)) {
+    PyErr_Format(PyExc_TypeError, "server_ip must be a str, not %s",
+                 type_name(ip_o));
+    return NULL;
+  }
+  Py_ssize_t iplen;
+  const char *ip = PyUnicode_AsUTF8AndSize(ip_o, &iplen);
+  if (ip == NULL)
+    return NULL;
+  if (iplen == 0 || (size_t)iplen >= 256 || strlen(ip) != (size_t)iplen) {
+    PyErr_Format(PyExc_ValueError,
+                 "server_ip must be an IP address or host name, got %R", ip_o);
+    return NULL;
+  }
+  uint16_t sport, lport;
+  if (parse_port(sport_o, "server_port", 1, &sport) < 0)
+    return NULL;
+  if (lport_o == Py_None) {
+    PyErr_SetString(PyExc_ValueError, "local_port is required for connect()");
+    return NULL;
+  }
+  if (parse_port(lport_o, "local_port", 0, &lport) < 0)
+    return NULL;
+  qp_transport_options opts;
+  bool given;
+  if (options_to_c(opts_o, &opts, &given) < 0)
+    return NULL;
+  bg_call *c = bg_new(CALL_CONNECT, p);
+  if (c == NULL)
+    return NULL;
+  memcpy(c->host, ip, (size_t)iplen + 1);
+  c->port = sport;
+  c->local_port = lport;
+  c->opts = opts;
+  /* As 0.1.x (quinn): a handshake nobody answers fails after the idle
+   * timeout. */
+  double t = opts.max_idle_timeout_secs * 1000.0;
+  c->timeout_ms = t >= (double)INT_MAX ? INT_MAX : (int)ceil(t);
+  PyObject *r = portal_finish_setup(self, c);
+  if (r != NULL) {
+    Py_XSETREF(self->server_ip, Py_NewRef(ip_o));
+    Py_XSETREF(self->server_port, PyLong_FromLong(sport));
+    if (self->server_port == NULL) {
+      Py_DECREF(r);
+      return NULL;
+    }
+  }
+  return r;
+}
+
+static PyObject *portal_send(PortalObject *self, PyObject *const *args,
+                             Py_ssize_t nargs, PyObject *kwnames) {
+  if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0) {
+    /* Only "data" may be a keyword. */
+    if (nargs != 0 || PyTuple_GET_SIZE(kwnames) != 1 ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(kwnames, 0)) ||
+        PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "data") !=
+            0) {
+      PyErr_SetString(PyExc_TypeError, "send() takes exactly one argument (data)");
+      return NULL;
+    }
+  } else if (nargs != 1) {
+    PyErr_Format(PyExc_TypeError,
+                 "send() takes exactly one argument (data) (%zd given)", nargs);
+    return NULL;
+  }
+  PyObject *data = args[0];
+  qp_portal_t *p = portal_of(self);
+  if (p == NULL)
+    return NULL;
+  Py_buffer view = {0};
+  const void *buf;
+  size_t len;
+  if (PyUnicode_Check(data)) {
+    Py_ssize_t n;
+    buf = PyUnicode_AsUTF8AndSize(data, &n);
+    if (buf == NULL)
+      return NULL;
+    len = (size_t)n;
+  } else if (PyObject_CheckBuffer(data)) {
+    if (PyObject_GetBuffer(data, &view, PyBUF_C_CONTIGUOUS) < 0) {
+      PyErr_Clear();
+      PyErr_Format(PyExc_TypeError,
+                   "data must be a C-contiguous bytes-like object or a str; "
+                   "this %s is not contiguous (copy it with bytes())",
+                   type_name(data));
+      return NULL;
+    }
+    buf = view.buf;
+    len = (size_t)view.len;
+  } else {
+    PyErr_Format(PyExc_TypeError,
+                 "data must be bytes, bytearray, memoryview or str, not %s",
+                 type_name(data));
+    return NULL;
+  }
+
+  int rc;
+  char msg[MSG_MAX] = "";
+  if (len >= SEND_HELPER_MIN) {
+    bg_call *c = bg_new(CALL_SEND, p);
+    if (c == NULL) {
+      PyBuffer_Release(&view);
+      return NULL;
+    }
+    c->buf = buf;
+    c->len = len;
+    c->timeout_ms = -1;
+    if (bg_run(c) < 0) {
+      bg_unref(c);
+      PyBuffer_Release(&view);
+      return NULL;
+    }
+    rc = c->rc;
+    memcpy(msg, c->msg, sizeof(msg));
+    bg_unref(c);
+  } else {
+    for (;;) {
+      Py_BEGIN_ALLOW_THREADS
+      rc = qp_portal_send(p, buf, len, SLICE_MS);
+      if (rc != 0)
+        snprintf(msg, sizeof(msg), "%s", qp_last_error());
+      Py_END_ALLOW_THREADS
+      /* Timed out or interrupted by someone else's qp_portal_interrupt:
+       * nothing was queued, so trying again is safe. */
+      if (rc != QP_ERR_TIMEOUT && rc != QP_ERR_INTERRUPTED)
+        break;
+      if (PyErr_CheckSignals() < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+      }
+    }
+  }
+  PyBuffer_Release(&view);
+  if (rc != 0)
+    return raise_qp(rc, msg, atomic_load(&self->closed));
+  Py_RETURN_NONE;
+}
+
+/* bytes from a library message; frees it. */
+static PyObject *take_message(void *data, size_t len) {
+  if (len > (size_t)PY_SSIZE_T_MAX) {
+    qp_free(data);
+    return PyErr_NoMemory();
+  }
+  PyObject *b;
+  if (len < COPY_NOGIL_MIN) {
+    b = PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
+  } else {
+    b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)len);
+    if (b != NULL) {
+      char *dst = PyBytes_AS_STRING(b);
+      Py_BEGIN_ALLOW_THREADS
+      memcpy(dst, data, len);
+      Py_END_ALLOW_THREADS
+    }
+  }
+  qp_free(data);
+  return b;
+}
+
+static PyObject *portal_recv(PortalObject *self, PyObject *const *args,
+                             Py_ssize_t nargs, PyObject *kwnames) {
+  PyObject *timeout_o = Py_None;
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  if (nargs + nkw > 1) {
+    PyErr_SetString(PyExc_TypeError, "recv() takes at most one argument (timeout_ms)");
+    return NULL;
+  }
+  if (nkw == 1) {
+    PyObject *k = PyTuple_GET_ITEM(kwnames, 0);
+    if (!PyUnicode_Check(k) || PyUnicode_CompareWithASCIIString(k, "timeout_ms") != 0) {
+      PyErr_Format(PyExc_TypeError, "recv() got an unexpected keyword argument %R", k);
+      return NULL;
+    }
+    timeout_o = args[0];
+  } else if (nargs == 1) {
+    timeout_o = args[0];
+  }
+  long long timeout_ms;
+  if (parse_timeout_ms(timeout_o, &timeout_ms) < 0)
+    return NULL;
+  qp_portal_t *p = portal_of(self);
+  if (p == NULL)
+    return NULL;
+
+  uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
+                                     : now_ns() + (uint64_t)timeout_ms * 1000000u;
+  for (;;) {
+    int slice = SLICE_MS;
+    if (deadline != UINT64_MAX) {
+      uint64_t now = now_ns();
+      uint64_t left_ms = deadline > now ? (deadline - now + 999999u) / 1000000u : 0;
+      if (left_ms < (uint64_t)slice)
+        slice = (int)left_ms;
+    }
+    void *data = NULL;
+    size_t len = 0;
+    int rc;
+    char msg[MSG_MAX] = "";
+    Py_BEGIN_ALLOW_THREADS
+    rc = qp_portal_recv(p, &data, &len, slice);
+    if (rc != 0)
+      snprintf(msg, sizeof(msg), "%s", qp_last_error());
+    Py_END_ALLOW_THREADS
+    if (rc == 0)
+      return take_message(data, len);
+    if (rc != QP_ERR_TIMEOUT && rc != QP_ERR_INTERRUPTED)
+      return raise_qp(rc, msg, atomic_load(&self->closed));
+    if (deadline != UINT64_MAX && now_ns() >= deadline)
+      Py_RETURN_NONE;
+    if (PyErr_CheckSignals() < 0)
+      return NULL;
+  }
+}
+
+static PyObject *portal_is_connected(PortalObject *self, PyObject *noargs) {
+  (void)noargs;
+  if (self->portal == NULL)
+    Py_RETURN_FALSE;
+  bool up;
+  Py_BEGIN_ALLOW_THREADS
+  up = qp_portal_is_connected(self->portal);
+  Py_END_ALLOW_THREADS
+  return PyBool_FromLong(up);
+}
+
+static PyObject *portal_close(PortalObject *self, PyObject *noargs) {
+  (void)noargs;
+  if (self->portal == NULL)
+    Py_RETURN_NONE;
+  atomic_store(&self->closed, true);
+  /* Waits (default linger, 5 s at most) until the peer acknowledged what
+   * was sent; the result (a linger that expired) is not an error in 0.1.x. */
+  Py_BEGIN_ALLOW_THREADS
+  qp_portal_close(self->portal, -1);
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+static PyObject *portal_stats(PortalObject *self, PyObject *noargs) {
+  (void)noargs;
+  qp_portal_t *p = portal_of(self);
+  if (p == NULL)
+    return NULL;
+  qp_portal_stats s;
+  int rc;
+  char msg[MSG_MAX] = "";
+  Py_BEGIN_ALLOW_THREADS
+  rc = qp_portal_get_stats(p, &s);
+  if (rc != 0)
+    snprintf(msg, sizeof(msg), "%s", qp_last_error());
+  Py_END_ALLOW_THREADS
+  if (rc != 0)
+    return raise_qp(rc, msg, false);
+  return Py_BuildValue("{sKsKsKsKsKsKsK}", "packets_sent", s.packets_sent,
+                       "packets_received", s.packets_received, "packets_lost",
+                       s.packets_lost, "bytes_in_flight", s.bytes_in_flight,
+                       "cwnd", s.cwnd, "smoothed_rtt_us", s.smoothed_rtt_us,
+                       "handshake_us", s.handshake_us);
+}
+
+static PyObject *portal_local_port(PortalObject *self, PyObject *noargs) {
+  (void)noargs;
+  if (self->portal == NULL)
+    return PyLong_FromLong(0);
+  uint16_t port;
+  Py_BEGIN_ALLOW_THREADS
+  port = qp_portal_local_port(self->portal);
+  Py_END_ALLOW_THREADS
+  return PyLong_FromLong(port);
+}
+
+static PyObject *portal_fingerprint(PortalObject *self, PyObject *noargs) {
+  (void)noargs;
+  qp_portal_t *p = portal_of(self);
+  if (p == NULL)
+    return NULL;
+  char fp[QP_FINGERPRINT_SIZE];
+  if (qp_portal_fingerprint(p, fp) != 0)
+    return raise_qp(QP_ERR_INVALID, qp_last_error(), false);
+  return PyUnicode_FromString(fp);
+}
+
+static PyMethodDef portal_methods[] = {
+    {"listen", (PyCFunction)(void (*)(void))portal_listen,
+     METH_VARARGS | METH_KEYWORDS,
+     "listen(local_port=None, transport_options=None) -> None\n\n"
+     "Bind 0.0.0.0:local_port and block until one client has connected."},
+    {"connect", (PyCFunction)(void (*)(void))portal_connect,
+     METH_VARARGS | METH_KEYWORDS,
+     "connect(server_ip, server_port, local_port=None, transport_options=None)"
+     " -> None\n\nConnect from local_port to server_ip:server_port and block "
+     "until the QUIC handshake completes (at most max_idle_timeout_secs)."},
+    {"send", (PyCFunction)(void (*)(void))portal_send,
+     METH_FASTCALL | METH_KEYWORDS,
+     "send(data) -> None\n\nSend one whole message: bytes-like, or str "
+     "(sent as UTF-8)."},
+    {"recv", (PyCFunction)(void (*)(void))portal_recv,
+     METH_FASTCALL | METH_KEYWORDS,
+     "recv(timeout_ms=None) -> bytes | None\n\nWait for the next whole "
+     "message; None when timeout_ms passes first (nothing is lost). "
+     "timeout_ms None waits forever."},
+    {"is_connected", (PyCFunction)portal_is_connected, METH_NOARGS,
+     "is_connected() -> bool"},
+    {"close", (PyCFunction)portal_close, METH_NOARGS,
+     "close() -> None\n\nClose the connection (waits up to 5 s for the peer "
+     "to acknowledge what was sent). Safe to call repeatedly."},
+    {"stats", (PyCFunction)portal_stats, METH_NOARGS,
+     "stats() -> dict\n\nConnection statistics (not in 0.1.x)."},
+    {"local_port", (PyCFunction)portal_local_port, METH_NOARGS,
+     "local_port() -> int\n\nThe bound UDP port, 0 before listen/connect "
+     "(not in 0.1.x)."},
+    {"fingerprint", (PyCFunction)portal_fingerprint, METH_NOARGS,
+     "fingerprint() -> str\n\nSHA-256 of this portal's certificate, 64 hex "
+     "digits (not in 0.1.x)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef portal_members[] = {
+    {"server_ip", T_OBJECT, offsetof(PortalObject, server_ip), 0,
+     "The server address given to connect(); None before, and on a server."},
+    {"server_port", T_OBJECT, offsetof(PortalObject, server_port), 0,
+     "The server port given to connect(); None before, and on a server."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject PortalType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "quic_portal._core.Portal",
+    .tp_basicsize = sizeof(PortalObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Portal()\n\nOne QUIC connection carrying whole messages.",
+    .tp_new = portal_new,
+    .tp_init = portal_init,
+    .tp_dealloc = (destructor)portal_dealloc,
+    .tp_traverse = (traverseproc)portal_traverse,
+    .tp_clear = (inquiry)portal_clear,
+    .tp_weaklistoffset = offsetof(PortalObject, weakrefs),
+    .tp_methods = portal_methods,
+    .tp_members = portal_members,
+};
+
+/* ------------------------------------------------------------------------ */
+/* Module                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static PyMethodDef module_methods[] = {
+    {"_sync_log_level", mod_sync_log_level, METH_NOARGS,
+     "Make the library's log level follow the 'quic_portal' logger."},
+    {"_shutdown_logging", mod_shutdown_logging, METH_NOARGS,
+     "Stop forwarding the library's log to Python (atexit)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT, .m_name = "quic_portal._core",
+    .m_doc = "C binding of libquicportal; use the quic_portal package.",
+    .m_size = -1, .m_methods = module_methods,
+};
+
+static int add_exceptions(PyObject *m) {
+  PortalError = PyErr_NewExceptionWithDoc(
+      "quic_portal.PortalError", "Base class of quic_portal's errors.",
+      PyExc_Exception, NULL);
+  if (PortalError == NULL)
+    return -1;
+  ConnectionErr = PyErr_NewExceptionWithDoc(
+      "quic_portal.ConnectionError",
+      "A connection could not be made, or failed; .code and .error_name give "
+      "the library's error.",
+      PortalError, NULL);
+  if (ConnectionErr == NULL)
+    return -1;
+  if (PyModule_AddObjectRef(m, "PortalError", PortalError) < 0 ||
+      PyModule_AddObjectRef(m, "ConnectionError", ConnectionErr) < 0)
+    return -1;
+  return 0;
+}
+
+PyMODINIT_FUNC PyInit__core(void) {
+  PyObject *m = PyModule_Create(&core_module);
+  if (m == NULL)
+    return NULL;
+  if (PyType_Ready(&OptionsType) < 0 || PyType_Ready(&PortalType) < 0)
+    goto fail;
+  if (PyModule_AddObjectRef(m, "QuicTransportOptions", (PyObject *)&OptionsType) < 0 ||
+      PyModule_AddObjectRef(m, "Portal", (PyObject *)&PortalType) < 0)
+    goto fail;
+  if (add_exceptions(m) < 0)
+    goto fail;
+  if (PyModule_AddStringConstant(m, "__version__", QP_VERSION) < 0 ||
+      PyModule_AddIntConstant(m, "MAX_MESSAGE_SIZE",
+                              (long)(QP_MAX_MESSAGE_SIZE > (uint64_t)LONG_MAX
+                                         ? LONG_MAX
+                                         : (long)QP_MAX_MESSAGE_SIZE)) < 0)
+    goto fail;
+
+  PyObject *logging = PyImport_ImportModule("logging");
+  if (logging == NULL)
+    goto fail;
+  g_logger = PyObject_CallMethod(logging, "getLogger", "s", "quic_portal");
+  Py_DECREF(logging);
+  if (g_logger == NULL)
+    goto fail;
+  sync_log_level();
+  atomic_store(&g_log_to_python, true);
+  qp_log_set_handler(log_to_python, NULL);
+  return m;
+fail:
+  Py_DECREF(m);
+  return NULL;
+}

@@ -1,0 +1,552 @@
+#!/usr/bin/env bash
+# natlab.sh - a NAT test lab made of network namespaces, veth pairs and nftables.
+#
+# Topology (see tests/lab/README.md for the diagram, the rules and measured behavior):
+#   PREFIX-inet   the "internet": a router joining three public segments
+#   PREFIX-pub    STUN / Redis host, 203.0.113.10 and 203.0.113.11
+#   PREFIX-ra     NAT router of site A (public 192.0.2.2, LAN 10.0.1.0/24)
+#   PREFIX-a      host of site A (10.0.1.2, or 192.0.2.2 for kind "none")
+#   PREFIX-rb     NAT router of site B (public 198.51.100.2, LAN 10.0.2.0/24)
+#   PREFIX-b      host of site B (10.0.2.2, or 198.51.100.2 for kind "none")
+#   PREFIX-ca/cb  carrier-grade NAT in front of ra/rb (kind "double" only)
+#
+# Usage:
+#   natlab.sh up KIND_A KIND_B [--loss PCT] [--prefix NAME]
+#   natlab.sh up same-nat [KIND] [--loss PCT] [--prefix NAME]
+#   natlab.sh down [--prefix NAME]
+#   natlab.sh exec [--prefix NAME] SITE CMD...      SITE: a b pub inet ra rb ca cb
+#   natlab.sh addr [--prefix NAME] SITE             address of SITE (host address for a/b)
+#   natlab.sh public [--prefix NAME] SITE           public (outermost) address of site a/b
+#   natlab.sh info [--prefix NAME]                  shell-sourceable NATLAB_* variables
+#   natlab.sh loss [--prefix NAME] PCT              change the loss of the internet router
+#   natlab.sh stun-up|stun-down [--prefix NAME]     coturn STUN server (RFC 5780) in pub
+#   natlab.sh redis-up|redis-down [--prefix NAME]   redis-server on 203.0.113.10:6379 in pub
+#   natlab.sh status [--prefix NAME]                namespaces and nftables rules
+#   natlab.sh kinds                                 list NAT kinds
+#   natlab.sh check                                 run tests/lab/test_natlab.sh
+#
+# The prefix also comes from $NATLAB_PREFIX (default "qpl"). Everything the lab makes
+# lives in namespaces named PREFIX-*; nothing is added to the root namespace.
+# Exit code 77 with "SKIP: reason" when the lab cannot run here (not root, no ip netns).
+set -euo pipefail
+
+PREFIX="${NATLAB_PREFIX:-qpl}"
+LOSS=0
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+RUN_BASE="${NATLAB_RUN_DIR:-/run/natlab}"
+
+# Addresses (documentation ranges RFC 5737, CGN range RFC 6598, private RFC 1918).
+PUB_NET=203.0.113
+STUN1=203.0.113.10
+STUN2=203.0.113.11
+REDIS_ADDR=203.0.113.10
+STUN_PORT=3478
+REDIS_PORT=6379
+SEQ_BASE=20000   # symmetric-seq: first external port
+SEQ_COUNT=256    # symmetric-seq: ports SEQ_BASE .. SEQ_BASE+SEQ_COUNT-1, then wraps
+MAP_TIMEOUT=120s # full-cone / restricted-cone mapping lifetime without outgoing traffic
+
+NAT_KINDS="none full-cone restricted-cone port-restricted symmetric symmetric-seq double"
+ALL_KINDS="$NAT_KINDS same-nat"
+SITES="inet pub ra rb ca cb a b"
+
+die() { echo "natlab: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*"; exit 77; }
+
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
+}
+
+check_prefix() {
+  [[ "$PREFIX" =~ ^[A-Za-z0-9_]([A-Za-z0-9_.]{0,19})$ ]] ||
+    die "bad prefix '$PREFIX': use 1-20 letters, digits, '_' or '.' (no '-')"
+}
+
+# Say SKIP (exit 77) when this machine cannot host the lab.
+require_lab() {
+  [[ "$(id -u)" == 0 ]] || skip "natlab needs root (network namespaces and nftables); running as uid $(id -u)"
+  command -v ip >/dev/null 2>&1 || skip "iproute2 'ip' is not installed"
+  command -v nft >/dev/null 2>&1 || skip "nftables 'nft' is not installed"
+  ip netns list >/dev/null 2>&1 || skip "'ip netns' is unavailable here"
+}
+
+ns() { echo "$PREFIX-$1"; }
+nsx() { local n; n="$(ns "$1")"; shift; ip netns exec "$n" "$@"; }
+ns_exists() { [[ -e "/run/netns/$(ns "$1")" ]]; }
+
+lab_namespaces() {
+  local s
+  for s in $SITES; do
+    if ns_exists "$s"; then ns "$s"; fi
+  done
+}
+
+run_dir() { echo "$RUN_BASE/$PREFIX"; }
+
+# ---------------------------------------------------------------- building blocks
+
+mk_ns() {
+  local n; n="$(ns "$1")"
+  ip netns add "$n"
+  ip -n "$n" link set lo up
+  # No reverse-path filtering anywhere: NAT and asymmetric test traffic must not be dropped.
+  ip netns exec "$n" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+  # Keep IPv6 out of the way (router solicitations, DAD) on the lab links.
+  ip netns exec "$n" sysctl -qw net.ipv6.conf.default.disable_ipv6=1 >/dev/null 2>&1 || true
+}
+
+router_sysctls() {
+  nsx "$1" sysctl -qw net.ipv4.ip_forward=1
+}
+
+# link NS1 IF1 NS2 IF2: a veth pair created directly inside the two namespaces.
+link() {
+  ip link add "$2" netns "$(ns "$1")" type veth peer name "$4" netns "$(ns "$3")"
+  ip -n "$(ns "$1")" link set "$2" up
+  ip -n "$(ns "$3")" link set "$4" up
+}
+
+addr_add() { ip -n "$(ns "$1")" addr add "$3" dev "$2"; }
+default_via() { ip -n "$(ns "$1")" route add default via "$2"; }
+
+# nftables ruleset of a NAT router. $1 kind, $2 public (wan) address.
+nat_ruleset() {
+  local kind="$1" wan="$2" nat_stmt learn="" pre="" sets="" i map=""
+  case "$kind" in
+    port-restricted|double|same-nat)
+      nat_stmt='oifname "wan" masquerade' ;;
+    symmetric)
+      nat_stmt='oifname "wan" masquerade fully-random' ;;
+    symmetric-seq)
+      for ((i = 0; i < SEQ_COUNT; i++)); do
+        map+="${map:+, }$i : $((SEQ_BASE + i))"
+      done
+      nat_stmt="oifname \"wan\" meta l4proto { tcp, udp } snat ip to $wan : numgen inc mod $SEQ_COUNT map { $map }
+    oifname \"wan\" masquerade"
+      ;;
+    full-cone|restricted-cone)
+      nat_stmt='oifname "wan" masquerade'
+      sets="  map cone {
+    type inet_service : ipv4_addr . inet_service
+    flags dynamic,timeout
+    timeout $MAP_TIMEOUT
+  }"
+      learn='    oifname "wan" meta l4proto udp ct direction original update @cone { udp sport : ct original ip saddr . ct original proto-src }
+    oifname "wan" meta l4proto udp ct direction reply update @cone { udp sport : ct reply ip saddr . ct reply proto-src }'
+      if [[ "$kind" == full-cone ]]; then
+        pre='    iifname "wan" meta l4proto udp dnat ip to udp dport map @cone'
+      else
+        sets+="
+  set seen {
+    type inet_service . ipv4_addr
+    flags dynamic,timeout
+    timeout $MAP_TIMEOUT
+  }"
+        learn+='
+    oifname "wan" meta l4proto udp update @seen { udp sport . ip daddr }'
+        pre='    iifname "wan" meta l4proto udp udp dport . ip saddr @seen dnat ip to udp dport map @cone'
+      fi
+      ;;
+    *) die "no NAT ruleset for kind '$kind'" ;;
+  esac
+  cat <<EOF
+table ip natlab {
+$sets
+  chain input {
+    type filter hook input priority filter; policy accept;
+    # Like a home router: unsolicited TCP/UDP to the public address is dropped silently
+    # (no ICMP port unreachable, and no conntrack entry that could clash with a mapping).
+    iifname "wan" meta l4proto { tcp, udp } drop
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    iifname "wan" ct state established,related accept
+    iifname "wan" ct status dnat accept
+    iifname "wan" drop
+  }
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+$pre
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    $nat_stmt
+  }
+  chain learn {
+    type filter hook postrouting priority srcnat + 10; policy accept;
+$learn
+  }
+}
+EOF
+}
+
+loss_ruleset() {
+  cat <<EOF
+table inet natlab {
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+$( ((LOSS > 0)) && echo "    numgen random mod 100 < $LOSS counter drop" )
+    counter accept
+  }
+}
+EOF
+}
+
+apply_loss() {
+  nsx inet nft delete table inet natlab >/dev/null 2>&1 || true
+  loss_ruleset | nsx inet nft -f -
+}
+
+# make_router SITE_NS KIND WAN_ADDR/LEN GW LAN_ADDR/LEN
+make_router() {
+  local r="$1" kind="$2" wan="$3" gw="$4" lan="$5"
+  addr_add "$r" wan "$wan"
+  default_via "$r" "$gw"
+  ip -n "$(ns "$r")" link add lan type bridge
+  ip -n "$(ns "$r")" link set lan up
+  addr_add "$r" lan "$lan"
+  router_sysctls "$r"
+  nat_ruleset "$kind" "${wan%/*}" | nsx "$r" nft -f -
+}
+
+# attach_host HOST ROUTER PORTNAME ADDR/LEN GW
+attach_host() {
+  local h="$1" r="$2" port="$3" a="$4" gw="$5"
+  link "$h" eth0 "$r" "$port"
+  ip -n "$(ns "$r")" link set "$port" master lan
+  addr_add "$h" eth0 "$a"
+  default_via "$h" "$gw"
+}
+
+# build_site X KIND: X is a or b.
+build_site() {
+  local x="$1" kind="$2" net n pub
+  if [[ "$x" == a ]]; then net=192.0.2; n=1; else net=198.51.100; n=2; fi
+  pub="$net.2"
+  case "$kind" in
+    none)
+      mk_ns "$x"
+      link inet "s$x" "$x" eth0
+      addr_add "$x" eth0 "$pub/24"
+      default_via "$x" "$net.1"
+      ;;
+    double)
+      mk_ns "c$x"; mk_ns "r$x"; mk_ns "$x"
+      link inet "s$x" "c$x" wan
+      make_router "c$x" double "$pub/24" "$net.1" "100.64.$n.1/24"
+      link "c$x" lan0 "r$x" wan
+      ip -n "$(ns "c$x")" link set lan0 master lan
+      make_router "r$x" double "100.64.$n.2/24" "100.64.$n.1" "10.0.$n.1/24"
+      attach_host "$x" "r$x" lan0 "10.0.$n.2/24" "10.0.$n.1"
+      ;;
+    *)
+      mk_ns "r$x"; mk_ns "$x"
+      link inet "s$x" "r$x" wan
+      make_router "r$x" "$kind" "$pub/24" "$net.1" "10.0.$n.1/24"
+      attach_host "$x" "r$x" lan0 "10.0.$n.2/24" "10.0.$n.1"
+      ;;
+  esac
+}
+
+write_state() {
+  local d; d="$(run_dir)"
+  mkdir -p "$d"
+  {
+    echo "NATLAB_PREFIX=$PREFIX"
+    echo "NATLAB_KIND_A=$1"
+    echo "NATLAB_KIND_B=$2"
+    echo "NATLAB_LOSS=$LOSS"
+  } >"$d/state"
+}
+
+read_state() {
+  local f; f="$(run_dir)/state"
+  [[ -r "$f" ]] || die "lab '$PREFIX' is not up (no $f); run: natlab.sh up KIND_A KIND_B --prefix $PREFIX"
+  # shellcheck disable=SC1090
+  source "$f"
+}
+
+# ---------------------------------------------------------------- subcommands
+
+valid_kind() { [[ " $NAT_KINDS " == *" $1 "* ]]; }
+
+cmd_up() {
+  local ka="" kb="" args=()
+  while (($#)); do
+    case "$1" in
+      --loss) [[ $# -ge 2 ]] || die "--loss needs a value"; LOSS="$2"; shift 2 ;;
+      --loss=*) LOSS="${1#*=}"; shift ;;
+      --prefix) [[ $# -ge 2 ]] || die "--prefix needs a value"; PREFIX="$2"; shift 2 ;;
+      --prefix=*) PREFIX="${1#*=}"; shift ;;
+      -*) die "unknown option '$1'" ;;
+      *) args+=("$1"); shift ;;
+    esac
+  done
+  check_prefix
+  if ! [[ "$LOSS" =~ ^[0-9]+$ ]] || ((LOSS > 100)); then
+    die "--loss must be an integer percentage 0..100, not '$LOSS'"
+  fi
+  ka="${args[0]:-}"; kb="${args[1]:-}"
+  [[ -n "$ka" ]] || die "usage: natlab.sh up KIND_A KIND_B [--loss PCT] [--prefix NAME] (kinds: $ALL_KINDS)"
+  if [[ "$ka" == same-nat ]]; then
+    kb="${kb:-port-restricted}"
+    if [[ "$kb" == none || "$kb" == double ]] || ! valid_kind "$kb"; then
+      die "same-nat takes the kind of the shared router: one of full-cone restricted-cone port-restricted symmetric symmetric-seq, not '$kb'"
+    fi
+  else
+    [[ -n "$kb" ]] || die "usage: natlab.sh up KIND_A KIND_B (kinds: $ALL_KINDS)"
+    valid_kind "$ka" || die "unknown kind '$ka' (kinds: $ALL_KINDS)"
+    valid_kind "$kb" || die "unknown kind '$kb' (kinds: $ALL_KINDS; same-nat only as the first kind)"
+  fi
+  ((${#args[@]} <= 2)) || die "too many arguments: ${args[*]}"
+  require_lab
+  if [[ -n "$(lab_namespaces)" ]]; then
+    die "lab '$PREFIX' already exists ($(lab_namespaces | tr '\n' ' ')); run: natlab.sh down --prefix $PREFIX"
+  fi
+
+  # Any failure below tears the half-built lab down again.
+  trap 'echo "natlab: setup of lab $PREFIX failed; removing it" >&2; cmd_down >/dev/null 2>&1 || true' EXIT
+
+  mk_ns inet; router_sysctls inet
+  mk_ns pub
+  link inet pub pub eth0
+  addr_add inet pub "$PUB_NET.1/24"
+  addr_add pub eth0 "$STUN1/24"
+  addr_add pub eth0 "$STUN2/24"
+  default_via pub "$PUB_NET.1"
+  if [[ "$ka" == same-nat ]]; then
+    mk_ns ra; mk_ns a; mk_ns b
+    link inet sa ra wan
+    addr_add inet sa 192.0.2.1/24
+    make_router ra "$kb" 192.0.2.2/24 192.0.2.1 10.0.1.1/24
+    attach_host a ra lan0 10.0.1.2/24 10.0.1.1
+    attach_host b ra lan1 10.0.1.3/24 10.0.1.1
+  else
+    build_site a "$ka"
+    addr_add inet sa 192.0.2.1/24
+    build_site b "$kb"
+    addr_add inet sb 198.51.100.1/24
+  fi
+  apply_loss
+  write_state "$ka" "$kb"
+  trap - EXIT
+  echo "natlab: lab '$PREFIX' up: A=$ka B=$kb loss=${LOSS}% (namespaces: $(lab_namespaces | tr '\n' ' '))"
+}
+
+kill_ns_pids() {
+  local n="$1" pids i
+  pids="$(ip netns pids "$n" 2>/dev/null || true)"
+  [[ -n "$pids" ]] || return 0
+  # shellcheck disable=SC2086
+  kill -TERM $pids 2>/dev/null || true
+  for ((i = 0; i < 20; i++)); do
+    pids="$(ip netns pids "$n" 2>/dev/null || true)"
+    [[ -n "$pids" ]] || return 0
+    sleep 0.1
+  done
+  # shellcheck disable=SC2086
+  kill -KILL $pids 2>/dev/null || true
+  sleep 0.1
+}
+
+cmd_down() {
+  local n
+  check_prefix
+  [[ "$(id -u)" == 0 ]] || skip "natlab needs root; running as uid $(id -u)"
+  for n in $(lab_namespaces); do
+    kill_ns_pids "$n"
+    ip netns del "$n" 2>/dev/null || true
+  done
+  rm -rf "$(run_dir)"
+  [[ -z "$(lab_namespaces)" ]] || die "could not remove: $(lab_namespaces | tr '\n' ' ')"
+}
+
+site_ns_check() {
+  local s="$1"
+  [[ " $SITES " == *" $s "* ]] || die "unknown site '$s' (sites: $SITES)"
+  ns_exists "$s" || die "site '$s' does not exist in lab '$PREFIX' (up: $(lab_namespaces | tr '\n' ' '))"
+}
+
+cmd_exec() {
+  [[ $# -ge 2 ]] || die "usage: natlab.sh exec SITE CMD..."
+  local s="$1"; shift
+  site_ns_check "$s"
+  exec ip netns exec "$(ns "$s")" "$@"
+}
+
+first_addr() {
+  local s="$1" dev="$2"
+  ip -n "$(ns "$s")" -4 -o addr show dev "$dev" | awk '{print $4}' | cut -d/ -f1 | head -n1
+}
+
+cmd_addr() {
+  [[ $# -eq 1 ]] || die "usage: natlab.sh addr SITE"
+  site_ns_check "$1"
+  case "$1" in
+    a|b) first_addr "$1" eth0 ;;
+    pub) echo "$STUN1" ;;
+    inet) echo "$PUB_NET.1" ;;
+    *) first_addr "$1" wan ;;
+  esac
+}
+
+public_addr() {
+  case "$1" in
+    a) echo 192.0.2.2 ;;
+    b) if [[ "${NATLAB_KIND_A:-}" == same-nat ]]; then echo 192.0.2.2; else echo 198.51.100.2; fi ;;
+    *) die "public: site must be a or b" ;;
+  esac
+}
+
+cmd_info() {
+  read_state
+  echo "NATLAB_PREFIX=$PREFIX"
+  echo "NATLAB_KIND_A=$NATLAB_KIND_A"
+  echo "NATLAB_KIND_B=$NATLAB_KIND_B"
+  echo "NATLAB_LOSS=$NATLAB_LOSS"
+  echo "NATLAB_NS_A=$(ns a)"
+  echo "NATLAB_NS_B=$(ns b)"
+  echo "NATLAB_NS_PUB=$(ns pub)"
+  echo "NATLAB_A_ADDR=$(cmd_addr a)"
+  echo "NATLAB_B_ADDR=$(cmd_addr b)"
+  echo "NATLAB_A_PUBLIC=$(public_addr a)"
+  echo "NATLAB_B_PUBLIC=$(public_addr b)"
+  echo "NATLAB_STUN1=$STUN1"
+  echo "NATLAB_STUN2=$STUN2"
+  echo "NATLAB_STUN_PORT=$STUN_PORT"
+  echo "NATLAB_REDIS=$REDIS_ADDR"
+  echo "NATLAB_REDIS_PORT=$REDIS_PORT"
+}
+
+cmd_loss() {
+  if [[ $# -ne 1 ]] || ! [[ "$1" =~ ^[0-9]+$ ]] || (($1 > 100)); then
+    die "usage: natlab.sh loss PCT (0..100)"
+  fi
+  read_state
+  LOSS="$1"
+  apply_loss
+  sed -i "s/^NATLAB_LOSS=.*/NATLAB_LOSS=$LOSS/" "$(run_dir)/state"
+}
+
+# wait_udp SITE ADDR PORT: bounded wait until a UDP socket is bound there.
+wait_listen() {
+  local s="$1" proto="$2" addr="$3" port="$4" i
+  for ((i = 0; i < 50; i++)); do
+    if nsx "$s" ss -Hn "-l${proto}" "src $addr:$port" 2>/dev/null | grep -q .; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+stop_pidfile() {
+  local f="$1" pid i
+  [[ -r "$f" ]] || return 0
+  pid="$(cat "$f")"
+  rm -f "$f"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 30; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+cmd_stun_up() {
+  read_state
+  command -v turnserver >/dev/null 2>&1 || die "turnserver (coturn) is not installed"
+  local d; d="$(run_dir)"
+  [[ -r "$d/turnserver.pid" ]] && die "STUN server already running (pid $(cat "$d/turnserver.pid"))"
+  # -n: no config file. coturn answers RFC 5780 (OTHER-ADDRESS, CHANGE-REQUEST) by itself
+  # when it has two listening addresses; the alternate port is listening-port + 1.
+  setsid ip netns exec "$(ns pub)" turnserver -n --stun-only --no-auth \
+    --listening-ip "$STUN1" --listening-ip "$STUN2" --listening-port "$STUN_PORT" \
+    --no-cli --no-tls --no-dtls --no-tcp --simple-log --log-file "$d/turnserver.log" \
+    --no-stdout-log </dev/null >"$d/turnserver.out" 2>&1 &
+  echo $! >"$d/turnserver.pid"
+  if ! wait_listen pub u "$STUN2" $((STUN_PORT + 1)); then
+    cat "$d/turnserver.out" >&2 || true
+    stop_pidfile "$d/turnserver.pid"
+    die "turnserver did not start listening on $STUN2:$((STUN_PORT + 1)) within 5 s (log: $d/turnserver.log)"
+  fi
+  echo "natlab: STUN (coturn, RFC 5780) on $STUN1:$STUN_PORT,$((STUN_PORT + 1)) and $STUN2:$STUN_PORT,$((STUN_PORT + 1))"
+}
+
+cmd_redis_up() {
+  read_state
+  command -v redis-server >/dev/null 2>&1 || die "redis-server is not installed"
+  local d; d="$(run_dir)"
+  [[ -r "$d/redis.pid" ]] && die "redis already running (pid $(cat "$d/redis.pid"))"
+  setsid ip netns exec "$(ns pub)" redis-server --bind "$REDIS_ADDR" --port "$REDIS_PORT" \
+    --protected-mode no --save '' --appendonly no --daemonize no --dir "$d" \
+    --logfile "$d/redis.log" </dev/null >/dev/null 2>&1 &
+  echo $! >"$d/redis.pid"
+  if ! wait_listen pub t "$REDIS_ADDR" "$REDIS_PORT"; then
+    stop_pidfile "$d/redis.pid"
+    die "redis-server did not listen on $REDIS_ADDR:$REDIS_PORT within 5 s (log: $d/redis.log)"
+  fi
+  echo "natlab: redis on $REDIS_ADDR:$REDIS_PORT"
+}
+
+cmd_status() {
+  local n
+  check_prefix
+  if [[ -r "$(run_dir)/state" ]]; then cat "$(run_dir)/state"; fi
+  for n in $(lab_namespaces); do
+    echo "== $n"
+    ip -n "$n" -4 -br addr show | grep -v '^lo' || true
+    { ip netns exec "$n" nft list ruleset 2>/dev/null || true; } | sed -e '/^\s*$/d' -e 's/^/   /' | head -n 60
+  done
+}
+
+cmd_kinds() {
+  cat <<EOF
+none             host directly on the internet (public address, no NAT)
+full-cone        endpoint-independent mapping and filtering (nft map + DNAT)
+restricted-cone  endpoint-independent mapping, address-dependent filtering (nft map + set + DNAT)
+port-restricted  endpoint-independent mapping, address-and-port-dependent filtering (masquerade)
+symmetric        random port per destination (masquerade fully-random)
+symmetric-seq    sequential port per destination, +1 per new mapping (snat numgen inc via map)
+double           port-restricted home router behind a port-restricted carrier-grade NAT
+same-nat         (first kind only) hosts a and b behind one router: up same-nat [KIND]
+EOF
+}
+
+main() {
+  local cmd="${1:-}"
+  [[ -n "$cmd" ]] || { usage; exit 2; }
+  shift
+  # Global --prefix before the subcommand's positional arguments.
+  while [[ "${1:-}" == --prefix || "${1:-}" == --prefix=* ]]; do
+    if [[ "$1" == --prefix ]]; then [[ $# -ge 2 ]] || die "--prefix needs a value"; PREFIX="$2"; shift 2
+    else PREFIX="${1#*=}"; shift; fi
+  done
+  case "$cmd" in
+    up) cmd_up "$@" ;;
+    down)
+      while (($#)); do
+        case "$1" in
+          --prefix) [[ $# -ge 2 ]] || die "--prefix needs a value"; PREFIX="$2"; shift 2 ;;
+          --prefix=*) PREFIX="${1#*=}"; shift ;;
+          *) die "down: unexpected argument '$1'" ;;
+        esac
+      done
+      require_lab; cmd_down ;;
+    exec) check_prefix; require_lab; cmd_exec "$@" ;;
+    addr) check_prefix; require_lab; read_state; cmd_addr "$@" ;;
+    public) check_prefix; read_state; [[ $# -eq 1 ]] || die "usage: natlab.sh public a|b"; public_addr "$1" ;;
+    info) check_prefix; cmd_info ;;
+    loss) check_prefix; require_lab; cmd_loss "$@" ;;
+    stun-up) check_prefix; require_lab; cmd_stun_up ;;
+    stun-down) check_prefix; stop_pidfile "$(run_dir)/turnserver.pid" ;;
+    redis-up) check_prefix; require_lab; cmd_redis_up ;;
+    redis-down) check_prefix; stop_pidfile "$(run_dir)/redis.pid" ;;
+    status) check_prefix; cmd_status ;;
+    kinds) cmd_kinds ;;
+    check) exec "$HERE/test_natlab.sh" "$@" ;;
+    -h|--help|help) usage ;;
+    *) die "unknown command '$cmd' (try: natlab.sh help)" ;;
+  esac
+}
+
+main "$@"
