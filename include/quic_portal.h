@@ -310,6 +310,66 @@ QP_EXPORT int qp_portal_get_stats(qp_portal_t *portal, qp_portal_stats *out);
  * Thread-safe. */
 QP_EXPORT uint16_t qp_portal_local_port(const qp_portal_t *portal);
 
+/* ------------------------------------------------------------------------ */
+/* NAT traversal: two peers that share only a key-value store                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A key-value store supplied by the caller (the Python package passes any
+ * mapping through these). Keys are NUL-terminated strings; values are bytes.
+ * - put: store a copy of len bytes; 0, or negative on failure.
+ * - get: 1 and a malloc()ed copy in *value (the library free()s it) with its
+ *   length in *len; 0 when the key is absent; negative on failure.
+ * - del: remove the key (absent is fine); 0, or negative on failure.
+ * Called from the thread that called qp_create_*, never with a lock held.
+ */
+typedef struct qp_rendezvous_callbacks {
+  int (*put)(void *user, const char *key, const void *value, size_t len);
+  int (*get)(void *user, const char *key, char **value, size_t *len);
+  int (*del)(void *user, const char *key);
+} qp_rendezvous_callbacks;
+
+typedef struct qp_traverse_options {
+  /* Where the peers meet: "mem:NAME" (threads of one process), "dir:PATH"
+   * (processes sharing a folder), "redis://HOST[:PORT][/DB]". Ignored when
+   * callbacks is set. */
+  const char *rendezvous;
+  const qp_rendezvous_callbacks *callbacks;
+  void *callbacks_user;
+  const char *session;   /* namespace inside the store; default "default" */
+  uint16_t local_port;   /* UDP port to bind (0 = any); default 0 */
+  /* "host:port" STUN servers, queried at once from the portal's socket;
+   * none = host candidates only (peers on one network). */
+  const char *const *stun_servers;
+  size_t stun_server_count;
+  int punch_timeout_ms;  /* from start to a validated path; default 15000 */
+  /* Legacy mode: do not pin the peer's certificate fingerprint from the
+   * rendezvous record. Off by default: both sides verify each other. */
+  bool no_pin;
+  const qp_transport_options *transport; /* NULL = defaults */
+  /* Polled at least every 50 ms while traversing; returning true makes
+   * qp_create_* return QP_ERR_INTERRUPTED (e.g. on Ctrl-C). May be NULL. */
+  bool (*cancel)(void *user);
+  void *cancel_user;
+} qp_traverse_options;
+
+/* Fill *opts with the defaults above. */
+QP_EXPORT void qp_traverse_options_init(qp_traverse_options *opts);
+
+/*
+ * Meet the peer through the rendezvous, punch through both NATs with
+ * authenticated STUN checks on one UDP socket, then run QUIC on that same
+ * socket with each side's certificate pinned to the fingerprint the other
+ * published. On success *out is a connected portal (free it with
+ * qp_portal_destroy). The server side is the QUIC server; run one of each.
+ * Errors: QP_ERR_PUNCH (no path within punch_timeout_ms: the message lists
+ * the candidate pairs tried and why each failed), QP_ERR_RENDEZVOUS,
+ * QP_ERR_STUN, QP_ERR_PROTOCOL (a malformed peer record), QP_ERR_PEER_VERIFY,
+ * QP_ERR_HANDSHAKE, QP_ERR_SOCKET, QP_ERR_INTERRUPTED, QP_ERR_INVALID.
+ */
+QP_EXPORT int qp_create_server(const qp_traverse_options *opts, qp_portal_t **out);
+QP_EXPORT int qp_create_client(const qp_traverse_options *opts, qp_portal_t **out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -22,6 +22,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "portal/options.h"
+#include "portal/portal_internal.h"
 #include "tls/tls_identity.h"
 #include "transport/transport.h"
 #include "udp/udp.h"
@@ -70,6 +71,13 @@ struct qp_portal {
   uint64_t start_ns, handshake_ns;
   uint64_t datagrams_in;
   uint64_t interrupts; /* bumped by qp_portal_interrupt */
+
+  /* Set by traversal: only this peer may connect, and STUN is answered. */
+  bool accept_only_peer;
+  udp_addr_t peer;
+  portal_stun_cb stun_cb;
+  void *stun_ctx;
+  void (*stun_ctx_free)(void *ctx);
 };
 
 /* ---- creation ----------------------------------------------------------- */
@@ -103,6 +111,8 @@ void qp_portal_destroy(qp_portal_t *p) {
     return;
   qp_portal_close(p, -1);
   transport_destroy(p->tr);
+  if (p->stun_ctx_free)
+    p->stun_ctx_free(p->stun_ctx);
   tls_identity_destroy(p->identity);
   pthread_cond_destroy(&p->cond);
   pthread_mutex_destroy(&p->lock);
@@ -203,11 +213,23 @@ static void accept_client(qp_portal_t *p, const udp_datagram_t *d) {
     p->tr = NULL; /* not an Initial, or no memory: keep listening */
 }
 
+static void answer_stun(qp_portal_t *p, const udp_datagram_t *d) {
+  uint8_t resp[512];
+  size_t n = p->stun_cb ? p->stun_cb(p->stun_ctx, d->data, d->len, &d->from, resp,
+                                     sizeof(resp))
+                        : 0;
+  if (n > 0)
+    udp_send(&p->sock, &d->from, resp, n, 0);
+}
+
 static void on_datagram(qp_portal_t *p, const udp_datagram_t *d) {
   p->datagrams_in++;
-  if (udp_classify(d->data, d->len) != UDP_KIND_QUIC)
+  if (udp_classify(d->data, d->len) != UDP_KIND_QUIC) {
+    answer_stun(p, d);
     return;
-  if (p->tr == NULL && p->phase == PHASE_LISTENING)
+  }
+  if (p->tr == NULL && p->phase == PHASE_LISTENING &&
+      (!p->accept_only_peer || udp_addr_equal(&d->from, &p->peer)))
     accept_client(p, d);
   if (p->tr != NULL)
     transport_read(p->tr, &d->from, d->data, d->len, qp_now_ns());
@@ -532,6 +554,68 @@ int qp_portal_connect(qp_portal_t *p, const char *host, uint16_t port,
   flush_locked(p);
   pthread_mutex_unlock(&p->lock);
   if ((rc = wait_connected(p, deadline, "connect", timeout_ms, gen)) != 0)
+    return abandon_attempt(p, rc);
+  return 0;
+}
+
+/* ---- after traversal ------------------------------------------------------ */
+
+const uint8_t *portal_fingerprint(const qp_portal_t *p) {
+  return tls_identity_fingerprint(p->identity);
+}
+
+static void adopt_handoff(qp_portal_t *p, portal_handoff_t *h) {
+  p->sock = h->sock;
+  p->cfg.local = p->sock.local;
+  p->cfg.has_pin = h->pin;
+  memcpy(p->cfg.pin, h->peer_fingerprint, sizeof(p->cfg.pin));
+  p->accept_only_peer = true;
+  p->peer = h->peer;
+  p->stun_cb = h->stun_cb;
+  p->stun_ctx = h->stun_ctx;
+  p->stun_ctx_free = h->stun_ctx_free;
+  h->stun_ctx_free = NULL;
+}
+
+/* QUIC datagrams that arrived while traversal still owned the socket. */
+static void replay_early(qp_portal_t *p, const portal_handoff_t *h) {
+  pthread_mutex_lock(&p->lock);
+  for (size_t i = 0; i < h->early_count && i < 8; i++) {
+    udp_datagram_t d = {.data = (uint8_t *)h->early[i], .len = h->early_len[i],
+                        .from = h->early_from[i]};
+    on_datagram(p, &d);
+  }
+  update_phase(p);
+  flush_locked(p);
+  pthread_mutex_unlock(&p->lock);
+}
+
+int portal_start_on_socket(qp_portal_t *p, portal_handoff_t *h, int timeout_ms) {
+  uint64_t deadline = qp_deadline_ns(timeout_ms);
+  uint64_t gen = interrupt_gen(p);
+  const char *what = h->is_server ? "create_server" : "create_client";
+  int rc = claim(p, h->is_server ? PHASE_LISTENING : PHASE_CONNECTING, what);
+  if (rc == 0)
+    rc = prepare(p, h->opts, h->is_server);
+  if (rc != 0) {
+    udp_socket_close(&h->sock);
+    if (h->stun_ctx_free)
+      h->stun_ctx_free(h->stun_ctx);
+    h->stun_ctx_free = NULL;
+    unclaim(p);
+    return rc;
+  }
+  adopt_handoff(p, h);
+  p->cfg.remote = h->peer;
+  p->start_ns = qp_now_ns();
+  if (!h->is_server)
+    rc = transport_create_client(&p->cfg, p->start_ns, &p->tr);
+  if (rc == 0)
+    rc = start_io(p);
+  if (rc != 0)
+    return abandon_attempt(p, rc);
+  replay_early(p, h);
+  if ((rc = wait_connected(p, deadline, what, timeout_ms, gen)) != 0)
     return abandon_attempt(p, rc);
   return 0;
 }
