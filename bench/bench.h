@@ -46,15 +46,18 @@ typedef struct bench_conn {
   size_t rcap, rstart, rend;
 } bench_conn;
 
-/* What bench_conn_stats reports; has_* is false where a transport has no
- * such figure. For TCP: retransmitted segments, snd_cwnd * mss and the
- * kernel's smoothed RTT, from TCP_INFO. */
+/* What bench_conn_stats_get reports. QUIC: qp_portal_get_stats(). TCP
+ * (TCP_INFO): retransmitted segments as lost_packets, snd_cwnd * snd_mss and
+ * the kernel's smoothed RTT; the QUIC-only fields stay 0 (quic false). */
 typedef struct bench_conn_stats {
   uint64_t lost_packets;
   uint64_t cwnd;
   uint64_t srtt_us;
+  bool quic;
   uint64_t packets_sent;
-  bool has_packets_sent;
+  uint64_t packets_received;
+  uint64_t pto_count;
+  uint64_t handshake_us;
 } bench_conn_stats;
 
 /* QUIC transport options changed from the library defaults on the command

@@ -424,7 +424,6 @@ static int tcp_stats(bench_conn *c, bench_conn_stats *out) {
   out->lost_packets = ti.tcpi_total_retrans;
   out->cwnd = (uint64_t)ti.tcpi_snd_cwnd * ti.tcpi_snd_mss;
   out->srtt_us = ti.tcpi_rtt;
-  out->has_packets_sent = false;
   return BENCH_OK;
 }
 
@@ -532,8 +531,11 @@ int bench_conn_stats_get(bench_conn *c, bench_conn_stats *out) {
   out->lost_packets = st.packets_lost;
   out->cwnd = st.cwnd;
   out->srtt_us = st.smoothed_rtt_us;
+  out->quic = true;
   out->packets_sent = st.packets_sent;
-  out->has_packets_sent = true;
+  out->packets_received = st.packets_received;
+  out->pto_count = st.pto_count;
+  out->handshake_us = st.handshake_us;
   return BENCH_OK;
 }
 

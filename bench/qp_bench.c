@@ -43,7 +43,8 @@ static const char HELP[] =
     "                  [--timeout S]\n"
     "  qp-bench --help | --version\n"
     "\n"
-    "Server (serves one connection, exits 0 when the client closes):\n"
+    "Server (serves one connection, exits 0 when the client closes, then\n"
+    "prints one JSON object with its own counts and statistics on stdout):\n"
     "  --port P        UDP port (TCP with --tcp) to listen on, 1-65535\n"
     "  --bind ADDR     local address, IPv4 or IPv6 literal (default 0.0.0.0)\n"
     "  --mode echo     answer every message with the same bytes\n"
@@ -451,19 +452,27 @@ static void jadd(jbuf *j, const char *fmt, ...) {
   }
 }
 
+/* The connection statistics and memory keys of every result. */
+static void jadd_stats(jbuf *j, const bench_conn_stats *st) {
+  jadd(j, ",\"lost_packets\":%" PRIu64 ",\"cwnd\":%" PRIu64
+          ",\"srtt_us\":%" PRIu64,
+       st->lost_packets, st->cwnd, st->srtt_us);
+  if (st->quic) {
+    jadd(j, ",\"pto_count\":%" PRIu64 ",\"packets_sent\":%" PRIu64
+            ",\"packets_received\":%" PRIu64 ",\"handshake_us\":%" PRIu64,
+         st->pto_count, st->packets_sent, st->packets_received,
+         st->handshake_us);
+  }
+  jadd(j, ",\"rss_kb\":%ld,\"rss_peak_kb\":%ld", bench_status_kb("VmRSS"),
+       bench_status_kb("VmHWM"));
+}
+
 /* The keys every client result carries after its own figures. */
 static void jadd_common(jbuf *j, const bench_conn *c,
                         const bench_conn_stats *st) {
   jadd(j, ",\"transport\":\"%s\",\"connect_ms\":%.3f",
        bench_transport_name(c->transport), c->connect_ms);
-  jadd(j, ",\"lost_packets\":%" PRIu64 ",\"cwnd\":%" PRIu64
-          ",\"srtt_us\":%" PRIu64,
-       st->lost_packets, st->cwnd, st->srtt_us);
-  if (st->has_packets_sent) {
-    jadd(j, ",\"packets_sent\":%" PRIu64, st->packets_sent);
-  }
-  jadd(j, ",\"rss_kb\":%ld,\"rss_peak_kb\":%ld", bench_status_kb("VmRSS"),
-       bench_status_kb("VmHWM"));
+  jadd_stats(j, st);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -542,6 +551,21 @@ static int run_server(const config *cfg) {
           "qp-bench: client closed; served %" PRIu64 " messages, %" PRIu64
           " payload bytes; VmRSS %ld kB, VmHWM %ld kB\n",
           msgs, bytes, bench_status_kb("VmRSS"), bench_status_kb("VmHWM"));
+  /* The server's own view (for throughput it is the receiver, whose socket
+   * is where datagrams would be dropped): one JSON object on stdout. */
+  bench_conn_stats st;
+  if (bench_conn_stats_get(&conn, &st) != BENCH_OK) {
+    goto out;
+  }
+  jbuf j = {.n = 0};
+  jadd(&j,
+       "{\"role\":\"server\",\"mode\":\"%s\",\"transport\":\"%s\","
+       "\"messages\":%" PRIu64 ",\"bytes\":%" PRIu64,
+       mode_names[cfg->mode], bench_transport_name(cfg->transport), msgs,
+       bytes);
+  jadd_stats(&j, &st);
+  printf("%s}\n", j.s);
+  fflush(stdout);
   exit_code = 0;
 out:
   bench_conn_destroy(&conn);

@@ -10,7 +10,8 @@
 #   QP_BENCH_RTT_ITERS      rtt round trips (default 10000)
 #   QP_BENCH_IDLE_SECONDS   idle period of the memory benchmark (default 3)
 #   QP_BENCH_CLIENT_TIMEOUT seconds one client run may take (default 300)
-#   QP_BENCH_OUT            directory for results.jsonl and servers.log
+#   QP_BENCH_OUT            directory for results.jsonl (client and server
+#                           JSON lines) and servers.log (all stderr)
 #                           (default BUILD_DIR/bench-results)
 #   QP_BENCH_STRICT=1       exit 1 when a target is missed, not only when a
 #                           benchmark fails to run
@@ -145,8 +146,9 @@ run_one() {
   esac
   port=$(free_port) || { echo "run.sh: no free port" >&2; exit 1; }
   echo "--- $transport $bench repeat $rep port $port" >>"$LOG"
+  : >"$OUT/server.json"
   timeout $((CLIENT_TIMEOUT + 60)) "$BIN" server --bind 127.0.0.1 --port "$port" \
-    --mode "$mode" --timeout 30 "${tflag[@]}" 2>>"$LOG" &
+    --mode "$mode" --timeout 30 "${tflag[@]}" >"$OUT/server.json" 2>>"$LOG" &
   spid=$!
   SERVER_PID=$spid
   if ! wait_bound "$transport" "$port" "$spid"; then
@@ -167,6 +169,11 @@ run_one() {
     FAILURES=$((FAILURES + 1))
   fi
   reap_server "$spid"
+  # The server's own statistics (it is the receiver in throughput).
+  out=$(cat "$OUT/server.json")
+  if [[ $out == "{"*"}" ]]; then
+    echo "${out%\}},\"server_of\":\"$bench\",\"repeat\":$rep}" >>"$RESULTS"
+  fi
 }
 
 echo "run.sh: $REPEATS repeats; throughput $TOTAL_MB MiB, pingpong $PP_ITERS x 614400/5120," \
@@ -213,8 +220,9 @@ row("rtt p99 us", "rtt", "p99_us", 1)
 row("idle RSS delta KiB", "idle", "rss_delta_kb", 0, "< 8 MiB", lambda q, t: q < 8192)
 row("connect ms", "rtt", "connect_ms", 3)
 
-# Lost packets: the worst QUIC run of any benchmark (packets_lost of
-# qp_portal_get_stats); TCP: retransmitted segments, shown for reference.
+# Lost packets: the worst side of any QUIC run, client or server
+# (packets_lost of qp_portal_get_stats); TCP: retransmitted segments, shown
+# for reference.
 def worst(transport):
     v = [r["lost_packets"] for r in runs
          if r.get("transport") == transport and "lost_packets" in r]

@@ -157,7 +157,10 @@ typedef struct qp_transport_options {
                            that qp_portal_send() buffers before it blocks */
   uint32_t initial_rtt_ms;          /* default 20 */
   uint32_t max_concurrent_streams;  /* default 100, bidi and uni each */
-  uint32_t max_udp_payload;         /* default 1200: minimum MTU of 0.1.x */
+  uint32_t max_udp_payload;         /* default 1200: minimum MTU of 0.1.x.
+                                      Towards a loopback peer (127/8, ::1)
+                                      packets are 16 KiB whatever this says,
+                                      and the first RTT estimate is 1 ms. */
   bool mtu_discovery;               /* default false, as in 0.1.x */
 } qp_transport_options;
 
@@ -242,7 +245,10 @@ QP_EXPORT int qp_portal_connect(qp_portal_t *portal, const char *host,
  * timeout_ms. A message never goes out partly: on any error nothing of it
  * was queued.
  * Errors: QP_ERR_TOO_LARGE (refused before anything is sent),
- * QP_ERR_NOT_CONNECTED, QP_ERR_CLOSED, QP_ERR_TIMEOUT, QP_ERR_NOMEM.
+ * QP_ERR_NOT_CONNECTED (never connected), QP_ERR_CLOSED (closed by either
+ * side, also for calls made after qp_portal_close), QP_ERR_TIMEOUT,
+ * QP_ERR_INTERRUPTED, QP_ERR_NOMEM, QP_ERR_INVALID (NULL portal, or NULL
+ * buf with len > 0).
  * Thread-safe: may run while another thread blocks in qp_portal_recv.
  */
 QP_EXPORT int qp_portal_send(qp_portal_t *portal, const void *buf, size_t len,
@@ -255,8 +261,10 @@ QP_EXPORT int qp_portal_send(qp_portal_t *portal, const void *buf, size_t len,
  * QP_ERR_TIMEOUT and keeps any partly received message buffered for the next
  * call: nothing is ever lost or split. Messages that arrived before the peer
  * closed are still returned; after them, QP_ERR_CLOSED.
- * Errors: QP_ERR_TIMEOUT, QP_ERR_NOT_CONNECTED, QP_ERR_CLOSED,
- * QP_ERR_IDLE_TIMEOUT, QP_ERR_INVALID.
+ * Errors: QP_ERR_TIMEOUT, QP_ERR_NOT_CONNECTED (never connected),
+ * QP_ERR_CLOSED (closed by either side, also after qp_portal_close),
+ * QP_ERR_IDLE_TIMEOUT, QP_ERR_TRANSPORT, QP_ERR_INTERRUPTED, QP_ERR_INVALID
+ * (a NULL argument).
  * Thread-safe; concurrent receivers each get whole, different messages.
  */
 QP_EXPORT int qp_portal_recv(qp_portal_t *portal, void **msg, size_t *len,
@@ -276,6 +284,7 @@ QP_EXPORT bool qp_portal_is_connected(const qp_portal_t *portal);
  * never-connected portal returns QP_OK. Returns QP_ERR_TIMEOUT if the linger
  * expired with data unacknowledged (the connection is closed anyway).
  * Blocked qp_portal_send/recv calls in other threads return QP_ERR_CLOSED.
+ * QP_ERR_INVALID for a NULL portal.
  */
 QP_EXPORT int qp_portal_close(qp_portal_t *portal, int linger_ms);
 

@@ -80,17 +80,25 @@ def test_recv_timeout_loses_no_data(pair):
     returns None or the whole message, never a part, and nothing is lost."""
     big = os.urandom(32 * 1024 * 1024)
     small = b"after"
-    pair.client.send(big)
-    pair.client.send(small)
+
+    def sender():  # the second send waits for the send window: not here
+        pair.client.send(big)
+        pair.client.send(small)
+
+    t = threading.Thread(target=sender)
+    t.start()
     nones = 0
     got = []
     deadline = time.monotonic() + 60
+    i = 0
     while len(got) < 2 and time.monotonic() < deadline:
-        m = pair.server.recv(timeout_ms=1)
+        i += 1
+        m = pair.server.recv(timeout_ms=i % 2)  # 0 (poll) and 1 ms
         if m is None:
             nones += 1
         else:
             got.append(m)
+    t.join(30)
     assert len(got) == 2
     assert got[0] == big and got[1] == small
     assert nones > 0, "the test should have timed out at least once mid-message"

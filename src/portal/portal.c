@@ -272,6 +272,12 @@ static void update_phase(qp_portal_t *p) {
       transport_state(p->tr) == TRANSPORT_ESTABLISHED) {
     p->phase = PHASE_CONNECTED;
     p->handshake_ns = qp_now_ns() - p->start_ns;
+    char who[UDP_ADDRSTRLEN];
+    QP_LOG_INFO("connected to %s in %.1f ms (%s, peer certificate %s)",
+                udp_addr_to_string(&p->cfg.remote, who, sizeof(who)),
+                (double)p->handshake_ns / 1e6,
+                p->cfg.is_server ? "server" : "client",
+                p->cfg.has_pin ? "pinned and verified" : "not pinned");
   }
 }
 

@@ -38,6 +38,7 @@
 /* Packet size towards a loopback peer; equals what we advertise as
  * max_udp_payload_size, so two quic-portal peers can both use it. */
 #define TRANSPORT_LOOPBACK_PAYLOAD UDP_RECV_DATAGRAM_MAX
+#define TRANSPORT_LOOPBACK_INITIAL_RTT (1 * NGTCP2_MILLISECONDS)
 
 /* RFC 9000 section 18.2: active_connection_id_limit must be at least 2. */
 #define TRANSPORT_ACTIVE_CID_LIMIT 7
@@ -646,6 +647,11 @@ static void fill_settings(const transport_t *t, uint64_t now, ngtcp2_settings *s
      * MSS there: fewer packets, fewer syscalls, less per-packet work. */
     s->max_tx_udp_payload_size = TRANSPORT_LOOPBACK_PAYLOAD;
     s->no_tx_udp_payload_size_shaping = 1;
+    /* Pacing divides the window by the RTT estimate; with 16 KiB packets a
+     * WAN-sized first estimate would space the handshake's packets by
+     * milliseconds on a path whose RTT is microseconds. */
+    if (s->initial_rtt > TRANSPORT_LOOPBACK_INITIAL_RTT)
+      s->initial_rtt = TRANSPORT_LOOPBACK_INITIAL_RTT;
   }
   /* The caller enforces its own connect/listen deadline. */
   s->handshake_timeout = UINT64_MAX;

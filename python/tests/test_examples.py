@@ -1,0 +1,112 @@
+"""The examples: they compile, the Modal ones import with a stand-in for
+`modal` (the real one needs an account and the network), and the local one
+runs."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import py_compile
+import subprocess
+import sys
+import types
+
+import pytest
+
+from conftest import CHILD_ENV, ROOT
+
+EXAMPLES = os.path.join(ROOT, "examples")
+
+
+def example_files():
+    return sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".py"))
+
+
+@pytest.mark.parametrize("name", example_files())
+def test_example_compiles(name, tmp_path):
+    py_compile.compile(os.path.join(EXAMPLES, name), cfile=str(tmp_path / "x.pyc"),
+                       doraise=True)
+
+
+def fake_modal() -> types.ModuleType:
+    """Just enough of modal's API for the examples to import."""
+    m = types.ModuleType("modal")
+
+    class Image:
+        @classmethod
+        def debian_slim(cls, **kw):
+            return cls()
+
+        def __getattr__(self, name):  # apt_install, add_local_dir, run_commands...
+            return lambda *a, **kw: self
+
+    class Function:
+        def __init__(self, f):
+            self.f = f
+
+        def __call__(self, *a, **kw):
+            return self.f(*a, **kw)
+
+        local = remote = __call__
+
+        def spawn(self, *a, **kw):
+            return types.SimpleNamespace(cancel=lambda: None)
+
+    class App:
+        def __init__(self, name, **kw):
+            self.name = name
+
+        def function(self, **kw):
+            return Function
+
+        def local_entrypoint(self, **kw):
+            return lambda f: f
+
+    class Dict(dict):
+        @classmethod
+        @contextlib.contextmanager
+        def ephemeral(cls):
+            yield cls()
+
+    m.Image, m.App, m.Dict = Image, App, Dict
+    return m
+
+
+@pytest.mark.parametrize("name", ["modal_simple", "modal_benchmark"])
+def test_modal_example_imports(name, monkeypatch):
+    monkeypatch.setitem(sys.modules, "modal", fake_modal())
+    monkeypatch.syspath_prepend(EXAMPLES)
+    monkeypatch.delitem(sys.modules, "_modal_image", raising=False)
+    spec = importlib.util.spec_from_file_location(name, os.path.join(EXAMPLES, f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for fn in ("server_function", "client_function", "main"):
+        assert callable(getattr(mod, fn)), fn
+    if name == "modal_benchmark":
+        s = mod.summarize([float(i) for i in range(1, 101)])
+        assert s["p50_ms"] == 51 and s["min_ms"] == 1 and s["max_ms"] == 100
+        assert s["avg_ms"] == pytest.approx(50.5)
+
+
+def test_local_echo_example_runs():
+    out = subprocess.run([sys.executable, os.path.join(EXAMPLES, "local_echo.py")],
+                         env=CHILD_ENV, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "Echo: Hello, QUIC!" in out.stdout
+    assert "server: client closed" in out.stdout
+
+
+def test_bench_pingpong_local():
+    import json
+    bench = os.path.join(ROOT, "python", "bench_pingpong.py")
+    out = subprocess.run([sys.executable, bench, "local", "--iters", "5"], env=CHILD_ENV,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    for key in ("bench", "iterations", "avg_ms", "p50_ms", "p75_ms", "p90_ms", "p99_ms",
+                "min_ms", "max_ms", "ping_size", "pong_size", "transport", "connect_ms",
+                "lost_packets", "cwnd", "srtt_us", "rss_kb", "rss_peak_kb"):
+        assert key in r, key
+    assert r["iterations"] == 5 and r["ping_size"] == 614400 and r["pong_size"] == 5120
+    assert 0 < r["min_ms"] <= r["p50_ms"] <= r["max_ms"]
