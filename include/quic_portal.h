@@ -379,6 +379,50 @@ QP_EXPORT void qp_traverse_options_init(qp_traverse_options *opts);
 QP_EXPORT int qp_create_server(const qp_traverse_options *opts, qp_portal_t **out);
 QP_EXPORT int qp_create_client(const qp_traverse_options *opts, qp_portal_t **out);
 
+/* ------------------------------------------------------------------------ */
+/* STUN: an embedded server, and NAT behavior discovery                      */
+/* ------------------------------------------------------------------------ */
+
+typedef struct qp_stun_server qp_stun_server_t;
+
+/*
+ * Start a STUN server on its own thread. primary: "ip:port" (port 0 = any).
+ * alternate: NULL for one socket, or "ip:port" of a second address to answer
+ * RFC 5780 behavior discovery (OTHER-ADDRESS, CHANGE-REQUEST) on 2 IPs x 2
+ * ports. Errors: QP_ERR_INVALID, QP_ERR_SOCKET (names the address), ...
+ */
+QP_EXPORT int qp_stun_server_start(const char *primary, const char *alternate,
+                                   qp_stun_server_t **out);
+/* The primary port actually bound. */
+QP_EXPORT uint16_t qp_stun_server_port(const qp_stun_server_t *server);
+/* Stop and free. Accepts NULL. */
+QP_EXPORT void qp_stun_server_stop(qp_stun_server_t *server);
+
+typedef struct qp_nat_report {
+  char type[40];            /* "open", "full cone", "restricted cone",
+                               "port-restricted cone", "symmetric",
+                               "UDP blocked", "unknown" */
+  char mapping[48];         /* "endpoint-independent", ... */
+  char filtering[48];
+  char port_allocation[24]; /* "preserved", "sequential", "random", ... */
+  char local[64];           /* "ip:port" of the probing socket */
+  char mapped[64];          /* public "ip:port" seen by the server */
+  bool rfc5780;             /* the server supports behavior discovery */
+  bool has_port_delta;
+  int port_delta;
+  char summary[256];        /* one line with all of the above */
+} qp_nat_report;
+
+/*
+ * Learn the public address and the NAT's behavior (RFC 5780) from server
+ * ("host:port"); second_server (may be NULL) is used to compare mappings
+ * when the first lacks RFC 5780. Blocks at most timeout_ms.
+ * Errors: QP_ERR_INVALID, QP_ERR_RESOLVE, QP_ERR_SOCKET, QP_ERR_STUN.
+ * A server that never answers gives QP_OK with type "UDP blocked".
+ */
+QP_EXPORT int qp_nat_discover(const char *server, const char *second_server,
+                              int timeout_ms, qp_nat_report *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -38,6 +38,21 @@
 
 #include "quic_portal.h"
 
+#if PY_VERSION_HEX < 0x030A0000 /* Python 3.9 lacks these two */
+static inline PyObject *Py_NewRef(PyObject *o) {
+  Py_INCREF(o);
+  return o;
+}
+static int PyModule_AddObjectRef(PyObject *m, const char *name, PyObject *v) {
+  Py_INCREF(v);
+  if (PyModule_AddObject(m, name, v) < 0) {
+    Py_DECREF(v);
+    return -1;
+  }
+  return 0;
+}
+#endif
+
 /* Longest wait between two checks for Python signal handlers (Ctrl-C). */
 #define SLICE_MS 50
 /* Messages at least this large are sent from a helper thread, so that a

@@ -1,0 +1,309 @@
+/*
+ * trav_cand.c: our candidates. Host addresses from getifaddrs (or the
+ * socket's own bound address) and server-reflexive addresses learned with
+ * STUN Binding requests sent from the very socket QUIC will use.
+ */
+#include "traversal/trav_internal.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "stun/stun_addr.h"
+
+/* RFC 8445 section 5.1.2.1: "priority = (2^24)*(type preference) +
+ * (2^8)*(local preference) + (2^0)*(256 - component ID)". One component. */
+uint32_t trav_cand_priority(rdv_cand_type type, uint16_t local_pref) {
+  uint32_t type_pref = TRAV_PREF_HOST;
+  switch (type) {
+  case RDV_CAND_HOST:
+    type_pref = TRAV_PREF_HOST;
+    break;
+  case RDV_CAND_PRFLX:
+    type_pref = TRAV_PREF_PRFLX;
+    break;
+  case RDV_CAND_SRFLX:
+    type_pref = TRAV_PREF_SRFLX;
+    break;
+  case RDV_CAND_PREDICTED:
+    type_pref = TRAV_PREF_PREDICTED;
+    break;
+  }
+  return (type_pref << 24) | ((uint32_t)local_pref << 8) | (256u - 1u);
+}
+
+int trav_cand_add(trav_agent_t *a, rdv_cand_type type, const udp_addr_t *addr,
+                  uint16_t local_pref, size_t sock_index) {
+  for (size_t i = 0; i < a->cand_count; i++)
+    if (a->cands[i].type == type && udp_addr_equal(&a->cands[i].addr, addr))
+      return 0;
+  if (a->cand_count >= TRAV_MAX_LOCAL_CANDIDATES)
+    return QP_ERR_TOO_LARGE;
+  a->cands[a->cand_count++] = (trav_cand_t){
+      .type = type,
+      .addr = *addr,
+      .priority = trav_cand_priority(type, local_pref),
+      .sock_index = sock_index,
+  };
+  return 0;
+}
+
+const char *trav_addr_ip(const udp_addr_t *addr, char *buf, size_t size) {
+  const struct sockaddr_storage *ss = &addr->ss;
+  buf[0] = '\0';
+  if (ss->ss_family == AF_INET) {
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, buf,
+              (socklen_t)size);
+  } else if (ss->ss_family == AF_INET6) {
+    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(a6))
+      inet_ntop(AF_INET, &a6->s6_addr[12], buf, (socklen_t)size);
+    else
+      inet_ntop(AF_INET6, a6, buf, (socklen_t)size);
+  }
+  return buf;
+}
+
+bool trav_addr_for_family(const udp_addr_t *in, int family, udp_addr_t *out) {
+  int have = in->ss.ss_family;
+  if (have == family) {
+    *out = *in;
+    return true;
+  }
+  if (have != AF_INET || family != AF_INET6)
+    return false; /* an IPv4 socket cannot reach an IPv6 address */
+  const struct sockaddr_in *v4 = (const struct sockaddr_in *)&in->ss;
+  struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = v4->sin_port};
+  v6.sin6_addr.s6_addr[10] = 0xff;
+  v6.sin6_addr.s6_addr[11] = 0xff;
+  memcpy(&v6.sin6_addr.s6_addr[12], &v4->sin_addr, 4);
+  memset(out, 0, sizeof(*out));
+  memcpy(&out->ss, &v6, sizeof(v6));
+  out->len = sizeof(v6);
+  return true;
+}
+
+static bool is_unspecified(const udp_addr_t *addr) {
+  if (addr->ss.ss_family == AF_INET)
+    return ((const struct sockaddr_in *)&addr->ss)->sin_addr.s_addr ==
+           htonl(INADDR_ANY);
+  const struct in6_addr *a6 =
+      &((const struct sockaddr_in6 *)&addr->ss)->sin6_addr;
+  return IN6_IS_ADDR_UNSPECIFIED(a6);
+}
+
+/* Interface addresses usable by a socket of `family` bound to the wildcard:
+ * an IPv6 socket is dual-stack (udp_socket_open clears IPV6_V6ONLY), so it
+ * takes IPv4 addresses too. Link-local IPv6 needs a scope: skipped. */
+static bool usable_ifaddr(const struct ifaddrs *ifa, int family) {
+  if (ifa->ifa_addr == NULL || !(ifa->ifa_flags & IFF_UP))
+    return false;
+  int f = ifa->ifa_addr->sa_family;
+  if (f == AF_INET6) {
+    const struct in6_addr *a6 =
+        &((const struct sockaddr_in6 *)ifa->ifa_addr)->sin6_addr;
+    return family == AF_INET6 && !IN6_IS_ADDR_LINKLOCAL(a6);
+  }
+  return f == AF_INET;
+}
+
+static void add_ifaddr(trav_agent_t *a, const struct ifaddrs *ifa,
+                       uint16_t port, size_t sock_index, uint16_t *pref) {
+  udp_addr_t addr = {0};
+  addr.len = ifa->ifa_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                 : sizeof(struct sockaddr_in6);
+  memcpy(&addr.ss, ifa->ifa_addr, addr.len);
+  stun_addr_set_port(&addr.ss, port);
+  /* Loopback only helps a peer on this machine: rank it last. */
+  bool loop = (ifa->ifa_flags & IFF_LOOPBACK) != 0;
+  uint16_t lp = loop ? 1 : *pref;
+  if (!loop && *pref > 2)
+    (*pref)--;
+  if (trav_cand_add(a, RDV_CAND_HOST, &addr, lp, sock_index) != 0)
+    QP_LOG_DEBUG("traversal: candidate table full, host address skipped");
+}
+
+int trav_gather_host(trav_agent_t *a, size_t sock_index) {
+  const udp_socket_t *s = a->socks[sock_index];
+  uint16_t port = udp_addr_port(&s->local);
+  if (!is_unspecified(&s->local))
+    return trav_cand_add(a, RDV_CAND_HOST, &s->local, 65535, sock_index);
+  struct ifaddrs *list = NULL;
+  if (getifaddrs(&list) != 0)
+    return qp_fail(QP_ERR_SOCKET, "could not list network interfaces "
+                                  "(getifaddrs) for host candidates");
+  uint16_t pref = 65535;
+  size_t added = 0;
+  for (struct ifaddrs *ifa = list;
+       ifa != NULL && added < TRAV_MAX_HOST_CANDIDATES; ifa = ifa->ifa_next) {
+    if (!usable_ifaddr(ifa, s->family))
+      continue;
+    add_ifaddr(a, ifa, port, sock_index, &pref);
+    added++;
+  }
+  freeifaddrs(list);
+  return 0;
+}
+
+/* ---- server-reflexive candidates -------------------------------------- */
+
+/* Split "host:port", "[v6]:port", "v6" or "host" and resolve it for a
+ * socket of `family` (an IPv6 socket also reaches IPv4 servers). */
+static int resolve_server(const char *text, int family,
+                          struct sockaddr_storage *out) {
+  char host[256];
+  uint16_t port = 3478;
+  const char *colon = strrchr(text, ':');
+  bool numeric_v6 = text[0] == '[' || (colon && strchr(text, ':') != colon);
+  if (numeric_v6)
+    return stun_addr_parse(text, port, out);
+  size_t hlen = colon ? (size_t)(colon - text) : strlen(text);
+  if (hlen == 0 || hlen >= sizeof(host))
+    return qp_fail(QP_ERR_INVALID, "bad STUN server \"%s\": expected host:port",
+                   text);
+  memcpy(host, text, hlen);
+  host[hlen] = '\0';
+  if (colon) {
+    char *end = NULL;
+    long p = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end != '\0' || p < 1 || p > 65535)
+      return qp_fail(QP_ERR_INVALID,
+                     "bad STUN server \"%s\": port must be 1-65535", text);
+    port = (uint16_t)p;
+  }
+  int want = family == AF_INET6 ? AF_UNSPEC : family;
+  int rc = stun_addr_resolve(host, port, want, out, 1);
+  return rc < 0 ? rc : 0;
+}
+
+static int start_one_server(trav_agent_t *a, const char *text, int64_t now_ms,
+                            int64_t deadline_ms) {
+  struct sockaddr_storage server;
+  int rc = resolve_server(text, a->socks[0]->family, &server);
+  if (rc == QP_ERR_RESOLVE) {
+    /* A name that does not resolve costs that server only. */
+    size_t used = strlen(a->stun_note);
+    snprintf(a->stun_note + used, sizeof(a->stun_note) - used,
+             "%sSTUN %s: not resolved", used ? "; " : "", text);
+    return 0;
+  }
+  if (rc < 0)
+    return rc;
+  udp_addr_t in = {.ss = server, .len = stun_addr_len(&server)}, mapped;
+  if (!trav_addr_for_family(&in, a->socks[0]->family, &mapped))
+    return 0;
+  rc = stun_client_start(a->stun, &mapped.ss, 0, now_ms, deadline_ms);
+  if (rc < 0)
+    return rc;
+  a->stun_txn[a->stun_count++] = rc;
+  return 0;
+}
+
+int trav_gather_start(trav_agent_t *a, int64_t now_ms, int64_t deadline_ms) {
+  const trav_config_t *cfg = a->cfg;
+  if (cfg->stun_server_count == 0)
+    return 0;
+  if (cfg->stun_server_count > TRAV_MAX_STUN_SERVERS)
+    return qp_fail(QP_ERR_INVALID, "too many STUN servers: %zu (at most %d)",
+                   cfg->stun_server_count, TRAV_MAX_STUN_SERVERS);
+  a->stun = calloc(1, sizeof(*a->stun));
+  if (a->stun == NULL)
+    return qp_fail(QP_ERR_NOMEM, "out of memory for STUN transactions");
+  stun_client_init(a->stun);
+  for (size_t i = 0; i < cfg->stun_server_count; i++) {
+    if (cfg->stun_servers[i] == NULL)
+      return qp_fail(QP_ERR_INVALID, "STUN server %zu is NULL", i);
+    int rc = start_one_server(a, cfg->stun_servers[i], now_ms, deadline_ms);
+    if (rc < 0)
+      return rc;
+  }
+  a->gathering = a->stun_count > 0;
+  return 0;
+}
+
+static void add_srflx(trav_agent_t *a, const stun_client_result *r) {
+  udp_addr_t addr = {.ss = r->mapped, .len = stun_addr_len(&r->mapped)};
+  /* Kept even when equal to a host address: the record then tells the
+   * peer (and the logs) that this side is not behind a NAT. */
+  if (trav_cand_add(a, RDV_CAND_SRFLX, &addr, 65535, 0) != 0)
+    QP_LOG_DEBUG("traversal: candidate table full, srflx skipped");
+}
+
+bool trav_gather_on_datagram(trav_agent_t *a, const uint8_t *buf, size_t len,
+                             const udp_addr_t *from, int64_t now_ms) {
+  if (!a->gathering)
+    return false;
+  int txn = stun_client_on_response(a->stun, buf, len, &from->ss, now_ms);
+  if (txn < 0)
+    return false;
+  const stun_client_result *r = stun_client_result_of(a->stun, txn);
+  if (r && r->state == STUN_TXN_SUCCEEDED)
+    add_srflx(a, r);
+  return true;
+}
+
+int64_t trav_gather_on_timer(trav_agent_t *a, int64_t now_ms) {
+  if (!a->gathering)
+    return -1;
+  stun_client_datagram out[TRAV_MAX_STUN_SERVERS];
+  size_t n = stun_client_on_timer(a->stun, now_ms, out, TRAV_MAX_STUN_SERVERS);
+  for (size_t i = 0; i < n; i++) {
+    udp_addr_t to = {.ss = *out[i].to, .len = stun_addr_len(out[i].to)};
+    if (udp_send(a->socks[0], &to, out[i].data, out[i].len, out[i].len) != 0)
+      stun_client_fail(a->stun, out[i].txn, QP_ERR_SOCKET, 0);
+  }
+  return stun_client_next_timeout(a->stun);
+}
+
+/* Mapping behavior seen from two servers (RFC 5780 fallback idea): the
+ * same mapped address from every server means endpoint-independent. */
+static void note_mapping(trav_agent_t *a) {
+  const struct sockaddr_storage *first = NULL;
+  bool differ = false;
+  size_t ok = 0;
+  for (size_t i = 0; i < a->stun_count; i++) {
+    const stun_client_result *r = stun_client_result_of(a->stun, a->stun_txn[i]);
+    if (r->state != STUN_TXN_SUCCEEDED)
+      continue;
+    ok++;
+    if (first == NULL)
+      first = &r->mapped;
+    else if (!stun_addr_equal(first, &r->mapped))
+      differ = true;
+  }
+  if (ok >= 2)
+    snprintf(a->nat_mapping, sizeof(a->nat_mapping), "%s",
+             differ ? "destination-dependent" : "endpoint-independent");
+}
+
+static void describe_server(trav_agent_t *a, const stun_client_result *r) {
+  char srv[STUN_ADDR_STRLEN], map[STUN_ADDR_STRLEN];
+  size_t used = strlen(a->stun_note);
+  if (used + 8 >= sizeof(a->stun_note))
+    return;
+  stun_addr_format(&r->server, srv, sizeof(srv));
+  if (r->state == STUN_TXN_SUCCEEDED)
+    snprintf(a->stun_note + used, sizeof(a->stun_note) - used,
+             "%sSTUN %s: mapped %s", used ? "; " : "", srv,
+             stun_addr_format(&r->mapped, map, sizeof(map)));
+  else
+    snprintf(a->stun_note + used, sizeof(a->stun_note) - used,
+             "%sSTUN %s: %s", used ? "; " : "", srv,
+             r->error == QP_ERR_TIMEOUT ? "no answer" : "failed");
+}
+
+void trav_gather_finish(trav_agent_t *a) {
+  if (a->stun == NULL)
+    return;
+  for (size_t i = 0; i < a->stun_count; i++)
+    describe_server(a, stun_client_result_of(a->stun, a->stun_txn[i]));
+  note_mapping(a);
+  a->gathering = false;
+  free(a->stun);
+  a->stun = NULL;
+}
