@@ -15,6 +15,11 @@
 #                           (default BUILD_DIR/bench-results)
 #   QP_BENCH_STRICT=1       exit 1 when a target is missed, not only when a
 #                           benchmark fails to run
+#   QP_BENCH_PIN            unset: let the scheduler place the processes;
+#                           "split": server on CPU 0, client on CPU 1 (like two
+#                           hosts); "same": both on CPU 0. Loopback TCP rtt is
+#                           about 3x faster when both ends share a CPU, so an
+#                           unpinned TCP column can flip between two values.
 #
 # Exit status: 0 all benchmarks ran (and, with QP_BENCH_STRICT=1, met their
 # targets); 1 a benchmark failed; 2 bad usage.
@@ -48,6 +53,29 @@ for v in REPEATS TOTAL_MB PP_ITERS RTT_ITERS IDLE_SECONDS CLIENT_TIMEOUT; do
     exit 2
   fi
 done
+
+PIN=${QP_BENCH_PIN:-}
+SERVER_PIN=()
+CLIENT_PIN=()
+case $PIN in
+  "") ;;
+  split)
+    if (($(nproc) < 2)); then
+      echo "run.sh: QP_BENCH_PIN=split needs 2 CPUs, this machine has $(nproc)" >&2
+      exit 2
+    fi
+    SERVER_PIN=(taskset -c 0)
+    CLIENT_PIN=(taskset -c 1)
+    ;;
+  same)
+    SERVER_PIN=(taskset -c 0)
+    CLIENT_PIN=(taskset -c 0)
+    ;;
+  *)
+    echo "run.sh: QP_BENCH_PIN must be empty, 'split' or 'same', got '$PIN'" >&2
+    exit 2
+    ;;
+esac
 
 OUT=${QP_BENCH_OUT:-$BUILD/bench-results}
 mkdir -p "$OUT" || exit 2
@@ -147,7 +175,7 @@ run_one() {
   port=$(free_port) || { echo "run.sh: no free port" >&2; exit 1; }
   echo "--- $transport $bench repeat $rep port $port" >>"$LOG"
   : >"$OUT/server.json"
-  timeout $((CLIENT_TIMEOUT + 60)) "$BIN" server --bind 127.0.0.1 --port "$port" \
+  timeout $((CLIENT_TIMEOUT + 60)) "${SERVER_PIN[@]}" "$BIN" server --bind 127.0.0.1 --port "$port" \
     --mode "$mode" --timeout 30 "${tflag[@]}" >"$OUT/server.json" 2>>"$LOG" &
   spid=$!
   SERVER_PID=$spid
@@ -157,7 +185,7 @@ run_one() {
     reap_server "$spid"
     return
   fi
-  out=$(timeout "$CLIENT_TIMEOUT" "$BIN" "${cargs[@]}" --host 127.0.0.1 --port "$port" \
+  out=$(timeout "$CLIENT_TIMEOUT" "${CLIENT_PIN[@]}" "$BIN" "${cargs[@]}" --host 127.0.0.1 --port "$port" \
     "${tflag[@]}" 2>>"$LOG")
   rc=$?
   if ((rc == 0)) && [[ $out == "{"*"}" ]]; then
@@ -177,7 +205,7 @@ run_one() {
 }
 
 echo "run.sh: $REPEATS repeats; throughput $TOTAL_MB MiB, pingpong $PP_ITERS x 614400/5120," \
-  "rtt $RTT_ITERS, idle $IDLE_SECONDS s; results in $RESULTS" >&2
+  "rtt $RTT_ITERS, idle $IDLE_SECONDS s, CPU pinning: ${PIN:-none}; results in $RESULTS" >&2
 for ((rep = 1; rep <= REPEATS; rep++)); do
   for bench in pingpong throughput rtt idle; do
     run_one quic "$bench" "$rep"
@@ -185,10 +213,10 @@ for ((rep = 1; rep <= REPEATS; rep++)); do
   done
 done
 
-python3 - "$RESULTS" "$REPEATS" "$TOTAL_MB" <<'EOF'
+python3 - "$RESULTS" "$REPEATS" "$TOTAL_MB" "${PIN:-none}" <<'EOF'
 import json, statistics, sys
 
-path, repeats, total_mb = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+path, repeats, total_mb, pin = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 runs = [json.loads(line) for line in open(path) if line.strip()]
 
 def values(transport, bench, key):
@@ -233,7 +261,7 @@ rows.append(("lost packets (max of runs)", worst("quic"), worst("tcp"), 0, "0 (Q
 misses = 0
 print()
 print(f"qp-bench on loopback: medians of {repeats} runs; throughput {total_mb} MiB; "
-      "pingpong 614400/5120 B")
+      f"pingpong 614400/5120 B; CPU pinning: {pin}")
 hdr = f"{'metric':<28}{'QUIC':>12}{'TCP':>12}{'QUIC/TCP':>10}  {'target':<14}result"
 print(hdr)
 print("-" * len(hdr))

@@ -1,0 +1,173 @@
+/*
+ * trav_pairs.c: the check list. One pair per (our socket, peer address),
+ * scheduled by time then priority, paced by the caller (Ta).
+ */
+#include "traversal/trav_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/error.h"
+
+/* RFC 8445 section 6.1.2.3: "pair priority = 2^32*MIN(G,D) + 2*MAX(G,D) +
+ * (G>D?1:0)" where G is the controlling agent's candidate priority and D
+ * the controlled agent's. */
+uint64_t trav_pair_priority(uint32_t g, uint32_t d) {
+  uint64_t lo = g < d ? g : d, hi = g < d ? d : g;
+  return (lo << 32) + 2 * hi + (g > d ? 1 : 0);
+}
+
+int trav_pair_find(const trav_agent_t *a, size_t sock_index,
+                   const udp_addr_t *remote) {
+  for (size_t i = 0; i < a->pair_count; i++)
+    if (a->pairs[i].sock_index == sock_index &&
+        udp_addr_equal(&a->pairs[i].remote, remote))
+      return (int)i;
+  return -1;
+}
+
+int trav_pair_add(trav_agent_t *a, size_t sock_index, const udp_addr_t *remote,
+                  rdv_cand_type type, uint32_t remote_priority,
+                  int64_t now_ms) {
+  udp_addr_t to;
+  if (sock_index >= a->sock_count ||
+      !trav_addr_for_family(remote, a->socks[sock_index]->family, &to))
+    return -1;
+  int found = trav_pair_find(a, sock_index, &to);
+  if (found >= 0)
+    return found;
+  if (a->pair_count >= TRAV_MAX_PAIRS)
+    return -1;
+  uint32_t local = trav_cand_priority(RDV_CAND_HOST, 65535);
+  trav_pair_t *p = &a->pairs[a->pair_count];
+  *p = (trav_pair_t){
+      .sock_index = sock_index,
+      .remote = to,
+      .remote_type = type,
+      .remote_priority = remote_priority,
+      .priority = a->controlling ? trav_pair_priority(local, remote_priority)
+                                 : trav_pair_priority(remote_priority, local),
+      .state = TRAV_PAIR_WAITING,
+      .next_send_ms = now_ms,
+  };
+  return (int)a->pair_count++;
+}
+
+static bool sendable(const trav_agent_t *a, const trav_pair_t *p) {
+  if (p->nominate)
+    return true;
+  if (a->controlling && a->winner_pair >= 0)
+    return false; /* nominated: only that pair is checked */
+  return p->state == TRAV_PAIR_WAITING || p->state == TRAV_PAIR_IN_PROGRESS;
+}
+
+int trav_pair_next_due(const trav_agent_t *a, int64_t now_ms) {
+  int best = -1;
+  for (size_t i = 0; i < a->pair_count; i++) {
+    const trav_pair_t *p = &a->pairs[i];
+    if (!sendable(a, p) || p->next_send_ms > now_ms)
+      continue;
+    const trav_pair_t *b = best >= 0 ? &a->pairs[best] : NULL;
+    if (b == NULL || p->next_send_ms < b->next_send_ms ||
+        (p->next_send_ms == b->next_send_ms && p->priority > b->priority))
+      best = (int)i;
+  }
+  return best;
+}
+
+int64_t trav_pair_next_time(const trav_agent_t *a) {
+  int64_t t = INT64_MAX;
+  for (size_t i = 0; i < a->pair_count; i++)
+    if (sendable(a, &a->pairs[i]) && a->pairs[i].next_send_ms < t)
+      t = a->pairs[i].next_send_ms;
+  return t;
+}
+
+int trav_pair_send(trav_agent_t *a, int i, int64_t now_ms) {
+  trav_pair_t *p = &a->pairs[i];
+  if (p->checks_sent == 0 && stun_msg_new_txid(p->txid) != 0)
+    return QP_ERR_INTERNAL;
+  uint8_t buf[256];
+  size_t len = trav_check_write(&a->local, &a->remote, p->txid, a->controlling,
+                                a->tiebreaker,
+                                trav_cand_priority(RDV_CAND_PRFLX, 65535),
+                                p->nominate, buf, sizeof(buf));
+  if (len == 0)
+    return qp_fail(QP_ERR_INTERNAL, "could not build a connectivity check");
+  if (p->checks_sent == 0)
+    p->first_sent_ms = now_ms;
+  p->checks_sent++;
+  p->next_send_ms = now_ms + TRAV_CHECK_RTO_MS;
+  if (p->state == TRAV_PAIR_WAITING)
+    p->state = TRAV_PAIR_IN_PROGRESS;
+  if (udp_send(a->socks[p->sock_index], &p->remote, buf, len, len) != 0) {
+    snprintf(p->send_error, sizeof(p->send_error), "%s", qp_last_error());
+    p->state = TRAV_PAIR_FAILED;
+  } else if (p->checks_sent >= TRAV_MAX_CHECKS_PER_PAIR &&
+             p->state != TRAV_PAIR_SUCCEEDED) {
+    p->state = TRAV_PAIR_FAILED; /* budget spent; a late answer still counts */
+  }
+  return 0;
+}
+
+void trav_pairs_from_record(trav_agent_t *a, const rdv_record *rec,
+                            int64_t now_ms) {
+  a->pair_count = 0;
+  a->prflx_count = 0;
+  a->winner_pair = -1;
+  for (size_t i = 0; i < rec->candidate_count; i++) {
+    const rdv_candidate *c = &rec->candidates[i];
+    udp_addr_t addr;
+    if (udp_addr_from_ip(c->addr, c->port, &addr) != 0)
+      continue;
+    for (size_t s = 0; s < a->sock_count; s++)
+      trav_pair_add(a, s, &addr, c->type, c->priority, now_ms);
+  }
+}
+
+int trav_pair_by_txid(const trav_agent_t *a, const uint8_t *txid) {
+  for (size_t i = 0; i < a->pair_count; i++)
+    if (a->pairs[i].checks_sent > 0 &&
+        memcmp(a->pairs[i].txid, txid, STUN_TXID_SIZE) == 0)
+      return (int)i;
+  return -1;
+}
+
+const char *trav_pair_outcome(const trav_pair_t *p, char *buf, size_t size) {
+  if (p->state == TRAV_PAIR_SUCCEEDED)
+    snprintf(buf, size, "succeeded after %d checks, rtt %lld ms",
+             p->checks_sent, (long long)p->rtt_ms);
+  else if (p->send_error[0])
+    snprintf(buf, size, "send failed: %s", p->send_error);
+  else if (p->error_code)
+    snprintf(buf, size, "error response %u, %d checks", p->error_code,
+             p->checks_sent);
+  else if (p->asymmetric)
+    snprintf(buf, size, "answered from another address, %d checks",
+             p->checks_sent);
+  else if (p->checks_sent == 0)
+    snprintf(buf, size, "not tried");
+  else if (p->requests_in > 0)
+    snprintf(buf, size, "peer's checks arrived (%u) but ours got no answer, "
+             "%d checks", p->requests_in, p->checks_sent);
+  else
+    snprintf(buf, size, "no response, %d checks", p->checks_sent);
+  return buf;
+}
+
+void trav_pairs_describe(const trav_agent_t *a, char *buf, size_t size,
+                         const char *sep) {
+  for (size_t i = 0; i < a->pair_count; i++) {
+    const trav_pair_t *p = &a->pairs[i];
+    char l[UDP_ADDRSTRLEN], r[UDP_ADDRSTRLEN], what[160];
+    size_t used = strlen(buf);
+    if (used + 1 >= size)
+      return;
+    snprintf(buf + used, size - used, "%s%s -> %s %s (%s)",
+             used ? sep : "",
+             udp_addr_to_string(&a->socks[p->sock_index]->local, l, sizeof(l)),
+             udp_addr_to_string(&p->remote, r, sizeof(r)),
+             rdv_cand_type_to_string(p->remote_type),
+             trav_pair_outcome(p, what, sizeof(what)));
+  }
+}

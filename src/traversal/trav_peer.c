@@ -1,0 +1,135 @@
+/*
+ * trav_peer.c: our record in the rendezvous store and the peer's.
+ *
+ * Freshness without trusting clocks (docs/internals/traversal.md):
+ * - the server deletes "client" before it publishes "server", so any client
+ *   record it reads afterwards was written after its start;
+ * - the client publishes only after it adopted a server record, and again
+ *   whenever it adopts a newer one (another ufrag), so a server that
+ *   restarted meets it again;
+ * - both sides keep re-reading the peer's key while checks run and adopt a
+ *   record with new credentials; checks carrying another ufrag than the
+ *   adopted one are ignored and trigger an immediate re-read.
+ * rdv_record_check's clock test (RDV_RECORD_DEFAULT_MAX_AGE_MS) only
+ * refuses records left over long ago.
+ */
+#include "traversal/trav_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+
+const char *trav_own_key(const trav_agent_t *a) {
+  return a->controlling ? "server" : "client";
+}
+
+const char *trav_peer_key(const trav_agent_t *a) {
+  return a->controlling ? "client" : "server";
+}
+
+static int fill_record(const trav_agent_t *a, rdv_record *rec) {
+  rdv_record_init(rec, a->controlling ? RDV_ROLE_SERVER : RDV_ROLE_CLIENT,
+                  a->cfg->session);
+  snprintf(rec->ufrag, sizeof(rec->ufrag), "%s", a->local.ufrag);
+  snprintf(rec->pwd, sizeof(rec->pwd), "%s", a->local.pwd);
+  tls_fingerprint_to_hex(a->cfg->fingerprint, rec->fingerprint);
+  if (a->nat_mapping[0])
+    snprintf(rec->nat.mapping, sizeof(rec->nat.mapping), "%s", a->nat_mapping);
+  for (size_t i = 0; i < a->cand_count; i++) {
+    char ip[RDV_RECORD_ADDR_MAX];
+    const trav_cand_t *c = &a->cands[i];
+    int rc = rdv_record_add_candidate(rec, c->type,
+                                      trav_addr_ip(&c->addr, ip, sizeof(ip)),
+                                      udp_addr_port(&c->addr), c->priority);
+    if (rc != 0)
+      return rc;
+  }
+  rec->time_ms = rdv_record_now_unix_ms();
+  return 0;
+}
+
+int trav_peer_publish(trav_agent_t *a) {
+  rdv_record rec;
+  char text[RDV_RECORD_MAX_SIZE + 1];
+  size_t len = 0;
+  int rc = fill_record(a, &rec);
+  if (rc == 0)
+    rc = rdv_record_encode(&rec, text, sizeof(text), &len);
+  if (rc == 0)
+    rc = rdv_put(a->rdv, trav_own_key(a), text, len);
+  if (rc == 0) {
+    a->published = true;
+    QP_LOG_DEBUG("traversal: published %s record (%zu candidates) in %s",
+                 trav_own_key(a), a->cand_count, rdv_describe(a->rdv));
+  }
+  return rc;
+}
+
+void trav_peer_unpublish(trav_agent_t *a) {
+  if (a->published && rdv_delete(a->rdv, trav_own_key(a)) != 0)
+    QP_LOG_DEBUG("traversal: could not delete our record: %s", qp_last_error());
+}
+
+static void note_refused(trav_agent_t *a, int rc) {
+  if (a->rec_err != rc || strcmp(a->rec_why, qp_last_error()) != 0)
+    QP_LOG_INFO("traversal: ignoring %s record: %s", trav_peer_key(a),
+                qp_last_error());
+  a->rec_err = rc;
+  snprintf(a->rec_why, sizeof(a->rec_why), "%s", qp_last_error());
+  a->records_refused++;
+}
+
+static int adopt(trav_agent_t *a, const rdv_record *rec, int64_t now_ms) {
+  snprintf(a->remote.ufrag, sizeof(a->remote.ufrag), "%s", rec->ufrag);
+  snprintf(a->remote.pwd, sizeof(a->remote.pwd), "%s", rec->pwd);
+  a->have_remote = true;
+  a->rec_err = 0;
+  trav_pairs_from_record(a, rec, now_ms);
+  QP_LOG_INFO("traversal: adopted %s record (ufrag %s, %zu candidates, %zu "
+              "pairs)", trav_peer_key(a), rec->ufrag, rec->candidate_count,
+              a->pair_count);
+  /* The client answers each server record it adopts with its own. */
+  return a->controlling ? 0 : trav_peer_publish(a);
+}
+
+/* Decode and check; 0, or the refusal code with qp_last_error set. */
+static int read_record(trav_agent_t *a, const char *text, size_t len,
+                       rdv_record *rec, uint8_t fp[TLS_FINGERPRINT_LEN]) {
+  int rc = rdv_record_decode(text, len, rec);
+  if (rc != 0)
+    return rc;
+  rc = rdv_record_check(rec, a->cfg->session,
+                        a->controlling ? RDV_ROLE_CLIENT : RDV_ROLE_SERVER,
+                        rdv_record_now_unix_ms(),
+                        RDV_RECORD_DEFAULT_MAX_AGE_MS);
+  if (rc != 0)
+    return rc;
+  if (tls_fingerprint_parse(rec->fingerprint, fp) != 0)
+    return qp_fail(QP_ERR_PROTOCOL, "the %s record's fingerprint is not "
+                   "64 hex digits", trav_peer_key(a));
+  return 0;
+}
+
+int trav_peer_poll(trav_agent_t *a, int64_t now_ms) {
+  char *text = NULL;
+  size_t len = 0;
+  int rc = rdv_get(a->rdv, trav_peer_key(a), &text, &len);
+  if (rc <= 0)
+    return rc; /* absent (0) or the store failed */
+  rdv_record rec;
+  uint8_t fp[TLS_FINGERPRINT_LEN];
+  rc = read_record(a, text, len, &rec, fp);
+  free(text);
+  if (rc != 0) {
+    note_refused(a, rc);
+    return 0;
+  }
+  if (a->have_remote && strcmp(rec.ufrag, a->remote.ufrag) == 0 &&
+      strcmp(rec.pwd, a->remote.pwd) == 0)
+    return 0; /* the record we already use */
+  memcpy(a->peer_fp, fp, sizeof(fp));
+  return adopt(a, &rec, now_ms);
+}
