@@ -1,0 +1,150 @@
+/*
+ * qp_create_server / qp_create_client: the front door that joins the layers.
+ * Bind one UDP socket, let traversal meet the peer through the rendezvous
+ * and punch a path on that socket, then hand the very same socket to the
+ * portal, which runs QUIC with the peer's published fingerprint pinned.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "portal/portal_internal.h"
+#include "rendezvous/rdv.h"
+#include "traversal/traversal.h"
+#include "udp/udp.h"
+
+/* 0.1.x's default punch timeout: 15 s. */
+#define DEFAULT_PUNCH_TIMEOUT_MS 15000
+/* The QUIC handshake after a validated punch gets what is left of the punch
+ * budget, but never less than this: the path is known to work by then. */
+#define MIN_HANDSHAKE_MS 3000
+
+void qp_traverse_options_init(qp_traverse_options *o) {
+  if (o == NULL)
+    return;
+  memset(o, 0, sizeof(*o));
+  o->session = "default";
+  o->punch_timeout_ms = DEFAULT_PUNCH_TIMEOUT_MS;
+}
+
+static int validate(const qp_traverse_options *o, qp_portal_t **out) {
+  if (o == NULL || out == NULL)
+    return qp_fail(QP_ERR_INVALID, "qp_create_*: options and out are required");
+  if (o->callbacks == NULL && (o->rendezvous == NULL || *o->rendezvous == '\0'))
+    return qp_fail(QP_ERR_INVALID,
+                   "qp_create_*: give a rendezvous URL (mem:NAME, dir:PATH, "
+                   "redis://HOST:PORT/DB) or rendezvous callbacks");
+  if (o->callbacks && (!o->callbacks->put || !o->callbacks->get || !o->callbacks->del))
+    return qp_fail(QP_ERR_INVALID, "qp_create_*: put, get and del callbacks are all required");
+  if (o->punch_timeout_ms <= 0)
+    return qp_fail(QP_ERR_INVALID, "punch_timeout_ms=%d: must be > 0", o->punch_timeout_ms);
+  if (o->stun_server_count > 0 && o->stun_servers == NULL)
+    return qp_fail(QP_ERR_INVALID, "stun_server_count is %zu but stun_servers is NULL",
+                   o->stun_server_count);
+  return 0;
+}
+
+static int open_store(const qp_traverse_options *o, const char *session, rdv_t **out) {
+  if (o->callbacks == NULL)
+    return rdv_open(o->rendezvous, session, out);
+  rdv_callbacks cb = {.put = o->callbacks->put,
+                      .get = o->callbacks->get,
+                      .del = o->callbacks->del};
+  return rdv_open_callbacks(&cb, o->callbacks_user, session, out);
+}
+
+static size_t answer_check(void *ctx, const uint8_t *pkt, size_t len,
+                           const udp_addr_t *from, uint8_t *resp, size_t cap) {
+  return trav_responder_handle(ctx, pkt, len, from, resp, cap);
+}
+
+static void free_responder(void *ctx) { trav_responder_destroy(ctx); }
+
+static void fill_handoff(portal_handoff_t *h, const qp_traverse_options *o,
+                         bool is_server, udp_socket_t *sock, trav_result_t *res) {
+  memset(h, 0, sizeof(*h));
+  h->sock = *sock;
+  h->is_server = is_server;
+  h->peer = res->peer;
+  h->pin = !o->no_pin;
+  memcpy(h->peer_fingerprint, res->peer_fingerprint, sizeof(h->peer_fingerprint));
+  h->opts = o->transport;
+  h->stun_cb = answer_check;
+  h->stun_ctx = res->responder;
+  h->stun_ctx_free = free_responder;
+  res->responder = NULL; /* the portal owns it now */
+  for (size_t i = 0; i < res->early_count && i < 8; i++) {
+    h->early[i] = res->early[i];
+    h->early_len[i] = res->early_len[i];
+    h->early_from[i] = res->early_from[i];
+  }
+  h->early_count = res->early_count < 8 ? res->early_count : 8;
+}
+
+static int traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p,
+                    udp_socket_t *sock, trav_result_t *res) {
+  const char *session = o->session && *o->session ? o->session : "default";
+  rdv_t *rdv = NULL;
+  int rc = open_store(o, session, &rdv);
+  if (rc != 0)
+    return rc;
+  trav_config_t cfg = {
+      .is_server = is_server,
+      .session = session,
+      .stun_servers = o->stun_servers,
+      .stun_server_count = o->stun_server_count,
+      .punch_timeout_ms = o->punch_timeout_ms,
+  };
+  memcpy(cfg.fingerprint, portal_fingerprint(p), sizeof(cfg.fingerprint));
+  rc = trav_run(sock, rdv, &cfg, o->cancel, o->cancel_user, res);
+  rdv_close(rdv);
+  return rc;
+}
+
+static int create(const qp_traverse_options *o, bool is_server, qp_portal_t **out) {
+  int rc = validate(o, out);
+  if (rc != 0)
+    return rc;
+  uint64_t start = qp_now_ns();
+  qp_portal_t *p = NULL;
+  if ((rc = qp_portal_create(&p)) != 0)
+    return rc;
+  udp_addr_t bind_addr;
+  udp_socket_t sock = {.fd = -1};
+  trav_result_t res;
+  memset(&res, 0, sizeof(res));
+  if ((rc = udp_addr_from_ip("0.0.0.0", o->local_port, &bind_addr)) != 0 ||
+      (rc = udp_socket_open(&bind_addr, &sock)) != 0)
+    goto fail;
+  if ((rc = traverse(o, is_server, p, &sock, &res)) != 0) {
+    udp_socket_close(&sock);
+    goto fail;
+  }
+  QP_LOG_INFO("%s: path found: %s", is_server ? "create_server" : "create_client",
+              res.summary);
+  int elapsed_ms = (int)((qp_now_ns() - start) / 1000000u);
+  int left = o->punch_timeout_ms - elapsed_ms;
+  portal_handoff_t h;
+  fill_handoff(&h, o, is_server, &sock, &res);
+  rc = portal_start_on_socket(p, &h, left > MIN_HANDSHAKE_MS ? left : MIN_HANDSHAKE_MS);
+  trav_result_cleanup(&res);
+  if (rc != 0)
+    goto fail_kept;
+  *out = p;
+  return 0;
+fail:
+  trav_result_cleanup(&res);
+fail_kept:
+  qp_portal_destroy(p);
+  return rc;
+}
+
+int qp_create_server(const qp_traverse_options *o, qp_portal_t **out) {
+  return create(o, true, out);
+}
+
+int qp_create_client(const qp_traverse_options *o, qp_portal_t **out) {
+  return create(o, false, out);
+}
