@@ -294,7 +294,9 @@ static void describe_server(trav_agent_t *a, const stun_client_result *r) {
   else
     snprintf(a->stun_note + used, sizeof(a->stun_note) - used,
              "%sSTUN %s: %s", used ? "; " : "", srv,
-             r->error == QP_ERR_TIMEOUT ? "no answer" : "failed");
+             r->state == STUN_TXN_PENDING || r->error == QP_ERR_TIMEOUT
+                 ? "no answer"
+                 : "failed");
 }
 
 void trav_gather_finish(trav_agent_t *a) {

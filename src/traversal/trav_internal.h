@@ -103,6 +103,7 @@ typedef struct trav_pair {
   int checks_sent;
   int64_t next_send_ms;
   int64_t first_sent_ms;
+  int64_t last_sent_ms;
   int64_t rtt_ms;
   uint32_t requests_in;  /* authenticated checks the peer sent from there */
   uint32_t error_code;   /* of an authenticated error response, else 0 */

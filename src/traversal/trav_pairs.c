@@ -97,6 +97,7 @@ int trav_pair_send(trav_agent_t *a, int i, int64_t now_ms) {
   if (p->checks_sent == 0)
     p->first_sent_ms = now_ms;
   p->checks_sent++;
+  p->last_sent_ms = now_ms;
   p->next_send_ms = now_ms + TRAV_CHECK_RTO_MS;
   if (p->state == TRAV_PAIR_WAITING)
     p->state = TRAV_PAIR_IN_PROGRESS;
@@ -163,11 +164,12 @@ void trav_pairs_describe(const trav_agent_t *a, char *buf, size_t size,
     size_t used = strlen(buf);
     if (used + 1 >= size)
       return;
-    snprintf(buf + used, size - used, "%s%s -> %s %s (%s)",
+    bool won = a->done && (int)i == a->winner_pair;
+    snprintf(buf + used, size - used, "%s%s -> %s %s (%s%s)",
              used ? sep : "",
              udp_addr_to_string(&a->socks[p->sock_index]->local, l, sizeof(l)),
              udp_addr_to_string(&p->remote, r, sizeof(r)),
-             rdv_cand_type_to_string(p->remote_type),
+             rdv_cand_type_to_string(p->remote_type), won ? "nominated; " : "",
              trav_pair_outcome(p, what, sizeof(what)));
   }
 }

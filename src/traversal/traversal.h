@@ -74,7 +74,8 @@ typedef struct trav_result {
  *   50 ms) returned true;
  * - QP_ERR_INVALID (bad arguments or STUN server text), QP_ERR_SOCKET,
  *   QP_ERR_NOMEM, QP_ERR_INTERNAL.
- * On error *out holds nothing to free (it is zeroed).
+ * On error *out holds nothing to free: it is zeroed except for summary,
+ * which describes what was tried (pairs, STUN answers, ignored datagrams).
  */
 int trav_run(udp_socket_t *sock, rdv_t *rdv, const trav_config_t *cfg,
              bool (*cancel)(void *), void *cancel_arg, trav_result_t *out);

@@ -1,0 +1,453 @@
+/*
+ * traversal.c: trav_run, the agent's loop. Gather candidates, publish and
+ * read records, send paced checks, answer the peer's checks, nominate, and
+ * hand the validated peer over. One thread, one poll() loop that wakes at
+ * least every TRAV_CANCEL_POLL_MS.
+ */
+#include "traversal/trav_internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* ---- incoming datagrams ------------------------------------------------ */
+
+static void stash(trav_agent_t *a, const udp_datagram_t *d) {
+  trav_result_t *out = a->out;
+  uint8_t *copy = out->early_count < TRAV_EARLY_MAX ? malloc(d->len) : NULL;
+  if (copy == NULL) {
+    a->n.early_dropped++;
+    return;
+  }
+  memcpy(copy, d->data, d->len);
+  out->early[out->early_count] = copy;
+  out->early_len[out->early_count] = d->len;
+  out->early_from[out->early_count] = d->from;
+  out->early_count++;
+}
+
+/* A valid check came from `from`: make sure a pair exists (peer-reflexive
+ * when the address is new) and check it back at once (triggered check). */
+static int learn_pair(trav_agent_t *a, size_t s, const stun_msg *msg,
+                      const udp_addr_t *from, int64_t now_ms) {
+  int i = trav_pair_find(a, s, from);
+  if (i < 0 && a->prflx_count < TRAV_MAX_PRFLX) {
+    uint32_t prio = msg->has_priority
+                        ? msg->priority
+                        : trav_cand_priority(RDV_CAND_PRFLX, 65535);
+    i = trav_pair_add(a, s, from, RDV_CAND_PRFLX, prio, now_ms);
+    if (i >= 0)
+      a->prflx_count++;
+  }
+  if (i < 0)
+    return -1;
+  trav_pair_t *p = &a->pairs[i];
+  p->requests_in++;
+  if ((p->state == TRAV_PAIR_WAITING || p->state == TRAV_PAIR_IN_PROGRESS) &&
+      p->next_send_ms > now_ms + TRAV_TA_MS)
+    p->next_send_ms = now_ms;
+  return i;
+}
+
+static void on_request(trav_agent_t *a, size_t s, const stun_msg *msg,
+                       const udp_addr_t *from, int64_t now_ms) {
+  uint8_t resp[TRAV_RESPONSE_MAX];
+  size_t len = 0;
+  /* "" never matches: before we know the peer, every check is foreign. */
+  const char *peer = a->have_remote ? a->remote.ufrag : "";
+  switch (trav_check_answer(a->local.ufrag, a->local.pwd, peer, msg, from,
+                            resp, sizeof(resp), &len)) {
+  case TRAV_REQ_NOT_REQUEST:
+    return;
+  case TRAV_REQ_UNAUTHENTICATED:
+    a->n.unauthenticated++;
+    return;
+  case TRAV_REQ_FOREIGN_PEER:
+    /* Our credentials, another peer ufrag: the peer may have published a
+     * newer record than the one we hold. Look again soon. */
+    a->n.foreign++;
+    a->next_poll_ms = min64(a->next_poll_ms, now_ms + RDV_WAIT_FIRST_MS);
+    return;
+  case TRAV_REQ_ANSWERED:
+    break;
+  }
+  udp_send(a->socks[s], from, resp, len, len);
+  a->n.answered++;
+  int i = learn_pair(a, s, msg, from, now_ms);
+  if (!a->controlling && msg->use_candidate && msg->has_ice_controlling) {
+    a->done = true;
+    a->winner = *from;
+    a->winner_pair = i;
+  }
+}
+
+static void nominate(trav_agent_t *a, int i, int64_t now_ms) {
+  trav_pair_t *p = &a->pairs[i];
+  a->winner_pair = i;
+  if (stun_msg_new_txid(p->txid) != 0)
+    return; /* retried by the next success response */
+  p->nominate = true;
+  p->next_send_ms = now_ms;
+  a->next_send_ms = now_ms;
+}
+
+static void on_response(trav_agent_t *a, const stun_msg *msg,
+                        const udp_addr_t *from, int64_t now_ms) {
+  int i = trav_pair_by_txid(a, msg->txid);
+  if (i < 0) {
+    a->n.unmatched++;
+    return;
+  }
+  trav_pair_t *p = &a->pairs[i];
+  if (!msg->has_fingerprint ||
+      stun_msg_check_integrity(msg, (const uint8_t *)a->remote.pwd,
+                               strlen(a->remote.pwd)) != 0) {
+    a->n.unauthenticated++;
+    return;
+  }
+  /* RFC 8445 section 7.2.5.2.1: "The ICE agent MUST check that the source
+   * and destination transport addresses in the Binding request and
+   * response are symmetric." */
+  if (!udp_addr_equal(from, &p->remote)) {
+    p->asymmetric = true;
+    return;
+  }
+  if (msg->cls == STUN_CLASS_ERROR) {
+    p->error_code = (uint32_t)msg->error_code;
+    return;
+  }
+  if (p->state != TRAV_PAIR_SUCCEEDED) {
+    p->state = TRAV_PAIR_SUCCEEDED;
+    p->rtt_ms = now_ms - p->last_sent_ms;
+  }
+  if (!a->controlling)
+    return;
+  if (p->nominate) { /* the answer to our USE-CANDIDATE check */
+    a->done = true;
+    a->winner = p->remote;
+  } else if (a->winner_pair < 0) {
+    nominate(a, i, now_ms);
+  }
+}
+
+static void dispatch(trav_agent_t *a, size_t s, const udp_datagram_t *d) {
+  int64_t now_ms = rdv_now_ms();
+  if (udp_classify(d->data, d->len) != UDP_KIND_STUN) {
+    stash(a, d);
+    return;
+  }
+  stun_msg msg;
+  if (stun_msg_parse(d->data, d->len, &msg) != 0) {
+    a->n.malformed++;
+    return;
+  }
+  if (trav_gather_on_datagram(a, d->data, d->len, &d->from, now_ms))
+    return;
+  if (msg.method != STUN_METHOD_BINDING)
+    a->n.unmatched++;
+  else if (msg.cls == STUN_CLASS_REQUEST)
+    on_request(a, s, &msg, &d->from, now_ms);
+  else if (msg.cls == STUN_CLASS_SUCCESS || msg.cls == STUN_CLASS_ERROR)
+    on_response(a, &msg, &d->from, now_ms);
+}
+
+static int drain(trav_agent_t *a, size_t s) {
+  for (int b = 0; b < TRAV_MAX_BATCHES_PER_WAKEUP; b++) {
+    int got = udp_recv(a->socks[s], a->batch);
+    if (got < 0)
+      return got;
+    for (int i = 0; i < got; i++)
+      dispatch(a, s, &a->batch->dgrams[i]);
+    if (got < UDP_RECV_BATCH)
+      break;
+  }
+  return 0;
+}
+
+/* Wait up to wait_ms for datagrams and handle them. */
+static int service(trav_agent_t *a, int64_t wait_ms) {
+  struct pollfd pfd[TRAV_MAX_SOCKETS];
+  for (size_t s = 0; s < a->sock_count; s++)
+    pfd[s] = (struct pollfd){.fd = a->socks[s]->fd, .events = POLLIN};
+  if (wait_ms < 0)
+    wait_ms = 0;
+  if (wait_ms > TRAV_CANCEL_POLL_MS)
+    wait_ms = TRAV_CANCEL_POLL_MS;
+  int n = poll(pfd, (nfds_t)a->sock_count, (int)wait_ms);
+  if (n < 0 && errno != EINTR)
+    return qp_fail(QP_ERR_SOCKET, "poll on the traversal socket failed: %s",
+                   strerror(errno));
+  for (size_t s = 0; n > 0 && s < a->sock_count; s++) {
+    if (pfd[s].revents == 0)
+      continue;
+    int rc = drain(a, s);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
+static bool cancelled(const trav_agent_t *a) {
+  return a->cancel != NULL && a->cancel(a->cancel_arg);
+}
+
+static int interrupted(void) {
+  return qp_fail(QP_ERR_INTERRUPTED, "NAT traversal interrupted");
+}
+
+/* ---- phases ------------------------------------------------------------ */
+
+static int gather(trav_agent_t *a) {
+  int rc = trav_gather_host(a, 0);
+  if (rc != 0)
+    return rc;
+  int64_t now = rdv_now_ms();
+  int budget = a->cfg->punch_timeout_ms / 3;
+  int64_t until = now + (budget < TRAV_GATHER_MAX_MS ? budget : TRAV_GATHER_MAX_MS);
+  if ((rc = trav_gather_start(a, now, until)) != 0)
+    return rc;
+  while (a->gathering && rc == 0) {
+    now = rdv_now_ms();
+    if (cancelled(a))
+      return interrupted();
+    int64_t next = trav_gather_on_timer(a, now);
+    if (next < 0 || now >= until)
+      break;
+    rc = service(a, min64(next, until) - now);
+  }
+  trav_gather_finish(a);
+  return rc;
+}
+
+static void schedule_poll(trav_agent_t *a, int64_t now_ms) {
+  a->poll_pause_ms = rdv_wait_next_pause_ms(a->poll_pause_ms);
+  if (a->poll_pause_ms > TRAV_RECORD_REPOLL_MS)
+    a->poll_pause_ms = TRAV_RECORD_REPOLL_MS;
+  a->next_poll_ms = now_ms + a->poll_pause_ms;
+}
+
+static void send_due(trav_agent_t *a, int64_t now_ms) {
+  if (!a->have_remote || now_ms < a->next_send_ms)
+    return;
+  int i = trav_pair_next_due(a, now_ms);
+  if (i < 0)
+    return;
+  trav_pair_send(a, i, now_ms);
+  a->next_send_ms = now_ms + TRAV_TA_MS;
+}
+
+static int64_t next_wake(const trav_agent_t *a) {
+  int64_t t = min64(a->next_poll_ms, a->deadline_ms);
+  if (a->have_remote) {
+    int64_t due = trav_pair_next_time(a);
+    t = min64(t, due < a->next_send_ms ? a->next_send_ms : due);
+  }
+  return t;
+}
+
+static int timed_out(trav_agent_t *a);
+
+static int meet(trav_agent_t *a) {
+  int rc = 0;
+  if (a->controlling) {
+    /* Whatever "client" holds now predates this server: drop it. */
+    if ((rc = rdv_delete(a->rdv, trav_peer_key(a))) != 0 ||
+        (rc = trav_peer_publish(a)) != 0)
+      return rc;
+  }
+  a->next_poll_ms = rdv_now_ms();
+  while (!a->done) {
+    int64_t now = rdv_now_ms();
+    if (cancelled(a))
+      return interrupted();
+    if (now >= a->deadline_ms)
+      return timed_out(a);
+    if (now >= a->next_poll_ms) {
+      if ((rc = trav_peer_poll(a, now)) != 0)
+        return rc;
+      schedule_poll(a, now);
+    }
+    send_due(a, now);
+    if ((rc = service(a, next_wake(a) - now)) != 0)
+      return rc;
+  }
+  return 0;
+}
+
+/* ---- results and errors ------------------------------------------------ */
+
+static void append(char *buf, size_t size, const char *s) {
+  size_t used = strlen(buf);
+  if (used + 1 < size)
+    snprintf(buf + used, size - used, "%s", s);
+}
+
+static void count(char *buf, size_t size, uint32_t n, const char *what,
+                  bool *first) {
+  size_t used = strlen(buf);
+  if (n == 0 || used + 1 >= size)
+    return;
+  snprintf(buf + used, size - used, "%s%u %s", *first ? "; ignored " : ", ",
+           n, what);
+  *first = false;
+}
+
+/* "; answered 3 checks; ignored 2 unauthenticated, 1 of another peer". */
+static void describe_ignored(const trav_agent_t *a, char *buf, size_t size) {
+  const trav_counters_t *n = &a->n;
+  size_t used = strlen(buf);
+  if (n->answered && used + 1 < size)
+    snprintf(buf + used, size - used, "; answered %u checks", n->answered);
+  bool first = true;
+  count(buf, size, n->unauthenticated, "unauthenticated", &first);
+  count(buf, size, n->foreign, "of another peer", &first);
+  count(buf, size, n->malformed, "malformed", &first);
+  count(buf, size, n->unmatched, "unmatched", &first);
+  count(buf, size, n->early_dropped, "early non-STUN beyond the stash",
+        &first);
+}
+
+static void ellipsize(char *buf, size_t size) {
+  if (strlen(buf) + 1 >= size && size > 4)
+    memcpy(buf + size - 4, "...", 4);
+}
+
+static void build_summary(const trav_agent_t *a, char *buf, size_t size) {
+  buf[0] = '\0';
+  trav_pairs_describe(a, buf, size, "\n");
+  if (a->done) {
+    char l[UDP_ADDRSTRLEN], r[UDP_ADDRSTRLEN], line[2 * UDP_ADDRSTRLEN + 16];
+    snprintf(line, sizeof(line), "%s -> %s",
+             udp_addr_to_string(&a->socks[0]->local, l, sizeof(l)),
+             udp_addr_to_string(&a->winner, r, sizeof(r)));
+    append(buf, size, buf[0] ? "\nwinner: " : "winner: ");
+    append(buf, size, line);
+  }
+  if (a->stun_note[0]) {
+    append(buf, size, buf[0] ? "\n" : "");
+    append(buf, size, a->stun_note);
+  }
+  describe_ignored(a, buf, size);
+  ellipsize(buf, size);
+}
+
+static int timed_out(trav_agent_t *a) {
+  int ms = a->cfg->punch_timeout_ms;
+  build_summary(a, a->out->summary, sizeof(a->out->summary));
+  if (!a->have_remote && a->rec_err != 0)
+    return qp_fail(a->rec_err, "no usable %s record in %s within %d ms: %s",
+                   trav_peer_key(a), rdv_describe(a->rdv), ms, a->rec_why);
+  if (!a->have_remote)
+    return qp_fail(QP_ERR_PUNCH,
+                   "Failed to punch NAT within %d ms: the %s never published "
+                   "its record (key \"%s\" in %s)", ms, trav_peer_key(a),
+                   trav_peer_key(a), rdv_describe(a->rdv));
+  char pairs[400] = "";
+  trav_pairs_describe(a, pairs, sizeof(pairs), ", ");
+  ellipsize(pairs, sizeof(pairs));
+  char more[160] = "";
+  describe_ignored(a, more, sizeof(more));
+  return qp_fail(QP_ERR_PUNCH, "Failed to punch NAT within %d ms: tried %zu "
+                 "pair%s: %s%s", ms, a->pair_count, a->pair_count == 1 ? "" : "s",
+                 a->pair_count ? pairs : "(the peer's record had no usable "
+                                         "candidate)", more);
+}
+
+static int finish(trav_agent_t *a, trav_result_t *out) {
+  int rc = trav_responder_create(&a->local, &a->remote, &out->responder);
+  if (rc != 0)
+    return rc;
+  out->peer = a->winner;
+  memcpy(out->peer_fingerprint, a->peer_fp, sizeof(out->peer_fingerprint));
+  build_summary(a, out->summary, sizeof(out->summary));
+  trav_peer_unpublish(a);
+  char peer[UDP_ADDRSTRLEN];
+  QP_LOG_INFO("traversal: %s validated peer %s in %lld ms",
+              trav_own_key(a), udp_addr_to_string(&a->winner, peer, sizeof(peer)),
+              (long long)(rdv_now_ms() - a->start_ms));
+  return 0;
+}
+
+/* ---- entry points ------------------------------------------------------ */
+
+static int check_args(const udp_socket_t *sock, const rdv_t *rdv,
+                      const trav_config_t *cfg, const trav_result_t *out) {
+  if (sock == NULL || rdv == NULL || cfg == NULL || out == NULL)
+    return qp_fail(QP_ERR_INVALID, "trav_run: sock, rdv, cfg and out are "
+                                   "required");
+  if (cfg->session == NULL || cfg->session[0] == '\0')
+    return qp_fail(QP_ERR_INVALID, "trav_run: a rendezvous session is required");
+  if (cfg->punch_timeout_ms <= 0)
+    return qp_fail(QP_ERR_INVALID, "punch timeout must be positive (got %d ms)",
+                   cfg->punch_timeout_ms);
+  if (cfg->stun_server_count > 0 && cfg->stun_servers == NULL)
+    return qp_fail(QP_ERR_INVALID, "trav_run: stun_servers is NULL");
+  return 0;
+}
+
+static int agent_init(trav_agent_t *a, udp_socket_t *sock, rdv_t *rdv,
+                      const trav_config_t *cfg, trav_result_t *out) {
+  a->socks[0] = sock;
+  a->sock_count = 1;
+  a->rdv = rdv;
+  a->cfg = cfg;
+  a->out = out;
+  a->controlling = cfg->is_server;
+  a->winner_pair = -1;
+  a->start_ms = rdv_now_ms();
+  a->deadline_ms = a->start_ms + cfg->punch_timeout_ms;
+  a->batch = malloc(sizeof(*a->batch));
+  if (a->batch == NULL)
+    return qp_fail(QP_ERR_NOMEM, "out of memory for the receive batch");
+  int rc = trav_creds_generate(&a->local);
+  if (rc == 0)
+    rc = trav_random_u64(&a->tiebreaker);
+  return rc;
+}
+
+int trav_run(udp_socket_t *sock, rdv_t *rdv, const trav_config_t *cfg,
+             bool (*cancel)(void *), void *cancel_arg, trav_result_t *out) {
+  int rc = check_args(sock, rdv, cfg, out);
+  if (rc != 0)
+    return rc;
+  memset(out, 0, sizeof(*out));
+  trav_agent_t *a = calloc(1, sizeof(*a));
+  if (a == NULL)
+    return qp_fail(QP_ERR_NOMEM, "out of memory for NAT traversal");
+  a->cancel = cancel;
+  a->cancel_arg = cancel_arg;
+  rc = agent_init(a, sock, rdv, cfg, out);
+  if (rc == 0)
+    rc = gather(a);
+  if (rc == 0)
+    rc = meet(a);
+  if (rc == 0)
+    rc = finish(a, out);
+  if (rc != 0) {
+    char summary[sizeof(out->summary)];
+    memcpy(summary, out->summary, sizeof(summary));
+    trav_result_cleanup(out);
+    memcpy(out->summary, summary, sizeof(summary));
+  }
+  free(a->stun);
+  free(a->batch);
+  gnutls_memset(a, 0, sizeof(*a)); /* holds both pwds */
+  free(a);
+  return rc;
+}
+
+void trav_result_cleanup(trav_result_t *r) {
+  if (r == NULL)
+    return;
+  trav_responder_destroy(r->responder);
+  for (size_t i = 0; i < r->early_count && i < TRAV_EARLY_MAX; i++)
+    free(r->early[i]);
+  memset(r, 0, sizeof(*r));
+}
