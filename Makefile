@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test test-fast test-san bench install demo clean
+.PHONY: all deps build test test-fast test-san bench bench-nat install demo clean
 
 all: build
 
@@ -39,6 +39,10 @@ test-fast: build
 
 bench: build
 	bash bench/run.sh $(BUILD)
+
+# Time to connect through the NAT lab (needs root).
+bench-nat: build
+	bash bench/traversal_bench.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD)
