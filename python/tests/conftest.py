@@ -30,8 +30,9 @@ from quic_portal import Portal, QuicTransportOptions  # noqa: E402
 
 # Environment for child interpreters: they import the same quic_portal.
 CHILD_ENV = dict(os.environ)
-if not os.environ.get("QP_PY_NO_BUILD"):
-    CHILD_ENV["PYTHONPATH"] = PYDIR + os.pathsep + os.environ.get("PYTHONPATH", "")
+CHILD_ENV["PYTHONPATH"] = os.pathsep.join(
+    p for p in (os.path.dirname(os.path.dirname(os.path.abspath(quic_portal.__file__))),
+                os.environ.get("PYTHONPATH")) if p)
 CHILD_ENV["QP_PY_NO_BUILD"] = "1"
 PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer.py")
 
