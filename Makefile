@@ -27,12 +27,14 @@ build: deps $(BUILD)/CMakeCache.txt
 build-san: deps $(BUILD_SAN)/CMakeCache.txt
 	cmake --build $(BUILD_SAN) -j $(JOBS)
 
-# The whole suite: every C test in a normal build, then again under
-# AddressSanitizer + UndefinedBehaviorSanitizer (minus the tests labelled
-# slow, which only wait on timers).
+# The whole suite: every C test in a normal build (with the NAT lab when
+# root), then again under AddressSanitizer + UndefinedBehaviorSanitizer
+# (minus the tests labelled slow: timers and the lab), then the Python
+# package's tests with Debian's python3 and pytest.
 test: build build-san
 	cd $(BUILD) && ctest --output-on-failure -j 2
 	cd $(BUILD_SAN) && ctest --output-on-failure -j 2 -LE slow
+	$(MAKE) -C python test PYTHON=/usr/bin/python3
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j 2 -LE slow

@@ -101,8 +101,10 @@ typedef enum qp_log_level {
 } qp_log_level;
 
 /* Receives one formatted line (no trailing newline). Called from any thread,
- * including the portal's I/O thread: it must not block and must not call
- * back into a portal. */
+ * including the portal's I/O thread, possibly while the library holds a
+ * portal's internal lock: it must not block for long and must not call back
+ * into the library. (A binding that takes its own lock here, such as
+ * Python's GIL, must release that lock around every library call.) */
 typedef void (*qp_log_cb)(qp_log_level level, const char *message, void *user);
 
 /*
@@ -166,6 +168,10 @@ typedef struct qp_transport_options {
 
 /* Fill *opts with the defaults above. */
 QP_EXPORT void qp_transport_options_init(qp_transport_options *opts);
+
+/* Check every field: QP_OK, or QP_ERR_INVALID naming the field and its
+ * allowed range (what listen/connect would refuse). */
+QP_EXPORT int qp_transport_options_check(const qp_transport_options *opts);
 
 /* Parse "cubic", "bbr", "bbr2", "reno" or "fixed" (case-insensitive).
  * Returns QP_ERR_INVALID with a message listing the accepted names. */
@@ -279,6 +285,7 @@ QP_EXPORT bool qp_portal_is_connected(const qp_portal_t *portal);
 
 /*
  * Close gracefully: wait up to linger_ms (negative: the default, 5000 ms)
+ * -- or until qp_portal_interrupt --
  * until every queued message is acknowledged by the peer, then send a QUIC
  * CONNECTION_CLOSE and stop the I/O thread. Idempotent: closing a closed or
  * never-connected portal returns QP_OK. Returns QP_ERR_TIMEOUT if the linger

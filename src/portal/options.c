@@ -95,6 +95,12 @@ int options_validate(const qp_transport_options *o) {
   return 0;
 }
 
+int qp_transport_options_check(const qp_transport_options *o) {
+  if (o == NULL)
+    return qp_fail(QP_ERR_INVALID, "transport options are NULL");
+  return options_validate(o);
+}
+
 void options_warn_unhonored(const qp_transport_options *o) {
   qp_transport_options d;
   qp_transport_options_init(&d);

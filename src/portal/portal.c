@@ -652,6 +652,28 @@ static int usable(qp_portal_t *p) {
   return 0;
 }
 
+/* Wait until the send window has room (or nothing is unacknowledged).
+ * Called with the lock held. */
+static int wait_send_room(qp_portal_t *p, uint64_t deadline, int timeout_ms,
+                          uint64_t gen) {
+  for (;;) {
+    int rc = usable(p);
+    if (rc != 0)
+      return rc;
+    uint64_t unacked = transport_unacked_bytes(p->tr);
+    if (unacked == 0 || unacked < p->cfg.opts.send_window)
+      return 0;
+    if (p->interrupts != gen)
+      return qp_fail(QP_ERR_INTERRUPTED, "send: interrupted; nothing was queued");
+    if (!wait_until(p, deadline))
+      return qp_fail(QP_ERR_TIMEOUT,
+                     "send: %llu bytes still unacknowledged by the peer after "
+                     "%d ms (send window %llu bytes); nothing was queued",
+                     (unsigned long long)unacked, timeout_ms,
+                     (unsigned long long)p->cfg.opts.send_window);
+  }
+}
+
 int qp_portal_send(qp_portal_t *p, const void *buf, size_t len, int timeout_ms) {
   if (p == NULL || (buf == NULL && len > 0))
     return qp_fail(QP_ERR_INVALID, "qp_portal_send: %s is NULL",
@@ -663,35 +685,20 @@ int qp_portal_send(qp_portal_t *p, const void *buf, size_t len, int timeout_ms) 
                    len, (unsigned long long)QP_MAX_MESSAGE_SIZE);
   uint64_t deadline = qp_deadline_ns(timeout_ms);
   pthread_mutex_lock(&p->lock);
-  int rc = usable(p);
   uint64_t gen = p->interrupts;
+  /* Wait for room first, so a send that times out has copied nothing. */
+  int rc = wait_send_room(p, deadline, timeout_ms, gen);
   pthread_mutex_unlock(&p->lock);
   if (rc != 0)
     return rc;
-  /* Copy outside the lock: the I/O thread keeps running meanwhile. */
+  /* Copy outside the lock: the I/O thread keeps running meanwhile. Other
+   * senders may queue in between, so the window is a soft bound: exceeded
+   * by at most one message per sending thread. */
   transport_msg_t *m = transport_msg_new(buf, len);
   if (m == NULL)
     return qp_fail(QP_ERR_NOMEM, "out of memory queueing a %zu-byte message", len);
   pthread_mutex_lock(&p->lock);
-  for (;;) {
-    if ((rc = usable(p)) != 0)
-      break;
-    uint64_t unacked = transport_unacked_bytes(p->tr);
-    if (unacked == 0 || unacked < p->cfg.opts.send_window)
-      break;
-    if (p->interrupts != gen) {
-      rc = qp_fail(QP_ERR_INTERRUPTED, "send: interrupted; nothing was queued");
-      break;
-    }
-    if (!wait_until(p, deadline)) {
-      rc = qp_fail(QP_ERR_TIMEOUT,
-                   "send: %llu bytes still unacknowledged by the peer after "
-                   "%d ms (send window %llu bytes)",
-                   (unsigned long long)unacked, timeout_ms,
-                   (unsigned long long)p->cfg.opts.send_window);
-      break;
-    }
-  }
+  rc = usable(p);
   if (rc == 0) {
     rc = transport_queue(p->tr, m);
     m = NULL;
@@ -796,9 +803,14 @@ bool qp_portal_is_connected(const qp_portal_t *cp) {
 /* Wait until the peer acknowledged everything queued, or the linger ends. */
 static int drain(qp_portal_t *p, int linger_ms) {
   uint64_t deadline = qp_deadline_ns(linger_ms);
+  uint64_t gen = p->interrupts;
   while (p->phase == PHASE_CONNECTED && p->io_err == 0 &&
          transport_state(p->tr) != TRANSPORT_CLOSED &&
          transport_unacked_bytes(p->tr) > 0) {
+    if (p->interrupts != gen)
+      return qp_fail(QP_ERR_INTERRUPTED,
+                     "close: interrupted with %llu bytes unacknowledged; closed anyway",
+                     (unsigned long long)transport_unacked_bytes(p->tr));
     if (!wait_until(p, deadline))
       return qp_fail(QP_ERR_TIMEOUT,
                      "close: %llu bytes were not acknowledged within %d ms; "
