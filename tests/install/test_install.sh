@@ -12,9 +12,12 @@ export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 for f in include/quic_portal.h lib/libquicportal.a lib/libquicportal.so lib/pkgconfig/quicportal.pc; do
   [ -e "$prefix/$f" ] || { echo "missing after install: $f"; exit 1; }
 done
-cc -Wall -Wextra -Werror "$root/examples/echo.c" -o "$prefix/echo_shared" \
+# A sanitizer build installs instrumented objects: link their runtime too.
+san=()
+grep -q '^QP_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" && san=(-fsanitize=address,undefined)
+cc "${san[@]}" -Wall -Wextra -Werror "$root/examples/echo.c" -o "$prefix/echo_shared" \
   $(pkg-config --cflags --libs quicportal) -Wl,-rpath,"$prefix/lib"
-cc -Wall -Wextra -Werror "$root/examples/echo.c" -o "$prefix/echo_static" \
+cc "${san[@]}" -Wall -Wextra -Werror "$root/examples/echo.c" -o "$prefix/echo_static" \
   $(pkg-config --cflags quicportal) "$prefix/lib/libquicportal.a" \
   $(pkg-config --libs libngtcp2_crypto_gnutls libngtcp2 gnutls hiredis) -lpthread -lm
 # Only qp_ symbols leave the shared library.
