@@ -58,6 +58,7 @@ struct qp_portal {
   int wake_fd;        /* wakes the I/O thread */
   int driver_wake_fd; /* wakes the receiver that drives the socket */
   bool recv_driver;   /* a qp_portal_recv caller is polling the socket */
+  bool io_polls_socket; /* the I/O thread's current sleep includes it */
   pthread_t thread;
   bool thread_running;
   bool stop;
@@ -318,6 +319,7 @@ static void *io_thread(void *arg) {
     uint64_t deadline = p->tr ? transport_expiry(p->tr) : UINT64_MAX;
     p->io_deadline = deadline;
     bool with_socket = !p->recv_driver;
+    p->io_polls_socket = with_socket;
     pthread_mutex_unlock(&p->lock);
     io_wait(p, deadline, with_socket);
     pthread_mutex_lock(&p->lock);
@@ -735,6 +737,10 @@ static bool wait_for_message(qp_portal_t *p, uint64_t deadline) {
   int n = ppoll(fds, 2, &ts, NULL);
   pthread_mutex_lock(&p->lock);
   p->recv_driver = false;
+  /* Acknowledgements for our data may arrive after we stop driving: make
+   * sure the I/O thread watches the socket again instead of its timer. */
+  if (!p->io_polls_socket && p->tr && transport_unacked_bytes(p->tr) > 0)
+    wake_io(p);
   if (n > 0 && (fds[1].revents & POLLIN))
     drain_fd(p->driver_wake_fd);
   if (n > 0 && (fds[0].revents & POLLIN) && !p->stop)
