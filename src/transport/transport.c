@@ -14,12 +14,13 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "transport/framing.h"
 
 /* 0.1.x's client sends this server name; a server ignores it. */
 #define TRANSPORT_SERVER_NAME "quic-portal"
 
-/* Length prefix of every message on the wire: 4 bytes, big-endian. */
-#define MSG_HEADER_LEN 4
+/* Length prefix of every message on the wire (framing.h). */
+#define MSG_HEADER_LEN FRAMING_HEADER_LEN
 
 /* Connection IDs we issue: 16 random bytes (RFC 9000 allows up to 20). */
 #define TRANSPORT_CID_LEN 16
@@ -89,11 +90,8 @@ struct transport {
   uint64_t out_acked;    /* stream bytes acknowledged */
 
   /* Incoming: the message being assembled, then the queue of whole ones. */
-  uint8_t hdr[MSG_HEADER_LEN];
-  size_t hdr_have;
-  uint8_t *in_data;
-  size_t in_len, in_have;
-  bool in_active;
+  framing_parser_t parser;
+  bool in_failed; /* out of memory queueing a message */
   in_msg_t *in_head, *in_tail;
   uint64_t in_queued_bytes;
   uint64_t credit_deferred;
@@ -201,68 +199,22 @@ static void end_by_liberr(transport_t *t, int liberr, const char *during) {
 
 /* ---- incoming messages -------------------------------------------------- */
 
-static void in_complete(transport_t *t) {
+/* framing_msg_cb: queue a whole message for transport_pop. */
+static void in_complete(void *ctx, uint8_t *data, size_t len) {
+  transport_t *t = ctx;
   in_msg_t *m = malloc(sizeof(*m));
   if (m == NULL) {
-    free(t->in_data);
-  } else {
-    *m = (in_msg_t){.data = t->in_data, .len = t->in_len};
-    if (t->in_tail)
-      t->in_tail->next = m;
-    else
-      t->in_head = m;
-    t->in_tail = m;
-    t->in_queued_bytes += t->in_len + MSG_HEADER_LEN;
+    free(data);
+    t->in_failed = true;
+    return;
   }
-  t->in_data = NULL;
-  t->in_active = false;
-  t->hdr_have = 0;
-}
-
-static int in_start(transport_t *t) {
-  uint32_t len = (uint32_t)t->hdr[0] << 24 | (uint32_t)t->hdr[1] << 16 |
-                 (uint32_t)t->hdr[2] << 8 | t->hdr[3];
-  /* malloc(0) may return NULL; a 0-byte message still gets a pointer. */
-  t->in_data = malloc(len ? len : 1);
-  if (t->in_data == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory for a %u-byte message", len);
-  t->in_len = len;
-  t->in_have = 0;
-  t->in_active = true;
-  if (len == 0)
-    in_complete(t);
-  return 0;
-}
-
-/* Split stream bytes into messages; copies each payload byte once. */
-static int in_consume(transport_t *t, const uint8_t *data, size_t len) {
-  while (len > 0) {
-    if (!t->in_active) {
-      size_t n = MSG_HEADER_LEN - t->hdr_have;
-      if (n > len)
-        n = len;
-      memcpy(t->hdr + t->hdr_have, data, n);
-      t->hdr_have += n;
-      data += n;
-      len -= n;
-      if (t->hdr_have == MSG_HEADER_LEN) {
-        int rc = in_start(t);
-        if (rc != 0)
-          return rc;
-      }
-      continue;
-    }
-    size_t n = t->in_len - t->in_have;
-    if (n > len)
-      n = len;
-    memcpy(t->in_data + t->in_have, data, n);
-    t->in_have += n;
-    data += n;
-    len -= n;
-    if (t->in_have == t->in_len)
-      in_complete(t);
-  }
-  return 0;
+  *m = (in_msg_t){.data = data, .len = len};
+  if (t->in_tail)
+    t->in_tail->next = m;
+  else
+    t->in_head = m;
+  t->in_tail = m;
+  t->in_queued_bytes += len + MSG_HEADER_LEN;
 }
 
 /* Return flow-control credit for n consumed bytes now, or later when the
@@ -311,11 +263,7 @@ transport_msg_t *transport_msg_new(const void *payload, size_t len) {
   m->next = NULL;
   m->end_offset = 0;
   m->len = MSG_HEADER_LEN + len;
-  uint32_t n = (uint32_t)len;
-  m->data[0] = (uint8_t)(n >> 24);
-  m->data[1] = (uint8_t)(n >> 16);
-  m->data[2] = (uint8_t)(n >> 8);
-  m->data[3] = (uint8_t)n;
+  framing_header_write(m->data, (uint32_t)len);
   if (len)
     memcpy(m->data + MSG_HEADER_LEN, payload, len);
   return m;
@@ -481,8 +429,9 @@ static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags,
   (void)stream_user;
   transport_t *t = user;
   if (stream_id == t->stream_id) {
-    if (in_consume(t, data, datalen) != 0) {
-      end_with(t, QP_ERR_NOMEM, true, "%s", qp_last_error());
+    if (framing_consume(&t->parser, data, datalen, in_complete, t) != 0 ||
+        t->in_failed) {
+      end_with(t, QP_ERR_NOMEM, true, "out of memory receiving a message");
       return NGTCP2_ERR_CALLBACK_FAILURE;
     }
     if (flags & NGTCP2_STREAM_DATA_FLAG_FIN)
@@ -803,7 +752,7 @@ void transport_destroy(transport_t *t) {
     free(m);
     m = next;
   }
-  free(t->in_data);
+  framing_parser_cleanup(&t->parser);
   free(t);
 }
 
