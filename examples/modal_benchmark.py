@@ -48,13 +48,16 @@ def options(cc):
 
 @app.function(timeout=1800)
 def server_function(coord_dict: modal.Dict, cc: str = "cubic"):
-    from quic_portal import Portal
+    from quic_portal import ConnectionError, Portal
 
     portal = Portal.create_server(dict=coord_dict, local_port=5555,
                                   transport_options=options(cc))
     pong = bytes(PONG_SIZE)
     while True:
-        ping = portal.recv(timeout_ms=60000)
+        try:
+            ping = portal.recv(timeout_ms=60000)
+        except ConnectionError:  # the client closed
+            break
         if ping is None or ping == DONE:
             break
         portal.send(pong)

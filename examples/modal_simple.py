@@ -19,12 +19,17 @@ app = modal.App("quic-portal-simple", image=image)
 
 @app.function(timeout=600)
 def server_function(coord_dict: modal.Dict):
-    from quic_portal import Portal
+    from quic_portal import ConnectionError, Portal
 
+    # Publishes this side's addresses and certificate fingerprint in the
+    # dict, waits for the client's, punches through both NATs.
     portal = Portal.create_server(dict=coord_dict, local_port=5555)
     print("server: connected")
     while True:
-        data = portal.recv(timeout_ms=10000)
+        try:
+            data = portal.recv(timeout_ms=10000)
+        except ConnectionError:  # the client closed
+            break
         if data is None:  # the client went quiet: done
             break
         message = data.decode("utf-8")

@@ -4,6 +4,7 @@ __version__: str
 __all__: List[str]
 
 DEFAULT_STUN_SERVERS: List[Tuple[str, int]]
+DEFAULT_SESSION: str
 
 _Buffer = Union[bytes, bytearray, memoryview]
 
@@ -40,6 +41,9 @@ class Portal:
         transport_options: Optional[QuicTransportOptions] = None,
         *,
         stun_server: Optional[Tuple[str, int]] = None,
+        session: Optional[str] = None,
+        pin: bool = True,
+        legacy: bool = False,
     ) -> Portal: ...
     @staticmethod
     def create_client(
@@ -50,6 +54,9 @@ class Portal:
         transport_options: Optional[QuicTransportOptions] = None,
         *,
         stun_server: Optional[Tuple[str, int]] = None,
+        session: Optional[str] = None,
+        pin: bool = True,
+        legacy: bool = False,
     ) -> Portal: ...
     def listen(
         self,

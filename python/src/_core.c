@@ -2,8 +2,9 @@
  * quic_portal._core: the CPython binding of libquicportal.
  *
  * Uses the public header only. The Python package (quic_portal/__init__.py)
- * re-exports what is defined here and adds what is pure Python
- * (Portal.create_server / create_client and the rendezvous adapters).
+ * re-exports what is defined here and adds what is pure Python (argument
+ * checks of Portal.create_server / create_client, which call _create()
+ * below, and the rendezvous mappings).
  *
  * Threads and the GIL
  * - Every call into a portal runs with the GIL released: the library's log
@@ -18,7 +19,8 @@
  *   listen unbinds its socket; a send copies the message on every attempt),
  *   so they run on a helper thread while the calling thread waits in slices;
  *   on a Python exception from a signal handler it calls
- *   qp_portal_interrupt() until the helper returns.
+ *   qp_portal_interrupt() until the helper returns. qp_create_* runs the
+ *   same way and is stopped through its cancel callback instead.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -560,7 +562,12 @@ static int options_to_c(PyObject *o, qp_transport_options *out, bool *given) {
 /* Blocking calls on a helper thread                                         */
 /* ------------------------------------------------------------------------ */
 
-typedef enum { CALL_LISTEN, CALL_CONNECT, CALL_SEND } call_kind;
+typedef enum { CALL_LISTEN, CALL_CONNECT, CALL_SEND, CALL_CREATE } call_kind;
+
+typedef struct create_args create_args; /* create_server / create_client */
+static void create_args_free(create_args *a);
+static int create_run(create_args *a, qp_portal_t **out);
+static void create_cancel(create_args *a);
 
 /*
  * One call handed to a helper thread. Heap-allocated and shared by two
@@ -583,12 +590,18 @@ typedef struct {
   int timeout_ms;
   int rc;
   char msg[MSG_MAX];
+  create_args *create;  /* CALL_CREATE: owned, freed with the call */
+  qp_portal_t *created; /* CALL_CREATE: the connected portal on success */
 } bg_call;
 
 static void bg_unref(bg_call *c) {
   if (atomic_fetch_sub(&c->refs, 1) == 1) {
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
+    if (c->create != NULL)
+      create_args_free(c->create);
+    if (c->created != NULL)
+      qp_portal_destroy(c->created); /* nobody took it (the caller vanished) */
     free(c);
   }
 }
@@ -604,6 +617,16 @@ static void *bg_main(void *arg) {
     rc = qp_portal_connect(c->portal, c->host, c->port, c->local_port, &c->opts,
                            c->timeout_ms);
     break;
+  case CALL_CREATE: {
+    qp_portal_t *p = NULL;
+    rc = create_run(c->create, &p);
+    pthread_mutex_lock(&c->mu);
+    c->created = rc == 0 ? p : NULL;
+    pthread_mutex_unlock(&c->mu);
+    if (rc != 0)
+      qp_portal_destroy(p);
+    break;
+  }
   default:
     rc = qp_portal_send(c->portal, c->buf, c->len, c->timeout_ms);
     break;
@@ -686,9 +709,17 @@ static int bg_run(bg_call *c) {
    * interrupt only reaches calls already blocked, so repeat it until the
    * helper returns. */
   Py_BEGIN_ALLOW_THREADS
-  do {
-    qp_portal_interrupt(c->portal);
-  } while (!bg_wait(c, 10));
+  if (c->kind == CALL_CREATE) {
+    /* qp_create_* polls its cancel callback at least every 50 ms (and the
+     * store's callbacks, which need the GIL, can run meanwhile). */
+    create_cancel(c->create);
+    while (!bg_wait(c, 10))
+      ;
+  } else {
+    do {
+      qp_portal_interrupt(c->portal);
+    } while (!bg_wait(c, 10));
+  }
   Py_END_ALLOW_THREADS
   return -1;
 }
@@ -1185,6 +1216,385 @@ static PyTypeObject PortalType = {
 };
 
 /* ------------------------------------------------------------------------ */
+/* create_server / create_client: rendezvous + NAT traversal                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * qp_create_* runs on a helper thread (bg_run) so that the calling thread
+ * can run Python's signal handlers; on KeyboardInterrupt it sets `cancelled`,
+ * which the library polls through create_cancelled() at least every 50 ms.
+ *
+ * The store is any Python object with put(key: str, value: bytes),
+ * get(key) -> bytes | str | None and delete(key) (quic_portal._mapping's
+ * MappingStore over the user's mapping). The library calls the three C
+ * callbacks below from the helper thread, never with a lock held; each takes
+ * the GIL. An exception in the store becomes QP_ERR_RENDEZVOUS for the
+ * library, and the first one is kept to be named in the ConnectionError
+ * (and chained as its __cause__).
+ *
+ * Everything the helper reads lives in this heap block, which the helper
+ * thread may outlive the caller with (a daemon thread at interpreter exit).
+ * The store itself is borrowed: the caller holds a reference and waits for
+ * the helper to return, whatever happens.
+ */
+
+/* At most this many STUN servers. */
+#define MAX_STUN_SERVERS 16
+
+struct create_args {
+  bool is_server;
+  qp_traverse_options o;
+  qp_transport_options transport;
+  qp_rendezvous_callbacks cb;
+  char *rendezvous; /* NULL: the store's callbacks */
+  char *session;
+  char *stun[MAX_STUN_SERVERS];
+  size_t stun_count;
+  PyObject *store; /* borrowed (see above); NULL with a rendezvous URL */
+  atomic_bool cancelled;
+  /* The first exception the store raised (a strong reference taken and
+   * dropped with the GIL) and where. */
+  PyObject *exc;
+  char exc_where[200];
+};
+
+static void create_args_free(create_args *a) {
+  free(a->rendezvous);
+  free(a->session);
+  for (size_t i = 0; i < a->stun_count; i++)
+    free(a->stun[i]);
+  /* a->exc is taken by the caller; if the caller vanished, it is leaked
+   * rather than released without the GIL. */
+  free(a);
+}
+
+static bool create_cancelled(void *user) {
+  create_args *a = user;
+  return atomic_load(&a->cancelled);
+}
+
+static void create_cancel(create_args *a) { atomic_store(&a->cancelled, true); }
+
+static bool python_usable(void);
+
+/* On the helper thread. With a Python store, the thread gets one Python
+ * thread state for the whole call (released while in the library), so that
+ * every callback into the store runs as the same Python thread
+ * (threading.local, logging's thread name) instead of a fresh one each. */
+static int create_run(create_args *a, qp_portal_t **out) {
+  PyGILState_STATE st = PyGILState_UNLOCKED;
+  PyThreadState *ts = NULL;
+  if (a->store != NULL && python_usable()) {
+    st = PyGILState_Ensure();
+    ts = PyEval_SaveThread();
+  }
+  int rc = a->is_server ? qp_create_server(&a->o, out) : qp_create_client(&a->o, out);
+  if (ts != NULL) { /* no library call here: qp_last_error() stays */
+    PyEval_RestoreThread(ts);
+    PyGILState_Release(st);
+  }
+  return rc;
+}
+
+/* Keep the first exception the store raised (GIL held, exception set). */
+static void store_failed(create_args *a, const char *op, const char *key) {
+  PyObject *etype, *evalue, *etb;
+  PyErr_Fetch(&etype, &evalue, &etb);
+  PyErr_NormalizeException(&etype, &evalue, &etb);
+  if (a->exc == NULL && evalue != NULL) {
+    if (etb != NULL)
+      PyException_SetTraceback(evalue, etb);
+    a->exc = Py_NewRef(evalue);
+    snprintf(a->exc_where, sizeof(a->exc_where), "%s(\"%.150s\")", op, key);
+  }
+  Py_XDECREF(etype);
+  Py_XDECREF(evalue);
+  Py_XDECREF(etb);
+}
+
+/* The store's method `name`, called with a key and maybe a value. Returns a
+ * new reference, or NULL with the exception recorded. GIL held. */
+static PyObject *store_call(create_args *a, const char *name, const char *key,
+                            const void *value, size_t len) {
+  PyObject *r;
+  if (value != NULL)
+    r = PyObject_CallMethod(a->store, name, "sy#", key, (const char *)value,
+                            (Py_ssize_t)len);
+  else
+    r = PyObject_CallMethod(a->store, name, "s", key);
+  if (r == NULL)
+    store_failed(a, name, key);
+  return r;
+}
+
+static bool python_usable(void) {
+  return Py_IsInitialized() && !interpreter_finalizing();
+}
+
+static int cb_put(void *user, const char *key, const void *value, size_t len) {
+  create_args *a = user;
+  if (!python_usable())
+    return QP_ERR_RENDEZVOUS;
+  PyGILState_STATE st = PyGILState_Ensure();
+  PyObject *r = store_call(a, "put", key, value == NULL ? "" : value, len);
+  int rc = r == NULL ? QP_ERR_RENDEZVOUS : 0;
+  Py_XDECREF(r);
+  PyGILState_Release(st);
+  return rc;
+}
+
+static int cb_get(void *user, const char *key, char **value, size_t *len) {
+  create_args *a = user;
+  if (!python_usable())
+    return QP_ERR_RENDEZVOUS;
+  PyGILState_STATE st = PyGILState_Ensure();
+  int rc = QP_ERR_RENDEZVOUS;
+  PyObject *r = store_call(a, "get", key, NULL, 0);
+  if (r == Py_None) {
+    rc = 0;
+  } else if (r != NULL) {
+    const char *data = NULL;
+    Py_ssize_t n = 0;
+    if (PyBytes_Check(r)) {
+      data = PyBytes_AS_STRING(r);
+      n = PyBytes_GET_SIZE(r);
+    } else if (PyByteArray_Check(r)) {
+      data = PyByteArray_AS_STRING(r);
+      n = PyByteArray_GET_SIZE(r);
+    } else if (PyUnicode_Check(r)) {
+      data = PyUnicode_AsUTF8AndSize(r, &n);
+    } else {
+      PyErr_Format(PyExc_TypeError,
+                   "the store's get() must return bytes, str or None, not %s",
+                   type_name(r));
+    }
+    if (data != NULL) {
+      char *copy = malloc((size_t)n + 1);
+      if (copy == NULL) {
+        PyErr_NoMemory();
+      } else {
+        memcpy(copy, data, (size_t)n);
+        copy[n] = '\0';
+        *value = copy;
+        *len = (size_t)n;
+        rc = 1;
+      }
+    }
+    if (rc < 0)
+      store_failed(a, "get", key);
+  }
+  Py_XDECREF(r);
+  PyGILState_Release(st);
+  return rc;
+}
+
+static int cb_del(void *user, const char *key) {
+  create_args *a = user;
+  if (!python_usable())
+    return QP_ERR_RENDEZVOUS;
+  PyGILState_STATE st = PyGILState_Ensure();
+  PyObject *r = store_call(a, "delete", key, NULL, 0);
+  int rc = r == NULL ? QP_ERR_RENDEZVOUS : 0;
+  Py_XDECREF(r);
+  PyGILState_Release(st);
+  return rc;
+}
+
+/* A Portal (or subclass) instance around an already connected portal. */
+static PyObject *portal_wrap(PyTypeObject *type, qp_portal_t *p) {
+  PortalObject *self = (PortalObject *)type->tp_alloc(type, 0);
+  if (self == NULL) {
+    Py_BEGIN_ALLOW_THREADS
+    qp_portal_destroy(p);
+    Py_END_ALLOW_THREADS
+    return NULL;
+  }
+  self->server_ip = Py_NewRef(Py_None);
+  self->server_port = Py_NewRef(Py_None);
+  self->owner_pid = getpid();
+  atomic_init(&self->closed, false);
+  self->portal = p;
+  return (PyObject *)self;
+}
+
+static char *dup_str(PyObject *o, const char *name) {
+  Py_ssize_t n;
+  const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+  if (s == NULL)
+    return NULL;
+  if ((size_t)n != strlen(s)) {
+    PyErr_Format(PyExc_ValueError, "%s must not contain NUL characters", name);
+    return NULL;
+  }
+  char *d = strdup(s);
+  if (d == NULL)
+    PyErr_NoMemory();
+  return d;
+}
+
+/* Raise the ConnectionError (or ValueError) for a failed create, naming the
+ * store's exception if it raised one. */
+static PyObject *raise_create(int rc, const char *msg, create_args *a) {
+  if (a->exc == NULL)
+    return raise_qp(rc, msg, false);
+  PyObject *desc = PyObject_Str(a->exc);
+  if (desc == NULL)
+    PyErr_Clear();
+  char full[MSG_MAX + 400];
+  const char *d = desc != NULL ? PyUnicode_AsUTF8(desc) : NULL;
+  if (d == NULL) {
+    PyErr_Clear();
+    d = "";
+  }
+  if (msg == NULL || msg[0] == '\0' || strncmp(msg, "rendezvous callback ", 20) == 0)
+    /* The library's generic "callback failed with -17": say what failed. */
+    snprintf(full, sizeof(full), "rendezvous store: %s raised %s%s%.300s",
+             a->exc_where, Py_TYPE(a->exc)->tp_name, d[0] ? ": " : "", d);
+  else
+    snprintf(full, sizeof(full), "%s (the rendezvous store's %s raised %s%s%.300s)",
+             msg, a->exc_where, Py_TYPE(a->exc)->tp_name, d[0] ? ": " : "", d);
+  Py_XDECREF(desc);
+  raise_qp(rc == QP_ERR_INVALID ? QP_ERR_RENDEZVOUS : rc, full, false);
+  PyObject *etype, *evalue, *etb;
+  PyErr_Fetch(&etype, &evalue, &etb);
+  PyErr_NormalizeException(&etype, &evalue, &etb);
+  if (evalue != NULL)
+    PyException_SetCause(evalue, Py_NewRef(a->exc));
+  PyErr_Restore(etype, evalue, etb);
+  return NULL;
+}
+
+/*
+ * _create(cls, is_server, store, rendezvous, session, local_port,
+ *         stun_servers, punch_timeout_ms, no_pin, transport_options)
+ * The package (quic_portal.Portal.create_server/create_client) checks the
+ * arguments and calls this; it is not a public API.
+ */
+static PyObject *mod_create(PyObject *m, PyObject *args) {
+  (void)m;
+  PyObject *cls, *store, *url_o, *session_o, *stun_o, *opts_o;
+  int is_server, local_port, punch_ms, no_pin;
+  if (!PyArg_ParseTuple(args, "OpOOOiOipO:_create", &cls, &is_server, &store,
+                        &url_o, &session_o, &local_port, &stun_o, &punch_ms,
+                        &no_pin, &opts_o))
+    return NULL;
+  if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PortalType)) {
+    PyErr_SetString(PyExc_TypeError, "_create: cls must be a Portal subclass");
+    return NULL;
+  }
+  if ((store == Py_None) == (url_o == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "_create: give a store or a rendezvous URL");
+    return NULL;
+  }
+  if (url_o != Py_None && !PyUnicode_Check(url_o)) {
+    PyErr_Format(PyExc_TypeError, "rendezvous URL must be a str, not %s",
+                 type_name(url_o));
+    return NULL;
+  }
+  if (!PyUnicode_Check(session_o)) {
+    PyErr_Format(PyExc_TypeError, "session must be a str, not %s",
+                 type_name(session_o));
+    return NULL;
+  }
+  if (local_port < 0 || local_port > 65535) {
+    PyErr_Format(PyExc_ValueError, "local_port must be between 0 and 65535, got %d",
+                 local_port);
+    return NULL;
+  }
+  if (punch_ms <= 0) {
+    PyErr_Format(PyExc_ValueError, "punch_timeout must be positive, got %d ms",
+                 punch_ms);
+    return NULL;
+  }
+  if (!PyList_Check(stun_o)) {
+    PyErr_Format(PyExc_TypeError, "stun_servers must be a list of \"host:port\", not %s",
+                 type_name(stun_o));
+    return NULL;
+  }
+  if (PyList_GET_SIZE(stun_o) > MAX_STUN_SERVERS) {
+    PyErr_Format(PyExc_ValueError, "at most %d STUN servers, got %zd",
+                 MAX_STUN_SERVERS, PyList_GET_SIZE(stun_o));
+    return NULL;
+  }
+  qp_transport_options topts;
+  bool given;
+  if (options_to_c(opts_o, &topts, &given) < 0)
+    return NULL;
+
+  create_args *a = calloc(1, sizeof(*a));
+  if (a == NULL)
+    return PyErr_NoMemory();
+  atomic_init(&a->cancelled, false);
+  a->is_server = is_server != 0;
+  a->transport = topts;
+  if ((a->session = dup_str(session_o, "session")) == NULL)
+    goto fail;
+  if (url_o != Py_None && (a->rendezvous = dup_str(url_o, "rendezvous URL")) == NULL)
+    goto fail;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(stun_o); i++) {
+    PyObject *e = PyList_GET_ITEM(stun_o, i);
+    if (!PyUnicode_Check(e)) {
+      PyErr_Format(PyExc_TypeError, "stun_servers[%zd] must be a str, not %s", i,
+                   type_name(e));
+      goto fail;
+    }
+    if ((a->stun[i] = dup_str(e, "stun_servers")) == NULL)
+      goto fail;
+    a->stun_count = (size_t)i + 1;
+  }
+  qp_traverse_options_init(&a->o);
+  a->o.rendezvous = a->rendezvous;
+  if (a->rendezvous == NULL) {
+    a->store = store;
+    a->cb = (qp_rendezvous_callbacks){cb_put, cb_get, cb_del};
+    a->o.callbacks = &a->cb;
+    a->o.callbacks_user = a;
+  }
+  a->o.session = a->session;
+  a->o.local_port = (uint16_t)local_port;
+  a->o.stun_servers = (const char *const *)a->stun;
+  a->o.stun_server_count = a->stun_count;
+  a->o.punch_timeout_ms = punch_ms;
+  a->o.no_pin = no_pin != 0;
+  a->o.transport = &a->transport;
+  a->o.cancel = create_cancelled;
+  a->o.cancel_user = a;
+
+  bg_call *c = bg_new(CALL_CREATE, NULL);
+  if (c == NULL)
+    goto fail;
+  c->create = a; /* freed with c */
+  sync_log_level();
+  if (bg_run(c) < 0) { /* KeyboardInterrupt (or a thread error) */
+    Py_CLEAR(a->exc);
+    /* Destroys a portal made despite the interrupt: its close may log,
+     * which needs the GIL. */
+    Py_BEGIN_ALLOW_THREADS
+    bg_unref(c);
+    Py_END_ALLOW_THREADS
+    return NULL;
+  }
+  int rc = c->rc;
+  char msg[MSG_MAX];
+  memcpy(msg, c->msg, sizeof(msg));
+  qp_portal_t *p = c->created;
+  c->created = NULL;
+  PyObject *result;
+  if (rc != 0)
+    result = raise_create(rc, msg, a);
+  else
+    result = portal_wrap((PyTypeObject *)cls, p);
+  Py_CLEAR(a->exc);
+  Py_BEGIN_ALLOW_THREADS
+  bg_unref(c);
+  Py_END_ALLOW_THREADS
+  return result;
+fail:
+  create_args_free(a);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Module                                                                    */
 /* ------------------------------------------------------------------------ */
 
@@ -1193,6 +1603,10 @@ static PyMethodDef module_methods[] = {
      "Make the library's log level follow the 'quic_portal' logger."},
     {"_shutdown_logging", mod_shutdown_logging, METH_NOARGS,
      "Stop forwarding the library's log to Python (atexit)."},
+    {"_create", mod_create, METH_VARARGS,
+     "_create(cls, is_server, store, rendezvous, session, local_port, "
+     "stun_servers, punch_timeout_ms, no_pin, transport_options) -> Portal\n\n"
+     "Rendezvous and NAT traversal (used by Portal.create_server/create_client)."},
     {NULL, NULL, 0, NULL},
 };
 

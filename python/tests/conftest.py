@@ -5,6 +5,7 @@ set QP_PY_NO_BUILD=1 to skip, e.g. to test an installed copy)."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -42,6 +43,44 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("0.0.0.0", 0))
         return s.getsockname()[1]
+
+
+def free_tcp_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """redis://127.0.0.1:PORT/0 of a redis-server started for the test run
+    (no persistence), killed at the end; skips when there is none."""
+    from quic_portal.rendezvous import RedisDict, RedisError
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed")
+    port = free_tcp_port()
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if RedisDict(url, timeout=0.5).ping():
+                    break
+            except RedisError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.skip("redis-server did not start")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.kill()
+        proc.wait(10)
 
 
 def fast_options() -> QuicTransportOptions:

@@ -350,20 +350,7 @@ def test_create_signatures():
         assert params["stun_server"].default is None
 
 
-# ---- create_server / create_client (argument checks; traversal is issue 3) ---
-
-
-@pytest.mark.parametrize("create", ["create_server", "create_client"])
-def test_create_not_implemented_yet(create):
-    f = getattr(Portal, create)
-    with pytest.raises(NotImplementedError, match="issue 3"):
-        f({})
-    with pytest.raises(NotImplementedError):
-        f(dict={}, local_port=6000, stun_server=("stun.example.org", 3478), punch_timeout=3)
-    with pytest.raises(NotImplementedError):
-        f({}, 6000, [("127.0.0.1", 3478)], 2.5, QuicTransportOptions())
-    with pytest.raises(NotImplementedError):
-        f({}, 6000, ("127.0.0.1", 3478))  # one pair, as the older README's third argument
+# ---- create_server / create_client: argument checks (traversal: test_traversal.py)
 
 
 @pytest.mark.parametrize("create", ["create_server", "create_client"])
@@ -385,6 +372,18 @@ def test_create_not_implemented_yet(create):
     (dict(dict={}, punch_timeout=0), ValueError, "punch_timeout"),
     (dict(dict={}, punch_timeout=-3), ValueError, "punch_timeout"),
     (dict(dict={}, transport_options=3), TypeError, "transport_options"),
+    (dict(dict={}, local_port=5.5), TypeError, "local_port"),
+    (dict(dict={}, local_port=True), TypeError, "local_port"),
+    (dict(dict=None), TypeError, "dict"),
+    (dict(dict=object()), TypeError, "__setitem__"),
+    (dict(dict={}, punch_timeout=float("nan")), ValueError, "punch_timeout"),
+    (dict(dict={}, punch_timeout=10 ** 9), ValueError, "punch_timeout"),
+    (dict(dict={}, session=5), TypeError, "session"),
+    (dict(dict={}, session=""), ValueError, "session"),
+    (dict(dict={}, session="x" * 129), ValueError, "session"),
+    (dict(dict={}, pin="yes"), TypeError, "pin"),
+    (dict(dict={}, legacy=1), TypeError, "legacy"),
+    (dict(dict={}, stun_servers=[("stun.example.org", 3478)] * 17), ValueError, "16"),
 ])
 def test_create_bad_arguments(create, kw, exc, what):
     with pytest.raises(exc, match=what):
@@ -422,19 +421,25 @@ def test_mapping_store(factory):
     m = factory()
     s = MappingStore(m)
     assert s.get("qp/server") is None
-    s.put("qp/server", '{"v":1}')
-    assert s.get("qp/server") == '{"v":1}'
-    s.put("qp/client", b"bytes too")
-    assert s.get("qp/client") == "bytes too"
+    s.put("qp/server", b'{"v":1}')
+    assert s.get("qp/server") == b'{"v":1}'
+    s.put("qp/client", "str too")
+    assert s.get("qp/client") == b"str too"
+    s.put("qp/bin", b"\xff\x00 not utf-8")
+    assert s.get("qp/bin") == b"\xff\x00 not utf-8"
+    s.put("qp/tricky", b"base64:looks encoded")
+    assert s.get("qp/tricky") == b"base64:looks encoded"
     s.delete("qp/server")
-    assert s.get("qp/server") in (None, "")
+    assert s.get("qp/server") is None
     s.delete("absent")
 
 
 def test_mapping_store_values_are_str():
     d = {}
-    MappingStore(d).put("k", "v")
-    assert type(d["k"]) is str
+    MappingStore(d).put("k", b"v")
+    MappingStore(d).put("b", b"\xff")
+    assert d["k"] == "v" and d["b"].startswith("base64:")
+    assert all(type(v) is str for v in d.values())
 
 
 def test_mapping_store_ignores_foreign_values():

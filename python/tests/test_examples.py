@@ -110,3 +110,91 @@ def test_bench_pingpong_local():
         assert key in r, key
     assert r["iterations"] == 5 and r["ping_size"] == 614400 and r["pong_size"] == 5120
     assert 0 < r["min_ms"] <= r["p50_ms"] <= r["max_ms"]
+
+
+@pytest.mark.parametrize("store", ["dir", "redis"])
+def test_local_traversal_example_runs(store, request):
+    args = []
+    if store == "redis":
+        args = ["--redis", request.getfixturevalue("redis_url")]
+    out = subprocess.run([sys.executable, os.path.join(EXAMPLES, "local_traversal.py"), *args],
+                         env=CHILD_ENV, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "client: connected after" in out.stdout
+    assert "server: connected after" in out.stdout
+    assert "got back b'Echo: Hello, QUIC!'" in out.stdout
+    assert "server: client closed; done" in out.stdout
+
+
+class PicklingDict:
+    """Stand-in for a modal.Dict shared by two containers: values pickled,
+    get()/put() and the item protocol."""
+
+    def __init__(self):
+        import pickle
+        import threading
+        self._p, self._d, self._lock = pickle, {}, threading.Lock()
+
+    def __setitem__(self, k, v):
+        with self._lock:
+            self._d[k] = self._p.dumps(v)
+
+    put = __setitem__
+
+    def __getitem__(self, k):
+        with self._lock:
+            return self._p.loads(self._d[k])
+
+    def get(self, k, default=None):
+        with self._lock:
+            return self._p.loads(self._d[k]) if k in self._d else default
+
+    def __contains__(self, k):
+        with self._lock:
+            return k in self._d
+
+    def __delitem__(self, k):
+        with self._lock:
+            del self._d[k]
+
+
+@pytest.mark.parametrize("name", ["modal_simple", "modal_benchmark"])
+def test_modal_example_functions_run_locally(name, monkeypatch, capsys):
+    """The examples' server_function and client_function, run in two threads
+    of this process around a stand-in modal.Dict: create_server /
+    create_client on their fixed ports 5555 / 5556."""
+    import socket
+    import threading
+    for port in (5555, 5556):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                pytest.skip(f"UDP port {port} is busy")
+    monkeypatch.setitem(sys.modules, "modal", fake_modal())
+    monkeypatch.syspath_prepend(EXAMPLES)
+    monkeypatch.delitem(sys.modules, "_modal_image", raising=False)
+    spec = importlib.util.spec_from_file_location(name, os.path.join(EXAMPLES, f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    d = PicklingDict()
+    errors = []
+
+    def serve():
+        try:
+            mod.server_function(d)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    if name == "modal_benchmark":
+        stats = mod.client_function(d, iterations=5)
+        assert stats["iterations"] == 5 and stats["min_ms"] > 0
+    else:
+        mod.client_function(d)
+    t.join(30)
+    assert not t.is_alive() and not errors, errors
+    out = capsys.readouterr().out
+    if name == "modal_simple":
+        assert "client: got 'Echo: Hello, QUIC! (2)'" in out, out
