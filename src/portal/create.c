@@ -11,9 +11,14 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "portal/portal_internal.h"
+#include "portal/resolve.h"
 #include "rendezvous/rdv.h"
 #include "traversal/traversal.h"
 #include "udp/udp.h"
+
+/* Names of STUN servers get at most a quarter of the punch budget, and never
+ * more than this: a slow resolver must not eat the time to punch. */
+#define MAX_RESOLVE_MS 2000
 
 /* 0.1.x's default punch timeout: 15 s. */
 #define DEFAULT_PUNCH_TIMEOUT_MS 15000
@@ -90,12 +95,22 @@ static int traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p
   int rc = open_store(o, session, &rdv);
   if (rc != 0)
     return rc;
+  char names[RESOLVE_MAX_NAMES][RESOLVE_NAME_MAX];
+  const char *stun[RESOLVE_MAX_NAMES];
+  int budget = o->punch_timeout_ms / 4 < MAX_RESOLVE_MS ? o->punch_timeout_ms / 4
+                                                         : MAX_RESOLVE_MS;
+  uint64_t t0 = qp_now_ns();
+  size_t nstun = resolve_stun_names(o->stun_servers, o->stun_server_count, budget,
+                                    o->cancel, o->cancel_user, names);
+  for (size_t i = 0; i < nstun; i++)
+    stun[i] = names[i];
+  int spent_ms = (int)((qp_now_ns() - t0) / 1000000u);
   trav_config_t cfg = {
       .is_server = is_server,
       .session = session,
-      .stun_servers = o->stun_servers,
-      .stun_server_count = o->stun_server_count,
-      .punch_timeout_ms = o->punch_timeout_ms,
+      .stun_servers = stun,
+      .stun_server_count = nstun,
+      .punch_timeout_ms = o->punch_timeout_ms - spent_ms,
   };
   memcpy(cfg.fingerprint, portal_fingerprint(p), sizeof(cfg.fingerprint));
   rc = trav_run(sock, rdv, &cfg, o->cancel, o->cancel_user, res);

@@ -1,0 +1,375 @@
+/*
+ * cli_conn.c: the connection options shared by serve, connect and bench,
+ * and opening a connection either directly (qp_portal_listen/connect) or
+ * through NAT traversal (qp_create_server/client).
+ */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Defaults of the tool (the library's transport defaults are its own). */
+#define CONNECT_TIMEOUT_S 10.0
+
+const cli_opt CLI_CONN_OPTS[CLI_CONN_OPTS_N] = {
+    {"listen", "[ADDR:]PORT", false},
+    {"to", "HOST:PORT", false},
+    {"pin", "FINGERPRINT", false},
+    {"timeout", "SECS", false},
+    {"rendezvous", "URL", false},
+    {"session", "NAME", false},
+    {"stun", "HOST:PORT", true},
+    {"port", "PORT", false},
+    {"punch-timeout", "SECS", false},
+    {"no-pin", NULL, false},
+    {"cc", "NAME", false},
+    {"idle-timeout", "SECS", false},
+    {"keep-alive", "SECS", false},
+    {"max-udp-payload", "BYTES", false},
+    {"mtu-discovery", NULL, false},
+    {"quiet", NULL, false},
+};
+
+const char CLI_CONN_USAGE[] =
+    "Direct connection (no NAT traversal; the server's port must be open):\n"
+    "  --listen [ADDR:]PORT   serve: listen on UDP PORT (ADDR default 0.0.0.0)\n"
+    "  --to HOST:PORT         connect: connect to the server at HOST:PORT\n"
+    "  --pin FINGERPRINT      only accept a peer with this certificate\n"
+    "                         fingerprint (64 hex digits, as printed by the\n"
+    "                         peer); on serve it also requires a client\n"
+    "                         certificate\n"
+    "  --timeout SECS         connect: give up after SECS (default 10);\n"
+    "                         serve: wait at most SECS for the client\n"
+    "                         (default: forever)\n"
+    "  --port PORT            connect: local UDP port (default: any)\n"
+    "\n"
+    "Through NAT traversal (both peers reach the same rendezvous):\n"
+    "  --rendezvous URL       mem:NAME (one process), dir:PATH (a shared\n"
+    "                         folder), redis://HOST[:PORT][/DB]\n"
+    "  --session NAME         namespace inside the store (default: default)\n"
+    "  --stun HOST:PORT       STUN server, repeatable (up to 8); none: host\n"
+    "                         candidates only (peers on one network)\n"
+    "  --port PORT            local UDP port (default: any)\n"
+    "  --punch-timeout SECS   give up without a path after SECS (default 15)\n"
+    "  --no-pin               legacy: do not pin the peer's fingerprint from\n"
+    "                         the rendezvous (quic-portal 0.1.x peers)\n"
+    "\n"
+    "Transport:\n"
+    "  --cc NAME              congestion controller: cubic (default), bbr,\n"
+    "                         bbr2, reno, fixed\n"
+    "  --idle-timeout SECS    close after SECS without a packet (default 10)\n"
+    "  --keep-alive SECS      PING when idle this long, 0 = never (default 2,\n"
+    "                         or a third of a shorter --idle-timeout); must\n"
+    "                         be below --idle-timeout\n"
+    "  --max-udp-payload N    1200-65527 (default 1200)\n"
+    "  --mtu-discovery        path MTU discovery (default off)\n"
+    "  --quiet                no connection progress on stderr\n"
+    "  --log-level LEVEL      library log: debug, info, warn (default),\n"
+    "                         error, none (or QUIC_PORTAL_LOG=LEVEL)\n";
+
+static int transport_from_args(const cli_args *a, qp_transport_options *t) {
+  const cli_cmd *cmd = a->cmd;
+  qp_transport_options_init(t);
+  const char *v;
+  int rc = 0;
+  if ((v = cli_get(a, "cc")) && qp_cc_from_string(v, &t->congestion_controller)) {
+    return cli_usage_error(cmd, "invalid value '%s' for --cc: %s", v,
+                           qp_last_error());
+  }
+  if ((v = cli_get(a, "idle-timeout"))) {
+    rc = cli_parse_secs(cmd, "--idle-timeout", v, 0.1, 86400,
+                        &t->max_idle_timeout_secs);
+  }
+  if (rc == 0 && (v = cli_get(a, "keep-alive"))) {
+    rc = cli_parse_secs(cmd, "--keep-alive", v, 0, 3600,
+                        &t->keep_alive_interval_secs);
+  } else if (t->keep_alive_interval_secs > t->max_idle_timeout_secs / 3) {
+    /* A short --idle-timeout alone: keep-alives at a third of it, as the
+     * header advises, instead of refusing the default of 2 s. */
+    t->keep_alive_interval_secs = t->max_idle_timeout_secs / 3;
+  }
+  uint64_t n;
+  /* 1200: the QUIC minimum (RFC 9000, 14.1); 65527: largest IPv4 UDP
+   * payload. */
+  if (rc == 0 && (v = cli_get(a, "max-udp-payload")) &&
+      (rc = cli_parse_u64(cmd, "--max-udp-payload", v, 1200, 65527, &n)) == 0) {
+    t->max_udp_payload = (uint32_t)n;
+  }
+  t->mtu_discovery = cli_has(a, "mtu-discovery");
+  return rc;
+}
+
+/* The options that apply only to one way of connecting. */
+static int check_exclusive(const cli_args *a, bool server, bool direct) {
+  static const char *const traversal_only[] = {"session", "stun",
+                                               "punch-timeout", "no-pin"};
+  static const char *const direct_only[] = {"pin", "timeout"};
+  for (size_t i = 0; direct && i < 4; i++) {
+    if (cli_has(a, traversal_only[i])) {
+      return cli_usage_error(a->cmd, "--%s applies only with --rendezvous",
+                             traversal_only[i]);
+    }
+  }
+  for (size_t i = 0; !direct && i < 2; i++) {
+    if (cli_has(a, direct_only[i])) {
+      return cli_usage_error(a->cmd,
+                             "--%s applies only to a direct connection "
+                             "(--listen or --to)",
+                             direct_only[i]);
+    }
+  }
+  if (server && direct && cli_has(a, "port")) {
+    return cli_usage_error(a->cmd, "--port conflicts with --listen: give the "
+                                   "port in --listen [ADDR:]PORT");
+  }
+  return 0;
+}
+
+static int direct_from_args(const cli_args *a, cli_conn_cfg *cfg) {
+  const cli_cmd *cmd = a->cmd;
+  const char *v;
+  int rc = 0;
+  if (cfg->server) {
+    v = cli_get(a, "listen");
+    if (strchr(v, ':')) {
+      rc = cli_parse_hostport(cmd, "--listen", v, false, cfg->listen_ip,
+                              sizeof cfg->listen_ip, &cfg->listen_port);
+    } else {
+      uint64_t n;
+      rc = cli_parse_u64(cmd, "--listen", v, 1, 65535, &n);
+      cfg->listen_port = (uint16_t)n;
+    }
+  } else {
+    rc = cli_parse_hostport(cmd, "--to", cli_get(a, "to"), false, cfg->to_host,
+                            sizeof cfg->to_host, &cfg->to_port);
+  }
+  double secs = cfg->server ? -1 : CONNECT_TIMEOUT_S;
+  if (rc == 0 && (v = cli_get(a, "timeout"))) {
+    rc = cli_parse_secs(cmd, "--timeout", v, 0.001, 86400, &secs);
+  }
+  cfg->wait_ms = secs < 0 ? -1 : (int)(secs * 1000);
+  cfg->pin = cli_get(a, "pin");
+  if (rc == 0 && cfg->pin && strlen(cfg->pin) < 64) {
+    rc = cli_usage_error(cmd,
+                         "invalid value '%s' for --pin: expected the peer's "
+                         "64-hex-digit SHA-256 certificate fingerprint",
+                         cfg->pin);
+  }
+  return rc;
+}
+
+static int traversal_from_args(const cli_args *a, cli_conn_cfg *cfg) {
+  const cli_cmd *cmd = a->cmd;
+  cfg->rendezvous = cli_get(a, "rendezvous");
+  cfg->session = cli_get(a, "session");
+  cfg->nstun = cli_count(a, "stun");
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < cfg->nstun; i++) {
+    char host[256];
+    uint16_t port;
+    cfg->stun[i] = cli_get_nth(a, "stun", i);
+    rc = cli_parse_hostport(cmd, "--stun", cfg->stun[i], false, host,
+                            sizeof host, &port);
+  }
+  const char *v;
+  double secs = 15;
+  if (rc == 0 && (v = cli_get(a, "punch-timeout"))) {
+    rc = cli_parse_secs(cmd, "--punch-timeout", v, 0.1, 3600, &secs);
+  }
+  cfg->punch_timeout_ms = (int)(secs * 1000);
+  cfg->no_pin = cli_has(a, "no-pin");
+  return rc;
+}
+
+int cli_conn_cfg_from_args(const cli_args *a, bool server, cli_conn_cfg *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->server = server;
+  cfg->quiet = cli_has(a, "quiet");
+  const char *own = server ? "listen" : "to";
+  const char *other = server ? "to" : "listen";
+  if (cli_has(a, other)) {
+    return cli_usage_error(a->cmd, "--%s is for %s; this side uses --%s", other,
+                           server ? "connect" : "serve", own);
+  }
+  bool direct = cli_has(a, own);
+  if (direct == cli_has(a, "rendezvous")) {
+    return cli_usage_error(a->cmd, "give exactly one of --%s (direct) and "
+                                   "--rendezvous URL (NAT traversal)",
+                           own);
+  }
+  cfg->direct = direct;
+  int rc = check_exclusive(a, server, direct);
+  if (rc == 0) {
+    rc = transport_from_args(a, &cfg->transport);
+  }
+  const char *v;
+  uint64_t n;
+  if (rc == 0 && (v = cli_get(a, "port")) &&
+      (rc = cli_parse_u64(a->cmd, "--port", v, 1, 65535, &n)) == 0) {
+    cfg->local_port = (uint16_t)n;
+  }
+  if (rc == 0) {
+    rc = direct ? direct_from_args(a, cfg) : traversal_from_args(a, cfg);
+  }
+  return rc;
+}
+
+/* ---- opening --------------------------------------------------------------- */
+
+static void say(const cli_conn_cfg *cfg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void say(const cli_conn_cfg *cfg, const char *fmt, ...) {
+  if (cfg->quiet) {
+    return;
+  }
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "quic-portal: %s\n", msg);
+}
+
+static int open_direct(const cli_conn_cfg *cfg, qp_portal_t **out) {
+  qp_portal_t *p = NULL;
+  int rc = qp_portal_create(&p);
+  if (rc != QP_OK) {
+    return cli_qp_error("creating the portal", rc);
+  }
+  char fp[QP_FINGERPRINT_SIZE];
+  qp_portal_fingerprint(p, fp);
+  say(cfg, "this side's certificate fingerprint: %s", fp);
+  if (cfg->pin && (rc = qp_portal_pin_peer(p, cfg->pin)) != QP_OK) {
+    qp_portal_destroy(p);
+    return cli_qp_error("pinning --pin", rc);
+  }
+  cli_signals_watch(p);
+  if (cfg->server) {
+    say(cfg, "waiting for a client on UDP %s:%u",
+        cfg->listen_ip[0] ? cfg->listen_ip : "0.0.0.0",
+        (unsigned)cfg->listen_port);
+    rc = cli_signal() ? QP_ERR_INTERRUPTED
+                      : qp_portal_listen(p, cfg->listen_ip, cfg->listen_port,
+                                         &cfg->transport, cfg->wait_ms);
+  } else {
+    say(cfg, "connecting to %s:%u", cfg->to_host, (unsigned)cfg->to_port);
+    rc = cli_signal() ? QP_ERR_INTERRUPTED
+                      : qp_portal_connect(p, cfg->to_host, cfg->to_port,
+                                          cfg->local_port, &cfg->transport,
+                                          cfg->wait_ms);
+  }
+  if (rc != QP_OK) {
+    cli_signals_watch(NULL);
+    int code = rc == QP_ERR_INTERRUPTED && cli_signal()
+                   ? cli_signal_exit()
+                   : cli_qp_error(cfg->server ? "listen" : "connect", rc);
+    qp_portal_destroy(p);
+    return code;
+  }
+  *out = p;
+  return 0;
+}
+
+static int open_traversal(const cli_conn_cfg *cfg, qp_portal_t **out) {
+  qp_traverse_options o;
+  qp_traverse_options_init(&o);
+  o.rendezvous = cfg->rendezvous;
+  if (cfg->session) {
+    o.session = cfg->session;
+  }
+  o.local_port = cfg->local_port;
+  o.stun_servers = cfg->stun;
+  o.stun_server_count = cfg->nstun;
+  o.punch_timeout_ms = cfg->punch_timeout_ms;
+  o.no_pin = cfg->no_pin;
+  o.transport = &cfg->transport;
+  o.cancel = cli_cancel_cb;
+  say(cfg, "meeting the peer through %s (session %s) as the %s, %zu STUN "
+           "server(s)",
+      cfg->rendezvous, cfg->session ? cfg->session : "default",
+      cfg->server ? "server" : "client", cfg->nstun);
+  qp_portal_t *p = NULL;
+  int rc = cfg->server ? qp_create_server(&o, &p) : qp_create_client(&o, &p);
+  if (rc != QP_OK) {
+    return rc == QP_ERR_INTERRUPTED && cli_signal()
+               ? cli_signal_exit()
+               : cli_qp_error("NAT traversal", rc);
+  }
+  cli_signals_watch(p);
+  char fp[QP_FINGERPRINT_SIZE];
+  qp_portal_fingerprint(p, fp);
+  say(cfg, "this side's certificate fingerprint: %s", fp);
+  *out = p;
+  return 0;
+}
+
+int cli_conn_open(const cli_conn_cfg *cfg, qp_portal_t **out) {
+  double t0 = cli_now();
+  int rc = cfg->direct ? open_direct(cfg, out) : open_traversal(cfg, out);
+  if (rc != 0) {
+    return rc;
+  }
+  qp_portal_stats st;
+  memset(&st, 0, sizeof st);
+  qp_portal_get_stats(*out, &st);
+  const char *pin = cfg->direct ? (cfg->pin ? "pinned with --pin and verified"
+                                            : "not pinned")
+                                : (cfg->no_pin ? "not pinned (--no-pin)"
+                                               : "pinned from the rendezvous "
+                                                 "and verified");
+  if (cfg->direct && cfg->server) {
+    /* handshake_us counts from the start of listen: it is the wait. */
+    say(cfg, "a client connected after %.1f ms; peer certificate %s",
+        (cli_now() - t0) * 1e3, pin);
+  } else {
+    say(cfg, "connected in %.1f ms (QUIC handshake %.1f ms); peer "
+             "certificate %s",
+        (cli_now() - t0) * 1e3, (double)st.handshake_us / 1e3, pin);
+  }
+  return 0;
+}
+
+int cli_conn_close(qp_portal_t *p, int linger_ms) {
+  if (!p) {
+    return QP_OK;
+  }
+  int rc = qp_portal_close(p, linger_ms);
+  cli_signals_watch(NULL);
+  qp_portal_destroy(p);
+  return rc;
+}
+
+int cli_recv(qp_portal_t *p, void **msg, size_t *len, int timeout_ms) {
+  double deadline = timeout_ms < 0 ? -1 : cli_now() + timeout_ms / 1e3;
+  for (;;) {
+    if (cli_signal()) {
+      return QP_ERR_INTERRUPTED;
+    }
+    int slice = CLI_SLICE_MS;
+    if (deadline >= 0) {
+      double left_ms = (deadline - cli_now()) * 1e3;
+      if (left_ms <= 0) {
+        return QP_ERR_TIMEOUT;
+      }
+      slice = left_ms < slice ? (int)left_ms + 1 : slice;
+    }
+    int rc = qp_portal_recv(p, msg, len, slice);
+    if (rc != QP_ERR_TIMEOUT) {
+      return rc;
+    }
+  }
+}
+
+int cli_send(qp_portal_t *p, const void *buf, size_t len) {
+  for (;;) {
+    if (cli_signal()) {
+      return QP_ERR_INTERRUPTED;
+    }
+    int rc = qp_portal_send(p, buf, len, CLI_SLICE_MS);
+    if (rc != QP_ERR_TIMEOUT) {
+      return rc;
+    }
+  }
+}
