@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test test-fast test-san bench bench-nat install demo clean
+.PHONY: all deps build test test-fast test-san bench bench-nat install demo demo-nat clean
 
 all: build
 
@@ -51,6 +51,10 @@ install: build
 
 demo: build
 	bash scripts/demo.sh $(BUILD)
+
+# The same across two NATs built from network namespaces (needs root).
+demo-nat: build
+	bash scripts/demo_nat.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN)

@@ -14,6 +14,10 @@
  * - Thread safety is stated per function. Unless stated, a call on one
  *   object must not race with qp_portal_destroy() of that object.
  *
+ * Environment: QUIC_PORTAL_LOG (log level), QUIC_PORTAL_QLOG_DIR (write one
+ * qlog trace per connection there), SSLKEYLOGFILE (GnuTLS logs TLS secrets
+ * for Wireshark), QUIC_PORTAL_NGTCP2_LOG (ngtcp2's own debug log).
+ *
  * Global state (documented, as promised): the log level and log handler
  * (qp_log_set_level / qp_log_set_handler, read atomically), one flag per
  * process per transport option that could not be honored (so the warning is

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int cli_usage_error(const cli_cmd *cmd, const char *fmt, ...) {
   char msg[512];
@@ -54,6 +55,16 @@ static int find_opt(const cli_cmd *cmd, const char *name, size_t nlen) {
   return -1;
 }
 
+/* --qlog DIR: the library writes one qlog trace per connection there
+ * (it reads QUIC_PORTAL_QLOG_DIR when a connection starts). */
+static int apply_qlog_dir(const cli_cmd *cmd, const char *dir) {
+  struct stat st;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+    return cli_usage_error(cmd, "--qlog %s: not an existing directory", dir);
+  setenv("QUIC_PORTAL_QLOG_DIR", dir, 1);
+  return 0;
+}
+
 /* One "--name[=value]" at argv[*i]; may consume argv[*i + 1]. */
 static int parse_option(const cli_cmd *cmd, int argc, char **argv, int *i,
                         cli_args *out) {
@@ -61,13 +72,14 @@ static int parse_option(const cli_cmd *cmd, int argc, char **argv, int *i,
   const char *name = a + 2;
   const char *eq = strchr(name, '=');
   size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-  bool is_log = nlen == 9 && strncmp(name, "log-level", 9) == 0;
+  bool is_qlog = nlen == 4 && strncmp(name, "qlog", 4) == 0;
+  bool is_log = is_qlog || (nlen == 9 && strncmp(name, "log-level", 9) == 0);
   int id = is_log ? -1 : find_opt(cmd, name, nlen);
   if (!is_log && id < 0) {
     return cli_usage_error(cmd, "unknown option '--%.*s'", (int)nlen, name);
   }
   const cli_opt *o = is_log ? NULL : &cmd->opts[id];
-  const char *optname = is_log ? "log-level" : o->name;
+  const char *optname = is_qlog ? "qlog" : is_log ? "log-level" : o->name;
   if (o && !o->arg) {
     if (eq) {
       return cli_usage_error(cmd, "option --%s takes no value", optname);
@@ -82,6 +94,9 @@ static int parse_option(const cli_cmd *cmd, int argc, char **argv, int *i,
     } else {
       return cli_usage_error(cmd, "option --%s needs a value", optname);
     }
+  }
+  if (is_qlog) {
+    return apply_qlog_dir(cmd, val);
   }
   if (is_log) {
     return apply_log_level(cmd, val);

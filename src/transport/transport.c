@@ -1,5 +1,6 @@
 #include "transport/transport.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -97,6 +98,7 @@ struct transport {
   uint64_t credit_deferred;
 
   uint64_t packets_sent, packets_received;
+  FILE *qlog; /* QUIC_PORTAL_QLOG_DIR set: this connection's qlog trace */
   uint8_t sendbuf[TRANSPORT_SEND_BUF];
 };
 
@@ -585,6 +587,36 @@ static void log_ngtcp2(void *user, const char *fmt, ...) {
   QP_LOG_DEBUG("ngtcp2: %s", line);
 }
 
+/* qlog (draft-ietf-quic-qlog) written by ngtcp2, one file per connection,
+ * when the environment names a folder: QUIC_PORTAL_QLOG_DIR=/tmp/q. */
+static void qlog_write(void *user, uint32_t flags, const void *data, size_t len) {
+  transport_t *t = user;
+  if (t->qlog == NULL)
+    return;
+  if (len > 0 && fwrite(data, 1, len, t->qlog) != len)
+    QP_LOG_WARN("qlog write failed: %s", strerror(errno));
+  if (flags & NGTCP2_QLOG_WRITE_FLAG_FIN) {
+    fclose(t->qlog);
+    t->qlog = NULL;
+  }
+}
+
+static void open_qlog(transport_t *t, const ngtcp2_cid *scid) {
+  const char *dir = getenv("QUIC_PORTAL_QLOG_DIR");
+  if (dir == NULL || *dir == '\0')
+    return;
+  char hex[2 * NGTCP2_MAX_CIDLEN + 1];
+  for (size_t i = 0; i < scid->datalen; i++)
+    snprintf(hex + 2 * i, 3, "%02x", scid->data[i]);
+  hex[2 * scid->datalen] = '\0';
+  char path[1024];
+  snprintf(path, sizeof(path), "%s/%s-%s.sqlog", dir,
+           t->cfg.is_server ? "server" : "client", hex);
+  t->qlog = fopen(path, "w");
+  if (t->qlog == NULL)
+    QP_LOG_WARN("cannot write qlog %s: %s", path, strerror(errno));
+}
+
 static void fill_settings(const transport_t *t, uint64_t now, ngtcp2_settings *s) {
   const qp_transport_options *o = &t->cfg.opts;
   ngtcp2_settings_default(s);
@@ -609,6 +641,8 @@ static void fill_settings(const transport_t *t, uint64_t now, ngtcp2_settings *s
   s->handshake_timeout = UINT64_MAX;
   if (getenv("QUIC_PORTAL_NGTCP2_LOG") != NULL)
     s->log_printf = log_ngtcp2;
+  if (t->qlog)
+    s->qlog.write = qlog_write;
 }
 
 static void fill_params(const transport_t *t, ngtcp2_transport_params *p) {
@@ -667,6 +701,7 @@ int transport_create_client(const transport_config_t *cfg, uint64_t now,
   int rc;
   if ((rc = random_cid(&dcid)) != 0 || (rc = random_cid(&scid)) != 0)
     goto fail;
+  open_qlog(t, &scid);
   ngtcp2_callbacks cb = callbacks_common;
   cb.client_initial = ngtcp2_crypto_client_initial_cb;
   cb.recv_retry = ngtcp2_crypto_recv_retry_cb;
@@ -704,11 +739,13 @@ int transport_create_server(const transport_config_t *cfg, const uint8_t *pkt,
   int rc = random_cid(&scid);
   if (rc != 0)
     goto fail;
+  open_qlog(t, &scid);
   ngtcp2_callbacks cb = callbacks_common;
   cb.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
   fill_settings(t, now, &settings);
+  settings.qlog.odcid = hd.dcid;
   fill_params(t, &params);
   params.original_dcid = hd.dcid;
   if (gnutls_rnd(GNUTLS_RND_RANDOM, params.stateless_reset_token,
@@ -753,6 +790,8 @@ void transport_destroy(transport_t *t) {
     m = next;
   }
   framing_parser_cleanup(&t->parser);
+  if (t->qlog)
+    fclose(t->qlog);
   free(t);
 }
 
