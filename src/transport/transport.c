@@ -692,6 +692,22 @@ static int random_cid(ngtcp2_cid *cid) {
   return 0;
 }
 
+/* The common end of both constructors: TLS on the new ngtcp2 connection.
+ * Takes over t: on failure it is destroyed. */
+static int finish_create(transport_t *t, int rv, const char *what,
+                         transport_t **out) {
+  int rc;
+  if (rv != 0) {
+    rc = qp_fail(QP_ERR_TRANSPORT, "%s: %s", what, ngtcp2_strerror(rv));
+  } else if ((rc = setup_tls(t)) == 0) {
+    ngtcp2_conn_set_tls_native_handle(t->conn, t->session);
+    *out = t;
+    return 0;
+  }
+  transport_destroy(t);
+  return rc;
+}
+
 int transport_create_client(const transport_config_t *cfg, uint64_t now,
                             transport_t **out) {
   transport_t *t = transport_alloc(cfg);
@@ -713,15 +729,7 @@ int transport_create_client(const transport_config_t *cfg, uint64_t now,
   int rv = ngtcp2_conn_client_new(&t->conn, &dcid, &scid, &path,
                                   NGTCP2_PROTO_VER_V1, &cb, &settings, &params,
                                   NULL, t);
-  if (rv != 0) {
-    rc = qp_fail(QP_ERR_TRANSPORT, "ngtcp2_conn_client_new: %s", ngtcp2_strerror(rv));
-    goto fail;
-  }
-  if ((rc = setup_tls(t)) != 0)
-    goto fail;
-  ngtcp2_conn_set_tls_native_handle(t->conn, t->session);
-  *out = t;
-  return 0;
+  return finish_create(t, rv, "ngtcp2_conn_client_new", out);
 fail:
   transport_destroy(t);
   return rc;
@@ -757,15 +765,7 @@ int transport_create_server(const transport_config_t *cfg, const uint8_t *pkt,
   ngtcp2_path path = path_of(t);
   int rv = ngtcp2_conn_server_new(&t->conn, &hd.scid, &scid, &path, hd.version,
                                   &cb, &settings, &params, NULL, t);
-  if (rv != 0) {
-    rc = qp_fail(QP_ERR_TRANSPORT, "ngtcp2_conn_server_new: %s", ngtcp2_strerror(rv));
-    goto fail;
-  }
-  if ((rc = setup_tls(t)) != 0)
-    goto fail;
-  ngtcp2_conn_set_tls_native_handle(t->conn, t->session);
-  *out = t;
-  return 0;
+  return finish_create(t, rv, "ngtcp2_conn_server_new", out);
 fail:
   transport_destroy(t);
   return rc;
