@@ -99,6 +99,12 @@ int qp_portal_create(qp_portal_t **out) {
   pthread_cond_init(&p->cond, &ca);
   pthread_condattr_destroy(&ca);
   int rc = tls_identity_create(&p->identity);
+  if (rc == 0) {
+    p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    p->driver_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p->wake_fd < 0 || p->driver_wake_fd < 0)
+      rc = qp_fail(QP_ERR_SOCKET, "cannot create an eventfd: %s", strerror(errno));
+  }
   if (rc != 0) {
     qp_portal_destroy(p);
     return rc;
@@ -112,6 +118,10 @@ void qp_portal_destroy(qp_portal_t *p) {
     return;
   qp_portal_close(p, -1);
   transport_destroy(p->tr);
+  if (p->wake_fd >= 0)
+    close(p->wake_fd);
+  if (p->driver_wake_fd >= 0)
+    close(p->driver_wake_fd);
   if (p->stun_ctx_free)
     p->stun_ctx_free(p->stun_ctx);
   tls_identity_destroy(p->identity);
@@ -335,10 +345,6 @@ static void *io_thread(void *arg) {
 /* ---- starting and stopping ---------------------------------------------- */
 
 static int start_io(qp_portal_t *p) {
-  p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  p->driver_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (p->wake_fd < 0 || p->driver_wake_fd < 0)
-    return qp_fail(QP_ERR_SOCKET, "eventfd: %s", strerror(errno));
   p->batch = malloc(sizeof(*p->batch));
   if (p->batch == NULL)
     return qp_fail(QP_ERR_NOMEM, "out of memory for the receive batch");
@@ -362,13 +368,10 @@ static void stop_io(qp_portal_t *p) {
     pthread_join(p->thread, NULL);
   pthread_mutex_lock(&p->lock);
   udp_socket_close(&p->sock);
-  if (p->wake_fd >= 0)
-    close(p->wake_fd);
-  if (p->driver_wake_fd >= 0)
-    close(p->driver_wake_fd);
-  p->wake_fd = -1;
-  p->driver_wake_fd = -1;
-  p->driver_wake_fd = -1;
+  /* The eventfds live as long as the portal: a receiver still on its way
+   * into ppoll must find its wake-up pending, never a recycled fd. */
+  drain_fd(p->wake_fd);
+  drain_fd(p->driver_wake_fd);
   free(p->batch);
   p->batch = NULL;
   pthread_mutex_unlock(&p->lock);
