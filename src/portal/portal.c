@@ -491,6 +491,14 @@ static int wait_connected(qp_portal_t *p, uint64_t deadline, const char *what,
 
 /* ---- listen / connect ---------------------------------------------------- */
 
+/* Other threads read p->sock (qp_portal_local_port) under the lock. */
+static void install_socket(qp_portal_t *p, const udp_socket_t *sock) {
+  pthread_mutex_lock(&p->lock);
+  p->sock = *sock;
+  p->cfg.local = sock->local;
+  pthread_mutex_unlock(&p->lock);
+}
+
 int qp_portal_listen(qp_portal_t *p, const char *ip, uint16_t port,
                      const qp_transport_options *opts, int timeout_ms) {
   if (p == NULL)
@@ -503,12 +511,13 @@ int qp_portal_listen(qp_portal_t *p, const char *ip, uint16_t port,
   uint64_t gen = interrupt_gen(p);
   if ((rc = claim(p, PHASE_LISTENING, "listen")) != 0)
     return rc;
+  udp_socket_t sock;
   if ((rc = prepare(p, opts, true)) != 0 ||
-      (rc = udp_socket_open(&bind_addr, &p->sock)) != 0) {
+      (rc = udp_socket_open(&bind_addr, &sock)) != 0) {
     unclaim(p);
     return rc;
   }
-  p->cfg.local = p->sock.local;
+  install_socket(p, &sock);
   p->start_ns = qp_now_ns();
   if ((rc = start_io(p)) != 0)
     return abandon_attempt(p, rc);
@@ -520,11 +529,12 @@ int qp_portal_listen(qp_portal_t *p, const char *ip, uint16_t port,
 static int connect_socket(qp_portal_t *p, uint16_t local_port) {
   udp_addr_t bind_addr;
   const char *any = p->cfg.remote.ss.ss_family == AF_INET6 ? "::" : "0.0.0.0";
+  udp_socket_t sock;
   int rc = udp_addr_from_ip(any, local_port, &bind_addr);
   if (rc == 0)
-    rc = udp_socket_open(&bind_addr, &p->sock);
+    rc = udp_socket_open(&bind_addr, &sock);
   if (rc == 0)
-    p->cfg.local = p->sock.local;
+    install_socket(p, &sock);
   return rc;
 }
 
@@ -576,8 +586,7 @@ const uint8_t *portal_fingerprint(const qp_portal_t *p) {
 }
 
 static void adopt_handoff(qp_portal_t *p, portal_handoff_t *h) {
-  p->sock = h->sock;
-  p->cfg.local = p->sock.local;
+  install_socket(p, &h->sock);
   p->cfg.has_pin = h->pin;
   memcpy(p->cfg.pin, h->peer_fingerprint, sizeof(p->cfg.pin));
   p->accept_only_peer = true;
