@@ -4,11 +4,12 @@
 
 BUILD      ?= build
 BUILD_SAN  ?= build-san
+BUILD_TSAN ?= build-tsan
 JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test test-fast test-san bench bench-nat install demo demo-nat clean
+.PHONY: build-san build-tsan all deps build test test-fast test-san bench bench-nat install demo demo-nat clean
 
 all: build
 
@@ -17,6 +18,9 @@ deps:
 
 $(BUILD)/CMakeCache.txt: | deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)
+
+$(BUILD_TSAN)/CMakeCache.txt: | deps
+	CC=clang cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DQP_TSAN=ON $(CMAKE_ARGS)
 
 $(BUILD_SAN)/CMakeCache.txt: | deps
 	cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DQP_SANITIZE=ON $(CMAKE_ARGS)
@@ -30,11 +34,16 @@ build-san: deps $(BUILD_SAN)/CMakeCache.txt
 # The whole suite: every C test in a normal build (with the NAT lab when
 # root), then again under AddressSanitizer + UndefinedBehaviorSanitizer
 # (minus the tests labelled slow: timers and the lab), then the Python
-# package's tests with Debian's python3 and pytest.
-test: build build-san
+# package's tests with Debian's python3 and pytest. A ThreadSanitizer build
+# (clang) runs the tests that exercise the I/O thread and its callers.
+test: build build-san build-tsan
 	cd $(BUILD) && ctest --output-on-failure -j 2
 	cd $(BUILD_SAN) && ctest --output-on-failure -j 2 -LE slow
+	cd $(BUILD_TSAN) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j 2 -LE slow -R "portal|create|transport|trav_run"
 	$(MAKE) -C python test PYTHON=/usr/bin/python3
+
+build-tsan: deps $(BUILD_TSAN)/CMakeCache.txt
+	cmake --build $(BUILD_TSAN) -j $(JOBS)
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j 2 -LE slow
@@ -57,4 +66,4 @@ demo-nat: build
 	bash scripts/demo_nat.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN)
