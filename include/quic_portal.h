@@ -371,6 +371,14 @@ typedef struct qp_traverse_options {
    * qp_create_* return QP_ERR_INTERRUPTED (e.g. on Ctrl-C). May be NULL. */
   bool (*cancel)(void *user);
   void *cancel_user;
+  /* NATs that map each destination to its own port (docs/internals/
+   * hard-nat.md); 0 = default. When this side's NAT does so at random and
+   * the peer's does not: extra UDP sockets to open (default 256, at most
+   * 1024, -1 = none). When the peer's does: probes per second (default
+   * 4000) and at most this many per attempt (default 8192). */
+  int hard_nat_sockets;
+  int hard_nat_probe_rate;
+  int hard_nat_max_probes;
 } qp_traverse_options;
 
 /* Fill *opts with the defaults above. */

@@ -111,6 +111,9 @@ static int traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p
       .stun_servers = stun,
       .stun_server_count = nstun,
       .punch_timeout_ms = o->punch_timeout_ms - spent_ms,
+      .hard_nat_sockets = o->hard_nat_sockets,
+      .hard_nat_probe_rate = o->hard_nat_probe_rate,
+      .hard_nat_max_probes = o->hard_nat_max_probes,
   };
   memcpy(cfg.fingerprint, portal_fingerprint(p), sizeof(cfg.fingerprint));
   rc = trav_run(sock, rdv, &cfg, o->cancel, o->cancel_user, res);
@@ -139,6 +142,13 @@ static int create(const qp_traverse_options *o, bool is_server, qp_portal_t **ou
   }
   QP_LOG_INFO("%s: path found: %s", is_server ? "create_server" : "create_client",
               res.summary);
+  if (res.sock_is_extra) {
+    /* The birthday technique won on one of traversal's extra sockets: QUIC
+     * runs there, and ours is no longer needed. */
+    udp_socket_close(&sock);
+    sock = res.sock;
+    res.sock_is_extra = false;
+  }
   int elapsed_ms = (int)((qp_now_ns() - start) / 1000000u);
   int left = o->punch_timeout_ms - elapsed_ms;
   portal_handoff_t h;

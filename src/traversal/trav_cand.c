@@ -181,8 +181,22 @@ static int resolve_server(const char *text, int family,
   return rc < 0 ? rc : 0;
 }
 
-static int start_one_server(trav_agent_t *a, const char *text, int64_t now_ms,
-                            int64_t deadline_ms) {
+/* Start one Binding transaction to an address of the socket's family. */
+static int start_txn(trav_agent_t *a, const struct sockaddr_storage *server,
+                     bool followup, int64_t now_ms) {
+  udp_addr_t in = {.ss = *server, .len = stun_addr_len(server)}, mapped;
+  if (a->stun_count >= TRAV_MAX_STUN_TXNS ||
+      !trav_addr_for_family(&in, a->socks[0]->family, &mapped))
+    return 0;
+  int rc = stun_client_start(a->stun, &mapped.ss, 0, now_ms, a->gather_until_ms);
+  if (rc < 0)
+    return rc;
+  a->stun_followup[a->stun_count] = followup;
+  a->stun_txn[a->stun_count++] = rc;
+  return 0;
+}
+
+static int start_one_server(trav_agent_t *a, const char *text, int64_t now_ms) {
   struct sockaddr_storage server;
   int rc = resolve_server(text, a->socks[0]->family, &server);
   if (rc == QP_ERR_RESOLVE) {
@@ -194,14 +208,7 @@ static int start_one_server(trav_agent_t *a, const char *text, int64_t now_ms,
   }
   if (rc < 0)
     return rc;
-  udp_addr_t in = {.ss = server, .len = stun_addr_len(&server)}, mapped;
-  if (!trav_addr_for_family(&in, a->socks[0]->family, &mapped))
-    return 0;
-  rc = stun_client_start(a->stun, &mapped.ss, 0, now_ms, deadline_ms);
-  if (rc < 0)
-    return rc;
-  a->stun_txn[a->stun_count++] = rc;
-  return 0;
+  return start_txn(a, &server, false, now_ms);
 }
 
 int trav_gather_start(trav_agent_t *a, int64_t now_ms, int64_t deadline_ms) {
@@ -215,10 +222,11 @@ int trav_gather_start(trav_agent_t *a, int64_t now_ms, int64_t deadline_ms) {
   if (a->stun == NULL)
     return qp_fail(QP_ERR_NOMEM, "out of memory for STUN transactions");
   stun_client_init(a->stun);
+  a->gather_until_ms = deadline_ms;
   for (size_t i = 0; i < cfg->stun_server_count; i++) {
     if (cfg->stun_servers[i] == NULL)
       return qp_fail(QP_ERR_INVALID, "STUN server %zu is NULL", i);
-    int rc = start_one_server(a, cfg->stun_servers[i], now_ms, deadline_ms);
+    int rc = start_one_server(a, cfg->stun_servers[i], now_ms);
     if (rc < 0)
       return rc;
   }
@@ -234,6 +242,28 @@ static void add_srflx(trav_agent_t *a, const stun_client_result *r) {
     QP_LOG_DEBUG("traversal: candidate table full, srflx skipped");
 }
 
+static int slot_of(const trav_agent_t *a, int txn) {
+  for (size_t i = 0; i < a->stun_count; i++)
+    if (a->stun_txn[i] == txn)
+      return (int)i;
+  return -1;
+}
+
+/* The first answer naming an RFC 5780 OTHER-ADDRESS: ask (primary IP,
+ * other port) and OTHER-ADDRESS itself, back to back, so that the mapped
+ * ports of three destinations tell how the NAT allocates (trav_hard.c). */
+static void start_followups(trav_agent_t *a, const stun_client_result *r,
+                            int64_t now_ms) {
+  if (a->stun_followups > 0 || !r->has_other_address)
+    return;
+  struct sockaddr_storage alt_port = r->server;
+  stun_addr_set_port(&alt_port, stun_addr_port(&r->other_address));
+  a->stun_followups = TRAV_BEHAVIOR_FOLLOWUPS;
+  if (start_txn(a, &alt_port, true, now_ms) != 0 ||
+      start_txn(a, &r->other_address, true, now_ms) != 0)
+    QP_LOG_DEBUG("traversal: no room for behavior-learning requests");
+}
+
 bool trav_gather_on_datagram(trav_agent_t *a, const uint8_t *buf, size_t len,
                              const udp_addr_t *from, int64_t now_ms) {
   if (!a->gathering)
@@ -242,16 +272,20 @@ bool trav_gather_on_datagram(trav_agent_t *a, const uint8_t *buf, size_t len,
   if (txn < 0)
     return false;
   const stun_client_result *r = stun_client_result_of(a->stun, txn);
-  if (r && r->state == STUN_TXN_SUCCEEDED)
+  int slot = slot_of(a, txn);
+  if (r && r->state == STUN_TXN_SUCCEEDED && slot >= 0 &&
+      !a->stun_followup[slot]) {
     add_srflx(a, r);
+    start_followups(a, r, now_ms);
+  }
   return true;
 }
 
 int64_t trav_gather_on_timer(trav_agent_t *a, int64_t now_ms) {
   if (!a->gathering)
     return -1;
-  stun_client_datagram out[TRAV_MAX_STUN_SERVERS];
-  size_t n = stun_client_on_timer(a->stun, now_ms, out, TRAV_MAX_STUN_SERVERS);
+  stun_client_datagram out[TRAV_MAX_STUN_TXNS];
+  size_t n = stun_client_on_timer(a->stun, now_ms, out, TRAV_MAX_STUN_TXNS);
   for (size_t i = 0; i < n; i++) {
     udp_addr_t to = {.ss = *out[i].to, .len = stun_addr_len(out[i].to)};
     if (udp_send(a->socks[0], &to, out[i].data, out[i].len, out[i].len) != 0)
@@ -260,25 +294,40 @@ int64_t trav_gather_on_timer(trav_agent_t *a, int64_t now_ms) {
   return stun_client_next_timeout(a->stun);
 }
 
-/* Mapping behavior seen from two servers (RFC 5780 fallback idea): the
- * same mapped address from every server means endpoint-independent. */
-static void note_mapping(trav_agent_t *a) {
+/* Mapping behavior from the mapped addresses of every answered request, in
+ * the order they were sent (RFC 5780 section 4.3 idea, run from our own
+ * socket): the same address everywhere is endpoint-independent; otherwise
+ * the port steps tell sequential from random allocation. */
+static void learn_behavior(trav_agent_t *a) {
+  uint16_t ports[TRAV_MAX_STUN_TXNS];
   const struct sockaddr_storage *first = NULL;
-  bool differ = false;
-  size_t ok = 0;
+  bool other_ip = false;
+  size_t n = 0;
   for (size_t i = 0; i < a->stun_count; i++) {
     const stun_client_result *r = stun_client_result_of(a->stun, a->stun_txn[i]);
     if (r->state != STUN_TXN_SUCCEEDED)
       continue;
-    ok++;
     if (first == NULL)
       first = &r->mapped;
-    else if (!stun_addr_equal(first, &r->mapped))
-      differ = true;
+    else if (!stun_addr_same_ip(first, &r->mapped))
+      other_ip = true;
+    ports[n++] = stun_addr_port(&r->mapped);
   }
-  if (ok >= 2)
-    snprintf(a->nat_mapping, sizeof(a->nat_mapping), "%s",
-             differ ? "destination-dependent" : "endpoint-independent");
+  trav_behavior_classify(ports, n, &a->self);
+  if (other_ip && a->self.ports != TRAV_PORTS_UNKNOWN)
+    a->self.ports = TRAV_PORTS_RANDOM; /* a pool of public IPs */
+  if (a->self.ports == TRAV_PORTS_UNKNOWN)
+    return;
+  size_t used = strlen(a->stun_note);
+  if (a->self.ports == TRAV_PORTS_SEQUENTIAL)
+    snprintf(a->stun_note + used, sizeof(a->stun_note) - used,
+             "%sNAT: ports sequential, step %+d, last %u", used ? "; " : "",
+             a->self.delta, (unsigned)a->self.last_port);
+  else
+    snprintf(a->stun_note + used, sizeof(a->stun_note) - used, "%sNAT: %s",
+             used ? "; " : "", a->self.ports == TRAV_PORTS_SAME
+                                   ? "endpoint-independent mapping"
+                                   : "ports random per destination");
 }
 
 static void describe_server(trav_agent_t *a, const stun_client_result *r) {
@@ -303,8 +352,10 @@ void trav_gather_finish(trav_agent_t *a) {
   if (a->stun == NULL)
     return;
   for (size_t i = 0; i < a->stun_count; i++)
-    describe_server(a, stun_client_result_of(a->stun, a->stun_txn[i]));
-  note_mapping(a);
+    if (!a->stun_followup[i])
+      describe_server(a, stun_client_result_of(a->stun, a->stun_txn[i]));
+  learn_behavior(a);
+  trav_hard_predict(a);
   a->gathering = false;
   free(a->stun);
   a->stun = NULL;

@@ -2,16 +2,17 @@
  * trav_internal.h: the traversal agent's state, shared by the files of
  * src/traversal/. Not for other layers: they use traversal.h.
  *
- * Candidates and pairs carry a socket index, so that predicted candidates
- * (port prediction) and the birthday technique (many sockets) can add
- * sockets and candidates later without changing the check machinery.
- * trav_run uses socket 0, the caller's.
+ * Candidates and pairs carry a socket index: socket 0 is the caller's, the
+ * others are the extra sockets of the birthday technique (trav_hard.c,
+ * docs/internals/hard-nat.md), which the check machinery treats like any
+ * other socket.
  */
 #ifndef QP_TRAV_INTERNAL_H
 #define QP_TRAV_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <poll.h>
 #include <stdint.h>
 
 #include "rendezvous/rdv_record.h"
@@ -40,16 +41,60 @@
 #define TRAV_GATHER_MAX_MS 2000
 /* The cancel callback is polled at least this often. */
 #define TRAV_CANCEL_POLL_MS 50
-/* Our own candidates: host addresses plus one srflx per STUN server. */
+/* Our own candidates: host addresses, one srflx per STUN server, and the
+ * predicted ones of a sequential NAT (TRAV_PREDICT_COUNT). */
 #define TRAV_MAX_HOST_CANDIDATES 8
 #define TRAV_MAX_STUN_SERVERS 8
+/* Behavior learning (trav_cand.c): when a STUN server's answer names its
+ * RFC 5780 OTHER-ADDRESS, two more Binding requests go out back to back,
+ * to (primary IP, other port) and to OTHER-ADDRESS, so that three
+ * destinations give two port steps (RFC 5780 section 4.3 tests II and
+ * III, run from our own socket). */
+#define TRAV_BEHAVIOR_FOLLOWUPS 2
+#define TRAV_MAX_STUN_TXNS (TRAV_MAX_STUN_SERVERS + TRAV_BEHAVIOR_FOLLOWUPS)
+/* Port prediction for a sequential NAT: we publish the next
+ * TRAV_PREDICT_COUNT ports, last mapped port + k * delta (k = 1..8). The
+ * hard side's own checks go to predicted and srflx candidates first, so its
+ * first new mapping is k = 1; the slack covers a few flows of other hosts
+ * behind the same NAT. */
+#define TRAV_PREDICT_COUNT 8
 #define TRAV_MAX_LOCAL_CANDIDATES                                              \
-  (TRAV_MAX_HOST_CANDIDATES + TRAV_MAX_STUN_SERVERS)
+  (TRAV_MAX_HOST_CANDIDATES + TRAV_MAX_STUN_SERVERS + TRAV_PREDICT_COUNT)
 /* Peer-reflexive pairs learned from incoming checks. */
 #define TRAV_MAX_PRFLX 8
 #define TRAV_MAX_PAIRS (RDV_RECORD_MAX_CANDIDATES + TRAV_MAX_PRFLX)
-/* Sockets of one agent (1 today: the caller's). */
-#define TRAV_MAX_SOCKETS 1
+/* The birthday technique (docs/internals/hard-nat.md). The side whose NAT
+ * maps every destination to a random port opens this many extra sockets,
+ * each sending checks to the peer's one public address; the peer probes
+ * random ports of our public IP. P(no hit) ~ exp(-sockets * probes /
+ * 64512): 256 x 2048 misses 0.03% of rounds, 256 x 1024 1.7%. Sockets
+ * count against RLIMIT_NOFILE: at most TRAV_BIRTHDAY_MAX_SOCKETS. */
+#define TRAV_BIRTHDAY_SOCKETS_DEFAULT 256
+#define TRAV_BIRTHDAY_MAX_SOCKETS 1024
+/* Probes sent per second by the easy side (and checks per second from the
+ * extra sockets): a round of 2048 takes 0.5 s, about 1 Mbit/s of checks. */
+#define TRAV_PROBE_RATE_DEFAULT 4000
+#define TRAV_PROBE_RATE_MAX 100000
+/* A round probes this many distinct ports; the total per run is bounded by
+ * TRAV_PROBES_MAX_DEFAULT (4 rounds, 2 s at the default rate). */
+#define TRAV_PROBES_PER_ROUND 2048
+#define TRAV_PROBES_MAX_DEFAULT (4 * TRAV_PROBES_PER_ROUND)
+#define TRAV_PROBES_MAX_LIMIT (64 * TRAV_PROBES_PER_ROUND)
+/* Ports probed: Linux and most NATs allocate from 1024-65535. */
+#define TRAV_PROBE_PORT_MIN 1024
+/* Each extra socket re-sends its check this often (keeps its mapping and
+ * covers a lost first check), at most TRAV_BIRTHDAY_MAX_REOPENS times. */
+#define TRAV_BIRTHDAY_REOPEN_MS 1000
+#define TRAV_BIRTHDAY_MAX_REOPENS 60
+/* The prober starts this long after adopting the hard side's record: the
+ * hard side reads our record within TRAV_RECORD_REPOLL_MS, then opens its
+ * 256 mappings at the probe rate (64 ms at 4000/s). */
+#define TRAV_PROBE_START_DELAY_MS 150
+/* Probes or openings sent per wake-up at most, so that receiving and timers
+ * keep their turn (at 4000/s a wake-up is due every 0.25 ms anyway). */
+#define TRAV_SPRAY_BURST 16
+/* Sockets of one agent: the caller's plus the extra ones. */
+#define TRAV_MAX_SOCKETS (1 + TRAV_BIRTHDAY_MAX_SOCKETS)
 /* Receive batches drained per wake-up before timers get a turn. */
 #define TRAV_MAX_BATCHES_PER_WAKEUP 4
 /* Our ufrag and pwd lengths (RFC 8445 section 5.3: "The ufrag and password
@@ -76,6 +121,29 @@ typedef struct trav_creds {
   char ufrag[RDV_RECORD_UFRAG_MAX + 1];
   char pwd[RDV_RECORD_PWD_MAX + 1];
 } trav_creds_t;
+
+/* What a NAT does with ports, learned from our STUN answers or read from
+ * the peer's record (nat.mapping + nat.port_delta). */
+typedef enum trav_ports {
+  TRAV_PORTS_UNKNOWN = 0, /* fewer than two answers: assume easy */
+  TRAV_PORTS_SAME,        /* endpoint-independent mapping (or no NAT) */
+  TRAV_PORTS_SEQUENTIAL,  /* per destination, step `delta` */
+  TRAV_PORTS_RANDOM,      /* per destination, at random */
+} trav_ports;
+
+typedef struct trav_behavior {
+  trav_ports ports;
+  int delta;          /* sequential: the port step (never 0) */
+  uint16_t last_port; /* our last mapped port (the newest mapping) */
+} trav_behavior_t;
+
+/* The plan both sides derive from the two records. */
+typedef enum trav_strategy {
+  TRAV_STRATEGY_DIRECT = 0, /* checks on the candidates, as ICE */
+  TRAV_STRATEGY_BIRTHDAY_HARD,  /* we are random: extra sockets */
+  TRAV_STRATEGY_BIRTHDAY_PROBE, /* the peer is random: probe its ports */
+  TRAV_STRATEGY_BOTH_HARD,  /* both per destination, neither predictable */
+} trav_strategy;
 
 typedef struct trav_cand {
   rdv_cand_type type;
@@ -108,6 +176,7 @@ typedef struct trav_pair {
   uint32_t requests_in;  /* authenticated checks the peer sent from there */
   uint32_t error_code;   /* of an authenticated error response, else 0 */
   bool asymmetric;       /* a success came from another address */
+  bool birthday;         /* found by the birthday technique */
   char send_error[96];   /* why sending failed */
 } trav_pair_t;
 
@@ -120,9 +189,36 @@ typedef struct trav_counters {
   uint32_t early_dropped;   /* non-STUN beyond TRAV_EARLY_MAX */
 } trav_counters_t;
 
+/* The birthday technique's state (trav_hard.c). */
+typedef struct trav_spray {
+  /* Transaction ids of probes and openings: this prefix, then a kind
+   * byte, then the port (probe) or socket index (opening). */
+  uint8_t prefix[8];
+  /* hard side */
+  udp_socket_t *extra; /* malloc'ed, extra_count sockets; fd -1 = closed */
+  size_t extra_count;
+  udp_addr_t target;   /* the peer's public address (srflx) */
+  uint64_t openings;   /* checks sent from extra sockets */
+  size_t sockets_opened;
+  /* prober */
+  bool probing;
+  udp_addr_t probe_ip; /* the peer's public IP (port set per probe) */
+  uint64_t probes;     /* sent this run */
+  uint64_t probes_base; /* probes when the prober was last armed */
+  uint32_t round_sent;
+  uint8_t probed[65536 / 8]; /* ports probed this round */
+  uint32_t hits;       /* probes answered */
+  /* pacing, both sides */
+  int64_t start_ms;
+  int rate;            /* per second */
+  uint64_t max_probes;
+} trav_spray_t;
+
 typedef struct trav_agent {
   udp_socket_t *socks[TRAV_MAX_SOCKETS];
   size_t sock_count;
+  struct pollfd pfd[TRAV_MAX_SOCKETS];
+  size_t pfd_sock[TRAV_MAX_SOCKETS]; /* socket index of each pfd */
   rdv_t *rdv;
   const trav_config_t *cfg;
   bool (*cancel)(void *);
@@ -137,7 +233,10 @@ typedef struct trav_agent {
   bool have_remote;
   bool published;
   uint8_t peer_fp[TLS_FINGERPRINT_LEN];
-  char nat_mapping[RDV_RECORD_NAT_MAX + 1];
+  trav_behavior_t self;      /* our NAT, from gathering */
+  trav_behavior_t peer_nat;  /* the peer's, from its record */
+  trav_strategy strategy;
+  trav_spray_t spray;
 
   trav_cand_t cands[TRAV_MAX_LOCAL_CANDIDATES];
   size_t cand_count;
@@ -148,8 +247,11 @@ typedef struct trav_agent {
   /* STUN gathering (sans-I/O client driven by our loop) */
   stun_client *stun;
   bool gathering;
-  int stun_txn[TRAV_MAX_STUN_SERVERS];
+  int stun_txn[TRAV_MAX_STUN_TXNS]; /* in the order they were sent */
   size_t stun_count;
+  bool stun_followup[TRAV_MAX_STUN_TXNS]; /* behavior learning, not srflx */
+  size_t stun_followups;
+  int64_t gather_until_ms;
   char stun_note[256]; /* what the STUN servers said, for the summary */
 
   int64_t start_ms, deadline_ms; /* rdv_now_ms clock */
@@ -159,7 +261,8 @@ typedef struct trav_agent {
 
   bool done;
   udp_addr_t winner;
-  int winner_pair; /* index into pairs, -1 if none */
+  int winner_pair;   /* index into pairs, -1 if none */
+  size_t winner_sock; /* the socket the winner runs on */
 
   int rec_err;        /* why the last peer record was refused, or 0 */
   char rec_why[256];
@@ -185,7 +288,8 @@ bool trav_gather_on_datagram(trav_agent_t *a, const uint8_t *buf, size_t len,
                              const udp_addr_t *from, int64_t now_ms);
 /* Send due STUN requests; returns the next STUN timer or -1 when done. */
 int64_t trav_gather_on_timer(trav_agent_t *a, int64_t now_ms);
-/* Stop gathering; summarize what the servers said into a->stun_note. */
+/* Stop gathering; summarize what the servers said into a->stun_note,
+ * learn our NAT's behavior (a->self) and add predicted candidates. */
 void trav_gather_finish(trav_agent_t *a);
 /* The IP of addr as text, without port ("192.0.2.1", "2001:db8::1"); an
  * IPv4-mapped IPv6 address is written as IPv4. */
@@ -264,6 +368,42 @@ int trav_peer_poll(trav_agent_t *a, int64_t now_ms);
 void trav_peer_unpublish(trav_agent_t *a);
 const char *trav_peer_key(const trav_agent_t *a);
 const char *trav_own_key(const trav_agent_t *a);
+
+/* ---- trav_hard.c ------------------------------------------------------- */
+
+/* Classify mapped ports taken back to back, in the order the requests
+ * were sent (pure; unit-tested). */
+void trav_behavior_classify(const uint16_t *ports, size_t n,
+                            trav_behavior_t *out);
+/* Record form: nat.mapping and nat.port_delta. */
+void trav_behavior_to_record(const trav_behavior_t *b, rdv_nat *nat);
+void trav_behavior_from_record(const rdv_nat *nat, trav_behavior_t *out);
+const char *trav_ports_name(trav_ports p);
+/* What to do given our NAT and the peer's (pure; unit-tested). */
+trav_strategy trav_strategy_choose(const trav_behavior_t *self,
+                                   const trav_behavior_t *peer);
+/* Predicted candidates of a sequential NAT, after the srflx ones. */
+void trav_hard_predict(trav_agent_t *a);
+/* A peer record was adopted (pairs already rebuilt): pick the strategy,
+ * order the first checks, open extra sockets or arm the prober. */
+int trav_hard_on_adopt(trav_agent_t *a, const rdv_record *rec,
+                       int64_t now_ms);
+/* Send due probes / openings; returns the next time one is due or
+ * INT64_MAX. */
+int64_t trav_hard_send(trav_agent_t *a, int64_t now_ms);
+/* Does this txid carry our spray prefix (a probe's or an opening's)? */
+bool trav_hard_is_spray(const trav_agent_t *a, const uint8_t *txid);
+/* The answer to a probe or opening: authenticate it, make or find its pair
+ * (marked succeeded, birthday) and return the pair index, or -1 when it is
+ * not valid. */
+int trav_hard_on_response(trav_agent_t *a, size_t s, const stun_msg *msg,
+                          const udp_addr_t *from, int64_t now_ms);
+/* Close every extra socket but `keep` (0 = close them all). */
+void trav_hard_keep_only(trav_agent_t *a, size_t keep);
+/* Close every extra socket except the one handed to the result. */
+void trav_hard_cleanup(trav_agent_t *a);
+/* "; birthday: 256 sockets, 731 probes, 1 hit" for the summary. */
+void trav_hard_describe(const trav_agent_t *a, char *buf, size_t size);
 
 /* ---- trav_responder.c -------------------------------------------------- */
 

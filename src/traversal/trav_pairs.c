@@ -121,8 +121,9 @@ void trav_pairs_from_record(trav_agent_t *a, const rdv_record *rec,
     udp_addr_t addr;
     if (udp_addr_from_ip(c->addr, c->port, &addr) != 0)
       continue;
-    for (size_t s = 0; s < a->sock_count; s++)
-      trav_pair_add(a, s, &addr, c->type, c->priority, now_ms);
+    /* Socket 0 only: the birthday technique's extra sockets get a pair
+     * when a probe of the peer reaches them (trav_hard.c). */
+    trav_pair_add(a, 0, &addr, c->type, c->priority, now_ms);
   }
 }
 
@@ -165,11 +166,12 @@ void trav_pairs_describe(const trav_agent_t *a, char *buf, size_t size,
     if (used + 1 >= size)
       return;
     bool won = a->done && (int)i == a->winner_pair;
-    snprintf(buf + used, size - used, "%s%s -> %s %s (%s%s)",
+    snprintf(buf + used, size - used, "%s%s -> %s %s (%s%s%s)",
              used ? sep : "",
              udp_addr_to_string(&a->socks[p->sock_index]->local, l, sizeof(l)),
              udp_addr_to_string(&p->remote, r, sizeof(r)),
              rdv_cand_type_to_string(p->remote_type), won ? "nominated; " : "",
+             p->birthday ? "birthday; " : "",
              trav_pair_outcome(p, what, sizeof(what)));
   }
 }

@@ -36,8 +36,7 @@ static int fill_record(const trav_agent_t *a, rdv_record *rec) {
   snprintf(rec->ufrag, sizeof(rec->ufrag), "%s", a->local.ufrag);
   snprintf(rec->pwd, sizeof(rec->pwd), "%s", a->local.pwd);
   tls_fingerprint_to_hex(a->cfg->fingerprint, rec->fingerprint);
-  if (a->nat_mapping[0])
-    snprintf(rec->nat.mapping, sizeof(rec->nat.mapping), "%s", a->nat_mapping);
+  trav_behavior_to_record(&a->self, &rec->nat);
   for (size_t i = 0; i < a->cand_count; i++) {
     char ip[RDV_RECORD_ADDR_MAX];
     const trav_cand_t *c = &a->cands[i];
@@ -89,8 +88,13 @@ static int adopt(trav_agent_t *a, const rdv_record *rec, int64_t now_ms) {
   a->rec_err = 0;
   trav_pairs_from_record(a, rec, now_ms);
   QP_LOG_INFO("traversal: adopted %s record (ufrag %s, %zu candidates, %zu "
-              "pairs)", trav_peer_key(a), rec->ufrag, rec->candidate_count,
-              a->pair_count);
+              "pairs, NAT %s)", trav_peer_key(a), rec->ufrag,
+              rec->candidate_count, a->pair_count, rec->nat.mapping);
+  /* Extra sockets open before the client publishes: by the time the server
+   * reads the client's record, the client's mappings are opening. */
+  int rc = trav_hard_on_adopt(a, rec, now_ms);
+  if (rc != 0)
+    return rc;
   /* The client answers each server record it adopts with its own. */
   return a->controlling ? 0 : trav_peer_publish(a);
 }

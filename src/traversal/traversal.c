@@ -85,12 +85,17 @@ static void on_request(trav_agent_t *a, size_t s, const stun_msg *msg,
     a->done = true;
     a->winner = *from;
     a->winner_pair = i;
+    a->winner_sock = s;
   }
 }
 
 static void nominate(trav_agent_t *a, int i, int64_t now_ms) {
   trav_pair_t *p = &a->pairs[i];
   a->winner_pair = i;
+  a->winner_sock = p->sock_index;
+  /* Only the nominated pair is checked from now on: the birthday
+   * technique's other sockets go at once. */
+  trav_hard_keep_only(a, p->sock_index);
   if (stun_msg_new_txid(p->txid) != 0)
     return; /* retried by the next success response */
   p->nominate = true;
@@ -98,8 +103,15 @@ static void nominate(trav_agent_t *a, int i, int64_t now_ms) {
   a->next_send_ms = now_ms;
 }
 
-static void on_response(trav_agent_t *a, const stun_msg *msg,
+static void on_response(trav_agent_t *a, size_t s, const stun_msg *msg,
                         const udp_addr_t *from, int64_t now_ms) {
+  if (trav_hard_is_spray(a, msg->txid)) {
+    /* A probe or an extra socket's check answered: a new valid pair. */
+    int i = trav_hard_on_response(a, s, msg, from, now_ms);
+    if (i >= 0 && a->controlling && a->winner_pair < 0)
+      nominate(a, i, now_ms);
+    return;
+  }
   int i = trav_pair_by_txid(a, msg->txid);
   if (i < 0) {
     a->n.unmatched++;
@@ -155,7 +167,7 @@ static void dispatch(trav_agent_t *a, size_t s, const udp_datagram_t *d) {
   else if (msg.cls == STUN_CLASS_REQUEST)
     on_request(a, s, &msg, &d->from, now_ms);
   else if (msg.cls == STUN_CLASS_SUCCESS || msg.cls == STUN_CLASS_ERROR)
-    on_response(a, &msg, &d->from, now_ms);
+    on_response(a, s, &msg, &d->from, now_ms);
 }
 
 static int drain(trav_agent_t *a, size_t s) {
@@ -171,21 +183,27 @@ static int drain(trav_agent_t *a, size_t s) {
   return 0;
 }
 
-/* Wait up to wait_ms for datagrams and handle them. */
+/* Wait up to wait_ms for datagrams on every open socket and handle them. */
 static int service(trav_agent_t *a, int64_t wait_ms) {
-  struct pollfd pfd[TRAV_MAX_SOCKETS];
-  for (size_t s = 0; s < a->sock_count; s++)
-    pfd[s] = (struct pollfd){.fd = a->socks[s]->fd, .events = POLLIN};
+  nfds_t count = 0;
+  for (size_t s = 0; s < a->sock_count; s++) {
+    if (a->socks[s]->fd < 0)
+      continue; /* an extra socket closed after the nomination */
+    a->pfd[count] = (struct pollfd){.fd = a->socks[s]->fd, .events = POLLIN};
+    a->pfd_sock[count++] = s;
+  }
   if (wait_ms < 0)
     wait_ms = 0;
   if (wait_ms > TRAV_CANCEL_POLL_MS)
     wait_ms = TRAV_CANCEL_POLL_MS;
-  int n = poll(pfd, (nfds_t)a->sock_count, (int)wait_ms);
+  int n = poll(a->pfd, count, (int)wait_ms);
   if (n < 0 && errno != EINTR)
     return qp_fail(QP_ERR_SOCKET, "poll on the traversal socket failed: %s",
                    strerror(errno));
-  for (size_t s = 0; n > 0 && s < a->sock_count; s++) {
-    if (pfd[s].revents == 0)
+  for (nfds_t k = 0; n > 0 && k < count && !a->done; k++) {
+    size_t s = a->pfd_sock[k];
+    /* A nomination while draining may have closed this socket. */
+    if (a->pfd[k].revents == 0 || a->socks[s]->fd < 0)
       continue;
     int rc = drain(a, s);
     if (rc != 0)
@@ -243,8 +261,8 @@ static void send_due(trav_agent_t *a, int64_t now_ms) {
   a->next_send_ms = now_ms + TRAV_TA_MS;
 }
 
-static int64_t next_wake(const trav_agent_t *a) {
-  int64_t t = min64(a->next_poll_ms, a->deadline_ms);
+static int64_t next_wake(const trav_agent_t *a, int64_t spray_due) {
+  int64_t t = min64(min64(a->next_poll_ms, a->deadline_ms), spray_due);
   if (a->have_remote) {
     int64_t due = trav_pair_next_time(a);
     t = min64(t, due < a->next_send_ms ? a->next_send_ms : due);
@@ -275,7 +293,8 @@ static int meet(trav_agent_t *a) {
       schedule_poll(a, now);
     }
     send_due(a, now);
-    if ((rc = service(a, next_wake(a) - now)) != 0)
+    int64_t spray_due = trav_hard_send(a, now);
+    if ((rc = service(a, next_wake(a, spray_due) - now)) != 0)
       return rc;
   }
   return 0;
@@ -325,7 +344,7 @@ static void build_summary(const trav_agent_t *a, char *buf, size_t size) {
   if (a->done) {
     char l[UDP_ADDRSTRLEN], r[UDP_ADDRSTRLEN], line[2 * UDP_ADDRSTRLEN + 16];
     snprintf(line, sizeof(line), "%s -> %s",
-             udp_addr_to_string(&a->socks[0]->local, l, sizeof(l)),
+             udp_addr_to_string(&a->socks[a->winner_sock]->local, l, sizeof(l)),
              udp_addr_to_string(&a->winner, r, sizeof(r)));
     append(buf, size, buf[0] ? "\nwinner: " : "winner: ");
     append(buf, size, line);
@@ -334,6 +353,7 @@ static void build_summary(const trav_agent_t *a, char *buf, size_t size) {
     append(buf, size, buf[0] ? "\n" : "");
     append(buf, size, a->stun_note);
   }
+  trav_hard_describe(a, buf, size);
   describe_ignored(a, buf, size);
   ellipsize(buf, size);
 }
@@ -352,10 +372,25 @@ static int timed_out(trav_agent_t *a) {
   char pairs[400] = "";
   trav_pairs_describe(a, pairs, sizeof(pairs), ", ");
   ellipsize(pairs, sizeof(pairs));
-  char more[160] = "";
+  char more[240] = "";
+  trav_hard_describe(a, more, sizeof(more));
   describe_ignored(a, more, sizeof(more));
-  return qp_fail(QP_ERR_PUNCH, "Failed to punch NAT within %d ms: tried %zu "
-                 "pair%s: %s%s", ms, a->pair_count, a->pair_count == 1 ? "" : "s",
+  char hard[320] = "";
+  if (a->strategy == TRAV_STRATEGY_BOTH_HARD)
+    snprintf(hard, sizeof(hard),
+             " both NATs map each destination to its own port (ours: %s, "
+             "the peer's: %s), so neither side can know the port the other "
+             "will use%s; a relay (TURN) is needed between these two "
+             "networks.", trav_ports_name(a->self.ports),
+             trav_ports_name(a->peer_nat.ports),
+             a->self.ports == TRAV_PORTS_SEQUENTIAL ||
+                     a->peer_nat.ports == TRAV_PORTS_SEQUENTIAL
+                 ? " and port prediction found no path"
+                 : "");
+  return qp_fail(QP_ERR_PUNCH, "Failed to punch NAT within %d ms:%s %s %zu "
+                 "pair%s: %s%s", ms, hard, hard[0] ? "Tried" : "tried",
+                 a->pair_count,
+                 a->pair_count == 1 ? "" : "s",
                  a->pair_count ? pairs : "(the peer's record had no usable "
                                          "candidate)", more);
 }
@@ -367,6 +402,12 @@ static int finish(trav_agent_t *a, trav_result_t *out) {
   out->peer = a->winner;
   memcpy(out->peer_fingerprint, a->peer_fp, sizeof(out->peer_fingerprint));
   build_summary(a, out->summary, sizeof(out->summary));
+  /* The winner's socket goes to the caller; an extra one changes hands. */
+  udp_socket_t *won = a->socks[a->winner_sock];
+  out->sock = *won;
+  out->sock_is_extra = a->winner_sock != 0;
+  if (out->sock_is_extra)
+    won->fd = -1;
   trav_peer_unpublish(a);
   char peer[UDP_ADDRSTRLEN];
   QP_LOG_INFO("traversal: %s validated peer %s in %lld ms",
@@ -389,6 +430,20 @@ static int check_args(const udp_socket_t *sock, const rdv_t *rdv,
                    cfg->punch_timeout_ms);
   if (cfg->stun_server_count > 0 && cfg->stun_servers == NULL)
     return qp_fail(QP_ERR_INVALID, "trav_run: stun_servers is NULL");
+  if (cfg->hard_nat_sockets > TRAV_BIRTHDAY_MAX_SOCKETS)
+    return qp_fail(QP_ERR_INVALID, "hard_nat_sockets=%d: at most %d (-1 = "
+                   "none, 0 = %d)", cfg->hard_nat_sockets,
+                   TRAV_BIRTHDAY_MAX_SOCKETS, TRAV_BIRTHDAY_SOCKETS_DEFAULT);
+  if (cfg->hard_nat_probe_rate < 0 ||
+      cfg->hard_nat_probe_rate > TRAV_PROBE_RATE_MAX)
+    return qp_fail(QP_ERR_INVALID, "hard_nat_probe_rate=%d: must be 1 to %d "
+                   "per second (0 = %d)", cfg->hard_nat_probe_rate,
+                   TRAV_PROBE_RATE_MAX, TRAV_PROBE_RATE_DEFAULT);
+  if (cfg->hard_nat_max_probes < 0 ||
+      cfg->hard_nat_max_probes > TRAV_PROBES_MAX_LIMIT)
+    return qp_fail(QP_ERR_INVALID, "hard_nat_max_probes=%d: must be 1 to %d "
+                   "(0 = %d)", cfg->hard_nat_max_probes, TRAV_PROBES_MAX_LIMIT,
+                   TRAV_PROBES_MAX_DEFAULT);
   return 0;
 }
 
@@ -418,6 +473,7 @@ int trav_run(udp_socket_t *sock, rdv_t *rdv, const trav_config_t *cfg,
   if (rc != 0)
     return rc;
   memset(out, 0, sizeof(*out));
+  out->sock.fd = -1;
   trav_agent_t *a = calloc(1, sizeof(*a));
   if (a == NULL)
     return qp_fail(QP_ERR_NOMEM, "out of memory for NAT traversal");
@@ -436,6 +492,7 @@ int trav_run(udp_socket_t *sock, rdv_t *rdv, const trav_config_t *cfg,
     trav_result_cleanup(out);
     memcpy(out->summary, summary, sizeof(summary));
   }
+  trav_hard_cleanup(a);
   free(a->stun);
   free(a->batch);
   gnutls_memset(a, 0, sizeof(*a)); /* holds both pwds */
@@ -449,5 +506,8 @@ void trav_result_cleanup(trav_result_t *r) {
   trav_responder_destroy(r->responder);
   for (size_t i = 0; i < r->early_count && i < TRAV_EARLY_MAX; i++)
     free(r->early[i]);
+  if (r->sock_is_extra)
+    udp_socket_close(&r->sock);
   memset(r, 0, sizeof(*r));
+  r->sock.fd = -1;
 }

@@ -36,6 +36,13 @@ typedef struct trav_config {
   size_t stun_server_count;
   int punch_timeout_ms; /* overall budget from start to a validated pair */
   uint8_t fingerprint[TLS_FINGERPRINT_LEN]; /* ours, published in the record */
+  /* Hard NATs (docs/internals/hard-nat.md); 0 = the default of each. */
+  int hard_nat_sockets;    /* extra sockets when our NAT maps per destination
+                              at random: default 256, at most 1024, -1 none */
+  int hard_nat_probe_rate; /* probes (and extra-socket checks) per second:
+                              default 4000, at most 100000 */
+  int hard_nat_max_probes; /* probes per run at most: default 8192 (4 rounds
+                              of 2048), at most 131072 */
 } trav_config_t;
 
 /* Our ufrag/pwd and the peer's ufrag, to keep answering checks after QUIC
@@ -44,6 +51,13 @@ typedef struct trav_responder trav_responder_t;
 
 typedef struct trav_result {
   udp_addr_t peer; /* the validated peer address QUIC must use */
+  /* The socket QUIC must use. Usually a copy of the caller's socket
+   * (sock_is_extra false). When the birthday technique won on one of
+   * trav_run's extra sockets, sock is that socket, owned by the result
+   * (trav_result_cleanup closes it; take it by clearing sock_is_extra),
+   * and the caller's own socket is no longer needed. */
+  udp_socket_t sock;
+  bool sock_is_extra;
   uint8_t peer_fingerprint[TLS_FINGERPRINT_LEN];
   /* One line per candidate pair tried and its outcome, then the winner;
    * for logs and errors. Truncated with "..." when longer. */
@@ -59,8 +73,10 @@ typedef struct trav_result {
 
 /*
  * Blocking. Uses sock (already bound by the caller, non-blocking) for
- * EVERYTHING: STUN to the servers, checks, answers. Never closes or
- * rebinds it. rdv is used from this thread only while trav_run runs.
+ * everything: STUN to the servers, checks, answers. Never closes or
+ * rebinds it. When our NAT maps per destination at random and the peer's
+ * does not, it also opens extra sockets (the birthday technique), closes
+ * all but the winner's, and may return the winner's in out->sock. rdv is used from this thread only while trav_run runs.
  * cfg and its strings are read during the call only.
  * Returns 0 with *out filled (the caller then owns out->responder and the
  * early datagrams: trav_result_cleanup), or:
