@@ -123,7 +123,7 @@ int rdv_open(const char *url, const char *session, rdv_t **out) {
     return qp_fail(QP_ERR_INVALID,
                    "rendezvous URL \"%.40s...\" is longer than %d bytes", url,
                    RDV_URL_MAX);
-  rdv_t *rdv;
+  rdv_t *rdv = NULL;
   int rc = rdv_new(session, &rdv);
   if (rc < 0)
     return rc;
@@ -143,7 +143,7 @@ int rdv_open_callbacks(const rdv_callbacks *cb, void *user, const char *session,
                        rdv_t **out) {
   if (cb == NULL || out == NULL)
     return qp_fail(QP_ERR_INVALID, "rendezvous callbacks missing");
-  rdv_t *rdv;
+  rdv_t *rdv = NULL;
   int rc = rdv_new(session, &rdv);
   if (rc < 0)
     return rc;
