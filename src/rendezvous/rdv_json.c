@@ -238,7 +238,7 @@ static int read_escape(rdv_json_reader *r, const char *what, char *bytes,
     return rdv_json_fail(r, what, "ends inside an escape");
   char c = *r->p++;
   if (c == 'u') {
-    uint32_t cp;
+    uint32_t cp = 0;
     int rc = read_unicode_escape(r, what, &cp);
     if (rc < 0)
       return rc;
