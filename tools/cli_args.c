@@ -228,7 +228,7 @@ int cli_parse_hostport(const cli_cmd *cmd, const char *opt, const char *s,
                            "(IPv6 as [ADDR]:PORT)",
                            s, opt);
   }
-  uint64_t v;
+  uint64_t v = 0;
   char what[64];
   snprintf(what, sizeof what, "the port of %s", opt);
   int rc = cli_parse_u64(cmd, what, colon + 1, allow_zero ? 0 : 1, 65535, &v);

@@ -135,7 +135,7 @@ static int select_db(redis_store *r) {
   snprintf(db, sizeof(db), "%d", r->db);
   const char *argv[] = {"SELECT", db};
   size_t lens[] = {6, strlen(db)};
-  redisReply *reply;
+  redisReply *reply = NULL;
   int rc = run(r, "SELECT", 2, argv, lens, &reply);
   if (rc == 0)
     freeReplyObject(reply);
@@ -180,7 +180,7 @@ static int redis_put(void *state, const char *key, const void *value,
   snprintf(ttl, sizeof(ttl), "%d", RDV_REDIS_TTL_MS);
   const char *argv[] = {"SET", key, value, "PX", ttl};
   size_t lens[] = {3, strlen(key), len, 2, strlen(ttl)};
-  redisReply *reply;
+  redisReply *reply = NULL;
   int rc = command(state, "SET", 5, argv, lens, &reply);
   if (rc == 0)
     freeReplyObject(reply);
@@ -209,7 +209,7 @@ static int take_string(redis_store *r, redisReply *reply, char **value,
 static int redis_get(void *state, const char *key, char **value, size_t *len) {
   const char *argv[] = {"GET", key};
   size_t lens[] = {3, strlen(key)};
-  redisReply *reply;
+  redisReply *reply = NULL;
   int rc = command(state, "GET", 2, argv, lens, &reply);
   if (rc < 0)
     return rc;
@@ -221,7 +221,7 @@ static int redis_get(void *state, const char *key, char **value, size_t *len) {
 static int redis_del(void *state, const char *key) {
   const char *argv[] = {"DEL", key};
   size_t lens[] = {3, strlen(key)};
-  redisReply *reply;
+  redisReply *reply = NULL;
   int rc = command(state, "DEL", 2, argv, lens, &reply);
   if (rc == 0)
     freeReplyObject(reply);
