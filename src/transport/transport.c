@@ -99,6 +99,9 @@ struct transport {
 
   uint64_t packets_sent, packets_received;
   FILE *qlog; /* QUIC_PORTAL_QLOG_DIR set: this connection's qlog trace */
+  /* Loopback peer: nothing between us and the peer's socket buffer can
+   * queue, so send what the window allows at once, as TCP does on lo. */
+  bool no_pacing;
   uint8_t sendbuf[TRANSPORT_SEND_BUF];
 };
 
@@ -672,6 +675,7 @@ static transport_t *transport_alloc(const transport_config_t *cfg) {
   t->state = TRANSPORT_HANDSHAKING;
   t->conn_ref.get_conn = get_conn;
   t->conn_ref.user_data = t;
+  t->no_pacing = udp_addr_is_loopback(&cfg->remote);
   ngtcp2_connection_close_error_default(&t->ccerr);
   return t;
 }
@@ -958,7 +962,8 @@ int transport_flush(transport_t *t, uint64_t now, transport_send_cb send,
       if (rc != 0)
         return rc;
     }
-    ngtcp2_conn_update_pkt_tx_time(t->conn, now);
+    if (!t->no_pacing)
+      ngtcp2_conn_update_pkt_tx_time(t->conn, now);
     if (!more)
       break;
   }
