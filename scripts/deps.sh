@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev libhiredis-dev
   libcmocka-dev python3-dev python3-pytest
-  redis-server coturn nftables iproute2
+  redis-server coturn nftables iproute2 tshark
   clang libclang-rt-14-dev valgrind
 )
 
