@@ -105,10 +105,10 @@ typedef enum qp_log_level {
 } qp_log_level;
 
 /* Receives one formatted line (no trailing newline). Called from any thread,
- * including the portal's I/O thread, possibly while the library holds a
- * portal's internal lock: it must not block for long and must not call back
- * into the library. (A binding that takes its own lock here, such as
- * Python's GIL, must release that lock around every library call.) */
+ * including the portal's I/O thread, never while a portal's lock is held
+ * (lines written under it are queued, at most 8 per lock hold, and handed
+ * over when it is released). It should not block for long and must not
+ * call back into the library. */
 typedef void (*qp_log_cb)(qp_log_level level, const char *message, void *user);
 
 /*

@@ -60,14 +60,68 @@ bool qp_log_enabled(qp_log_level level) {
   return level >= qp_log_get_level() && level < QP_LOG_LEVEL_NONE;
 }
 
+/* Lines a thread may queue while it holds a library lock; each up to
+ * QP_LOG_DEFER_LINE bytes (4 KiB of thread-local storage per thread). */
+#define QP_LOG_DEFER_MAX 8
+#define QP_LOG_DEFER_LINE 480
+
+typedef struct deferred_line {
+  qp_log_level level;
+  char where[48]; /* "file.c:123" */
+  char text[QP_LOG_DEFER_LINE];
+} deferred_line_t;
+
+static _Thread_local int defer_depth;
+static _Thread_local int deferred_count;
+static _Thread_local int deferred_dropped;
+static _Thread_local deferred_line_t deferred[QP_LOG_DEFER_MAX];
+
+static void emit(qp_log_level level, const char *where, const char *text);
+
+void qp_log_defer_begin(void) { defer_depth++; }
+
+void qp_log_defer_end(void) {
+  if (defer_depth == 0 || --defer_depth > 0)
+    return;
+  int n = deferred_count, dropped = deferred_dropped;
+  deferred_count = deferred_dropped = 0;
+  for (int i = 0; i < n; i++)
+    emit(deferred[i].level, deferred[i].where, deferred[i].text);
+  if (dropped > 0) {
+    char text[64];
+    snprintf(text, sizeof(text), "%d more log lines dropped", dropped);
+    emit(QP_LOG_LEVEL_WARN, "log.c", text);
+  }
+}
+
 void qp_log_write(qp_log_level level, const char *file, int line,
                   const char *fmt, ...) {
   char text[QP_LOG_LINE_MAX];
+  char where[48];
+  const char *base = strrchr(file, '/');
+  snprintf(where, sizeof(where), "%.40s:%d", base ? base + 1 : file, line);
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(text, sizeof(text), fmt, ap);
   va_end(ap);
+  if (defer_depth > 0) {
+    if (deferred_count < QP_LOG_DEFER_MAX) {
+      deferred_line_t *d = &deferred[deferred_count++];
+      size_t len = strnlen(text, QP_LOG_DEFER_LINE - 1); /* long lines cut */
+      memcpy(d->text, text, len);
+      d->text[len] = '\0';
+      memcpy(d->where, where, sizeof(where));
+      d->level = level;
+    } else {
+      deferred_dropped++;
+    }
+    return;
+  }
+  emit(level, where, text);
+}
 
+/* The handler gets the message; the default stderr line also says where. */
+static void emit(qp_log_level level, const char *where, const char *text) {
   pthread_mutex_lock(&handler_lock);
   qp_log_cb handler = log_handler;
   void *user = log_handler_user;
@@ -77,7 +131,5 @@ void qp_log_write(qp_log_level level, const char *file, int line,
     handler(level, text, user);
     return;
   }
-  const char *base = strrchr(file, '/');
-  fprintf(stderr, "quic-portal %s %s:%d: %s\n", level_names[level],
-          base ? base + 1 : file, line, text);
+  fprintf(stderr, "quic-portal %s %s: %s\n", level_names[level], where, text);
 }

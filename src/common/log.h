@@ -13,6 +13,16 @@ bool qp_log_enabled(qp_log_level level);
 void qp_log_write(qp_log_level level, const char *file, int line,
                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/*
+ * Deferral: between qp_log_defer_begin() and the matching _end(), this
+ * thread's lines are queued (at most QP_LOG_DEFER_MAX; later ones are
+ * counted and reported as dropped) and handed to the handler at _end().
+ * The portal brackets its lock with these, so the user's handler never
+ * runs while the library holds a lock.
+ */
+void qp_log_defer_begin(void);
+void qp_log_defer_end(void);
+
 #define QP_LOG_AT_(level, ...)                                                 \
   do {                                                                         \
     if (qp_log_enabled(level))                                                 \

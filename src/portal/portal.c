@@ -81,6 +81,18 @@ struct qp_portal {
   void (*stun_ctx_free)(void *ctx);
 };
 
+/* The portal's lock. Log lines written while holding it reach the user's
+ * handler only after it is released (see qp_log_defer_begin). */
+static void portal_lock(qp_portal_t *p) {
+  pthread_mutex_lock(&p->lock);
+  qp_log_defer_begin();
+}
+
+static void portal_unlock(qp_portal_t *p) {
+  pthread_mutex_unlock(&p->lock);
+  qp_log_defer_end();
+}
+
 /* ---- creation ----------------------------------------------------------- */
 
 int qp_portal_create(qp_portal_t **out) {
@@ -146,7 +158,7 @@ int qp_portal_pin_peer(qp_portal_t *p, const char *fingerprint) {
     if (rc != 0)
       return rc;
   }
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   int rc = 0;
   if (p->phase != PHASE_NEW) {
     rc = qp_fail(QP_ERR_STATE, "pin the peer before listen/connect");
@@ -155,7 +167,7 @@ int qp_portal_pin_peer(qp_portal_t *p, const char *fingerprint) {
     if (p->has_pin)
       memcpy(p->pin, fp, sizeof(fp));
   }
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
   return rc;
 }
 
@@ -222,6 +234,8 @@ static void accept_client(qp_portal_t *p, const udp_datagram_t *d) {
   cfg.remote = d->from;
   if (transport_create_server(&cfg, d->data, d->len, qp_now_ns(), &p->tr) != 0)
     p->tr = NULL; /* not an Initial, or no memory: keep listening */
+  else
+    p->cfg.remote = d->from; /* for messages about this client */
 }
 
 static void answer_stun(qp_portal_t *p, const udp_datagram_t *d) {
@@ -324,21 +338,21 @@ static void io_round(qp_portal_t *p) {
 
 static void *io_thread(void *arg) {
   qp_portal_t *p = arg;
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   while (!p->stop) {
     uint64_t deadline = p->tr ? transport_expiry(p->tr) : UINT64_MAX;
     p->io_deadline = deadline;
     bool with_socket = !p->recv_driver;
     p->io_polls_socket = with_socket;
-    pthread_mutex_unlock(&p->lock);
+    portal_unlock(p);
     io_wait(p, deadline, with_socket);
-    pthread_mutex_lock(&p->lock);
+    portal_lock(p);
     if (p->stop)
       break;
     p->io_deadline = 0; /* awake: senders need not wake us */
     io_round(p);
   }
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
   return NULL;
 }
 
@@ -358,15 +372,15 @@ static int start_io(qp_portal_t *p) {
 
 /* Stop the thread and release the socket. Called without the lock held. */
 static void stop_io(qp_portal_t *p) {
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   p->stop = true;
   wake_all(p);
   bool joinable = p->thread_running;
   p->thread_running = false;
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
   if (joinable)
     pthread_join(p->thread, NULL);
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   udp_socket_close(&p->sock);
   /* The eventfds live as long as the portal: a receiver still on its way
    * into ppoll must find its wake-up pending, never a recycled fd. */
@@ -374,7 +388,7 @@ static void stop_io(qp_portal_t *p) {
   drain_fd(p->driver_wake_fd);
   free(p->batch);
   p->batch = NULL;
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
 }
 
 /* Undo a failed listen/connect so the portal can be used again. */
@@ -382,13 +396,13 @@ static int abandon_attempt(qp_portal_t *p, int code) {
   char saved[512];
   snprintf(saved, sizeof(saved), "%s", qp_last_error());
   stop_io(p);
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   transport_destroy(p->tr);
   p->tr = NULL;
   if (p->phase != PHASE_CLOSED)
     p->phase = PHASE_NEW;
   p->io_err = 0;
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
   return qp_fail(code, "%s", saved);
 }
 
@@ -413,15 +427,15 @@ static int prepare(qp_portal_t *p, const qp_transport_options *opts,
 }
 
 static uint64_t interrupt_gen(qp_portal_t *p) {
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   uint64_t gen = p->interrupts;
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
   return gen;
 }
 
 /* Claim the portal for listen/connect: QP_ERR_STATE if already used. */
 static int claim(qp_portal_t *p, phase_t phase, const char *what) {
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   int rc = 0;
   if (p->phase != PHASE_NEW)
     rc = qp_fail(QP_ERR_STATE,
@@ -429,20 +443,20 @@ static int claim(qp_portal_t *p, phase_t phase, const char *what) {
                  p->phase == PHASE_CLOSED ? "closed" : "in use");
   else
     p->phase = phase;
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
   return rc;
 }
 
 static void unclaim(qp_portal_t *p) {
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   p->phase = PHASE_NEW;
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
 }
 
 /* Wait for the handshake; on failure the message says what happened. */
 static int wait_connected(qp_portal_t *p, uint64_t deadline, const char *what,
                           int timeout_ms, uint64_t gen) {
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   int rc = 0;
   for (;;) {
     if (p->phase == PHASE_CONNECTED)
@@ -485,7 +499,7 @@ static int wait_connected(qp_portal_t *p, uint64_t deadline, const char *what,
       break;
     }
   }
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
   return rc;
 }
 
@@ -493,10 +507,10 @@ static int wait_connected(qp_portal_t *p, uint64_t deadline, const char *what,
 
 /* Other threads read p->sock (qp_portal_local_port) under the lock. */
 static void install_socket(qp_portal_t *p, const udp_socket_t *sock) {
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   p->sock = *sock;
   p->cfg.local = sock->local;
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
 }
 
 int qp_portal_listen(qp_portal_t *p, const char *ip, uint16_t port,
@@ -571,9 +585,9 @@ int qp_portal_connect(qp_portal_t *p, const char *host, uint16_t port,
     rc = start_io(p);
   if (rc != 0)
     return abandon_attempt(p, rc);
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   flush_locked(p);
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
   if ((rc = wait_connected(p, deadline, "connect", timeout_ms, gen)) != 0)
     return abandon_attempt(p, rc);
   return 0;
@@ -599,7 +613,7 @@ static void adopt_handoff(qp_portal_t *p, portal_handoff_t *h) {
 
 /* QUIC datagrams that arrived while traversal still owned the socket. */
 static void replay_early(qp_portal_t *p, const portal_handoff_t *h) {
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   for (size_t i = 0; i < h->early_count && i < 8; i++) {
     udp_datagram_t d = {.data = (uint8_t *)h->early[i], .len = h->early_len[i],
                         .from = h->early_from[i]};
@@ -607,7 +621,7 @@ static void replay_early(qp_portal_t *p, const portal_handoff_t *h) {
   }
   update_phase(p);
   flush_locked(p);
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
 }
 
 int portal_start_on_socket(qp_portal_t *p, portal_handoff_t *h, int timeout_ms) {
@@ -698,11 +712,11 @@ int qp_portal_send(qp_portal_t *p, const void *buf, size_t len, int timeout_ms) 
                    "length allows at most %llu bytes",
                    len, (unsigned long long)QP_MAX_MESSAGE_SIZE);
   uint64_t deadline = qp_deadline_ns(timeout_ms);
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   uint64_t gen = p->interrupts;
   /* Wait for room first, so a send that times out has copied nothing. */
   int rc = wait_send_room(p, deadline, timeout_ms, gen);
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
   if (rc != 0)
     return rc;
   /* Copy outside the lock: the I/O thread keeps running meanwhile. Other
@@ -711,7 +725,7 @@ int qp_portal_send(qp_portal_t *p, const void *buf, size_t len, int timeout_ms) 
   transport_msg_t *m = transport_msg_new(buf, len);
   if (m == NULL)
     return qp_fail(QP_ERR_NOMEM, "out of memory queueing a %zu-byte message", len);
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   rc = usable(p);
   if (rc == 0) {
     rc = transport_queue(p->tr, m);
@@ -719,7 +733,7 @@ int qp_portal_send(qp_portal_t *p, const void *buf, size_t len, int timeout_ms) 
     if (rc == 0)
       flush_locked(p);
   }
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
   transport_msg_free(m);
   return rc;
 }
@@ -745,9 +759,9 @@ static bool wait_for_message(qp_portal_t *p, uint64_t deadline) {
   struct pollfd fds[2] = {{.fd = p->sock.fd, .events = POLLIN},
                           {.fd = p->driver_wake_fd, .events = POLLIN}};
   p->recv_driver = true;
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
   int n = ppoll(fds, 2, &ts, NULL);
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   p->recv_driver = false;
   /* Acknowledgements for our data may arrive after we stop driving: make
    * sure the I/O thread watches the socket again instead of its timer. */
@@ -766,7 +780,7 @@ int qp_portal_recv(qp_portal_t *p, void **msg, size_t *len, int timeout_ms) {
   if (p == NULL || msg == NULL || len == NULL)
     return qp_fail(QP_ERR_INVALID, "qp_portal_recv: NULL argument");
   uint64_t deadline = qp_deadline_ns(timeout_ms);
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   uint64_t gen = p->interrupts;
   int rc;
   for (;;) {
@@ -799,7 +813,7 @@ int qp_portal_recv(qp_portal_t *p, void **msg, size_t *len, int timeout_ms) {
       break;
     }
   }
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
   return rc;
 }
 
@@ -809,10 +823,10 @@ bool qp_portal_is_connected(const qp_portal_t *cp) {
   if (cp == NULL)
     return false;
   qp_portal_t *p = (qp_portal_t *)cp; /* the lock is not logical state */
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   bool up = p->phase == PHASE_CONNECTED && p->io_err == 0 &&
             transport_state(p->tr) == TRANSPORT_ESTABLISHED;
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
   return up;
 }
 
@@ -843,9 +857,9 @@ int qp_portal_close(qp_portal_t *p, int linger_ms) {
     return qp_fail(QP_ERR_INVALID, "qp_portal_close: portal is NULL");
   if (linger_ms < 0)
     linger_ms = PORTAL_DEFAULT_LINGER_MS;
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   if (p->phase == PHASE_NEW || p->phase == PHASE_CLOSED) {
-    pthread_mutex_unlock(&p->lock);
+    portal_unlock(p);
     return 0;
   }
   int rc = drain(p, linger_ms);
@@ -855,7 +869,7 @@ int qp_portal_close(qp_portal_t *p, int linger_ms) {
   }
   p->phase = PHASE_CLOSED;
   wake_all(p);
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
   stop_io(p);
   return rc;
 }
@@ -863,10 +877,10 @@ int qp_portal_close(qp_portal_t *p, int linger_ms) {
 int qp_portal_interrupt(qp_portal_t *p) {
   if (p == NULL)
     return qp_fail(QP_ERR_INVALID, "qp_portal_interrupt: portal is NULL");
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   p->interrupts++;
   wake_all(p);
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
   return 0;
 }
 
@@ -875,7 +889,7 @@ int qp_portal_interrupt(qp_portal_t *p) {
 int qp_portal_get_stats(qp_portal_t *p, qp_portal_stats *out) {
   if (p == NULL || out == NULL)
     return qp_fail(QP_ERR_INVALID, "qp_portal_get_stats: NULL argument");
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   int rc = 0;
   if (p->tr == NULL || p->handshake_ns == 0) {
     rc = qp_fail(QP_ERR_NOT_CONNECTED, "no connection was made yet");
@@ -893,7 +907,7 @@ int qp_portal_get_stats(qp_portal_t *p, qp_portal_stats *out) {
         .handshake_us = p->handshake_ns / 1000,
     };
   }
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
   return rc;
 }
 
@@ -901,8 +915,8 @@ uint16_t qp_portal_local_port(const qp_portal_t *cp) {
   if (cp == NULL)
     return 0;
   qp_portal_t *p = (qp_portal_t *)cp;
-  pthread_mutex_lock(&p->lock);
+  portal_lock(p);
   uint16_t port = p->sock.fd >= 0 ? udp_addr_port(&p->sock.local) : 0;
-  pthread_mutex_unlock(&p->lock);
+  portal_unlock(p);
   return port;
 }
