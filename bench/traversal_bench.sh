@@ -11,7 +11,9 @@ lab="$here/tests/lab/natlab.sh"
 peer="$build/tests/lab_peer"
 repeats=${QP_NAT_BENCH_REPEATS:-5}
 export NATLAB_PREFIX=qpb$$
-[ "$(id -u)" -eq 0 ] || { echo "traversal_bench: needs root for the NAT lab" >&2; exit 77; }
+# shellcheck source=../tests/lab/lab_env.sh
+. "$here/tests/lab/lab_env.sh"
+lab_skip_unless_ready
 [ -x "$peer" ] || { echo "traversal_bench: $peer missing; build first" >&2; exit 2; }
 trap 'bash "$lab" down >/dev/null 2>&1' EXIT
 

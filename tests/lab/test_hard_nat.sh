@@ -17,15 +17,9 @@ peer=${1:?usage: test_hard_nat.sh LAB_PEER_BINARY}
 lab="$here/natlab.sh"
 export NATLAB_PREFIX=${NATLAB_PREFIX:-qph$$}
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "SKIP: the NAT lab needs root (network namespaces and nftables)"; exit 77
-fi
-if ! ip netns list >/dev/null 2>&1 || ! command -v nft >/dev/null; then
-  echo "SKIP: ip netns or nft unavailable"; exit 77
-fi
-for tool in turnserver redis-server; do
-  command -v $tool >/dev/null || { echo "SKIP: $tool not installed"; exit 77; }
-done
+# shellcheck source=lab_env.sh
+. "$here/lab_env.sh"
+lab_skip_unless_ready
 
 TRIALS=${QP_HARD_TRIALS:-20}
 MIN_OK=${QP_HARD_MIN_OK:-19}
