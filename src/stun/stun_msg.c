@@ -426,6 +426,37 @@ int stun_msg_parse(const uint8_t *buf, size_t len, stun_msg *out) {
   return rc;
 }
 
+bool stun_msg_find_attr(const stun_msg *msg, uint16_t type, stun_bytes *out) {
+  if (!msg || !msg->raw || !out)
+    return false;
+  /* The parse ignored what follows the first integrity attribute. */
+  size_t end = msg->raw_len;
+  if (msg->integrity_offset && msg->integrity_offset < end)
+    end = msg->integrity_offset;
+  if (msg->integrity_sha256_offset && msg->integrity_sha256_offset < end)
+    end = msg->integrity_sha256_offset;
+  size_t offset = STUN_HEADER_SIZE;
+  while (end - offset >= STUN_ATTR_HEADER_SIZE) {
+    size_t len = get16(msg->raw + offset + 2);
+    if (padded(len) > end - offset - STUN_ATTR_HEADER_SIZE)
+      return false;
+    if (get16(msg->raw + offset) == type) {
+      *out = (stun_bytes){msg->raw + offset + STUN_ATTR_HEADER_SIZE, len};
+      return true;
+    }
+    offset += STUN_ATTR_HEADER_SIZE + padded(len);
+  }
+  return false;
+}
+
+int stun_msg_decode_address(const stun_msg *msg, uint16_t type,
+                            stun_bytes value, bool xored,
+                            struct sockaddr_storage *out) {
+  if (!msg || !value.data || !out)
+    return qp_fail(QP_ERR_INVALID, "stun_msg_decode_address: NULL argument");
+  return parse_address(msg, type, value.data, value.len, xored, out);
+}
+
 /* ---- integrity --------------------------------------------------------- */
 
 /* HMAC over the message up to the integrity attribute at `offset`, with the

@@ -202,6 +202,21 @@ int stun_msg_parse(const uint8_t *buf, size_t len, stun_msg *out);
 int stun_msg_check_integrity(const stun_msg *msg, const uint8_t *key,
                              size_t key_len);
 
+/*
+ * The value of the first attribute of `type` that the parse looked at (none
+ * after MESSAGE-INTEGRITY but the integrity ones and FINGERPRINT), for
+ * attributes stun_msg has no field for, e.g. TURN's (RFC 8656). Returns
+ * true and sets *out (pointing into msg->raw) when present.
+ */
+bool stun_msg_find_attr(const stun_msg *msg, uint16_t type, stun_bytes *out);
+
+/* Decode an address attribute value found in msg: the plain form (RFC 8489
+ * section 14.1) or the XOR form (section 14.2, using msg's txid), e.g.
+ * XOR-RELAYED-ADDRESS. Returns 0, or QP_ERR_STUN naming the attribute. */
+int stun_msg_decode_address(const stun_msg *msg, uint16_t type,
+                            stun_bytes value, bool xored,
+                            struct sockaddr_storage *out);
+
 /* key = MD5(username ":" realm ":" password) (RFC 8489 section 9.2.2),
  * for strings already processed by OpaqueString/SASLprep: this function
  * does no Unicode processing. Returns 0 or QP_ERR_INVALID/QP_ERR_INTERNAL. */
