@@ -71,7 +71,8 @@ extern "C" {
   XX(PUNCH, -18, "NAT traversal failed")                                       \
   XX(PROTOCOL, -19, "peer violated the protocol")                              \
   XX(NOT_SUPPORTED, -20, "not supported")                                      \
-  XX(INTERNAL, -21, "internal error")
+  XX(INTERNAL, -21, "internal error")                                          \
+  XX(RELAY, -22, "TURN relay failure")
 
 typedef enum qp_err {
   QP_OK = 0,
