@@ -1,15 +1,31 @@
 #!/usr/bin/env bash
-# Install the Debian packages quic-portal needs, only those missing.
+# Install the Debian packages quic-portal needs, only those missing:
+#   scripts/deps.sh        what the build needs
+#   scripts/deps.sh test   that and what the test suite needs
 # Runs apt-get as root (directly, or through sudo when available).
 set -euo pipefail
 
-PACKAGES=(
+# What `make` needs to build the library, the CLI and the Python extension.
+BUILD_PACKAGES=(
   build-essential cmake pkg-config
-  libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev libhiredis-dev
-  libcmocka-dev python3-dev python3-pytest
-  redis-server coturn nftables iproute2 tshark
+  libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev nettle-dev libhiredis-dev
+  python3-dev
+)
+# What `make test` needs besides: the test framework, the real servers the
+# tests talk to (Redis, coturn, miniupnpd), the NAT lab's tools, the
+# sanitizer and ThreadSanitizer runtimes, the capture test's tshark, and the
+# Python package's tests (pytest, venv + pip for the install test).
+TEST_PACKAGES=(
+  libcmocka-dev python3-pytest python3-venv python3-pip
+  redis-server coturn nftables iproute2 conntrack tshark
+  miniupnpd-nftables libminiupnpc-dev libnatpmp-dev
   clang libclang-rt-14-dev valgrind
 )
+
+PACKAGES=("${BUILD_PACKAGES[@]}")
+if [ "${1:-build}" = test ]; then
+  PACKAGES+=("${TEST_PACKAGES[@]}")
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

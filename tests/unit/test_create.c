@@ -1,3 +1,4 @@
+/* ctest: labels=loopback,iothread */
 /*
  * qp_create_server / qp_create_client end to end in one process: two threads
  * meet through a mem: rendezvous with host candidates on loopback, verify

@@ -1,3 +1,4 @@
+/* ctest: labels=unit */
 /* The error table: names, texts, and the thread-local message. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* ctest: labels=unit */
 /* The message framing parser: any split of the stream gives the same whole
  * messages, 0-byte messages included, and a half message is kept. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* ctest: labels=loopback,iothread */
 /*
  * Backpressure: when the peer does not read, send blocks once the send
  * window is full and times out with nothing of the message queued; a send

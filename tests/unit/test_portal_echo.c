@@ -1,3 +1,4 @@
+/* ctest: labels=loopback,iothread */
 /*
  * Whole messages through a portal pair in one process: sizes from 0 bytes to
  * 100 MiB come back byte for byte, many small messages keep their order, and

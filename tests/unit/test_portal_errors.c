@@ -1,3 +1,4 @@
+/* ctest: labels=loopback,iothread */
 /*
  * The portal's documented errors: each call fails with the code the header
  * promises, a message a person can act on, and no damage to the portal.

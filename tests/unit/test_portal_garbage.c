@@ -1,3 +1,4 @@
+/* ctest: labels=loopback,iothread */
 /*
  * Garbage datagrams from a stranger's socket: random bytes of many sizes,
  * truncated QUIC long headers, Initial-looking packets with a corrupted

@@ -1,3 +1,4 @@
+/* ctest: labels=loopback,iothread,slow timeout=200 */
 /*
  * A connection with default options (idle timeout 10 s, keep-alive 2 s)
  * left idle by both applications for 60 s is still up and delivers the next

@@ -1,3 +1,4 @@
+/* ctest: labels=loopback,iothread */
 /*
  * qp_portal_interrupt: every call blocked on the portal right now (listen,
  * connect, send, recv) returns QP_ERR_INTERRUPTED promptly; send queues

@@ -1,3 +1,4 @@
+/* ctest: labels=loopback,process,iothread */
 /*
  * Logging: a handler receives the library's lines at the level asked for
  * and nothing below it; NONE silences everything; a replaced handler gets

@@ -1,3 +1,4 @@
+/* ctest: labels=loopback,process,iothread */
 /*
  * Transport options: the defaults of quic-portal 0.1.x, controller names,
  * every controller moving data, options copied by the call that takes them,

@@ -1,3 +1,4 @@
+/* ctest: labels=loopback,iothread */
 /*
  * A receive that times out while a message is half-arrived returns
  * QP_ERR_TIMEOUT and hands out nothing; the half stays buffered and a later

@@ -1,3 +1,4 @@
+/* ctest: labels=loopback,iothread */
 /*
  * Certificate pinning: fingerprints look as documented, a correct pin on
  * either or both sides connects, a wrong pin makes both sides fail, and

@@ -1,3 +1,4 @@
+/* ctest: labels=loopback,process,iothread */
 /*
  * A portal pair across two processes: the test binary re-executes itself as
  * the peer (server or client) which echoes every message; the parent checks

@@ -1,3 +1,4 @@
+/* ctest: labels=loopback,iothread */
 /*
  * Threads on one portal: a send is not held up by a receive blocked on
  * another thread, a blocked receive wakes promptly for a message and on

@@ -1,3 +1,4 @@
+/* ctest: labels=external */
 /* The rendezvous facade and the mem, dir and callback backends: put, get,
  * delete, overwrite, missing keys, sessions, bad URLs and arguments. */
 #include <setjmp.h>

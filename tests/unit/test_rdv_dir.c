@@ -1,3 +1,4 @@
+/* ctest: labels=process */
 /* The dir backend across threads and processes: atomic replacement of
  * large values, two processes meeting through a folder, bad files. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* ctest: labels=unit */
 /* Rendezvous records: roundtrip, and each kind of bad record rejected with
  * its own error. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* ctest: labels=unit */
 /* A bounded, deterministic mutation fuzz of the rendezvous record parser:
  * it must never crash (ASan/UBSan watch every run), and whatever it accepts
  * must encode and decode back to the same record. fuzz/fuzz_rdv_record.c is

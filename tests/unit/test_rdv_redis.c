@@ -1,3 +1,4 @@
+/* ctest: labels=external,process */
 /* The Redis backend against a real redis-server that the test starts on a
  * free port of 127.0.0.1 (skipped with a reason if none is installed). */
 #include <setjmp.h>

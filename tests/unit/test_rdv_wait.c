@@ -1,3 +1,4 @@
+/* ctest: labels=unit */
 /* Polling with rdv_wait_get, and the mem backend shared by threads. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* ctest: labels=unit */
 /* STUN server names resolve within a deadline, literals pass through, and a
  * cancel ends the wait at once. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* ctest: labels=loopback */
 /* STUN client transactions: the retransmission schedule on a fake clock,
  * response matching, and real queries against the embedded server on
  * loopback (including a dead server that must cost only the deadline). */

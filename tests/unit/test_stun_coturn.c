@@ -1,3 +1,4 @@
+/* ctest: labels=external,process */
 /* Interoperability with coturn (a real third-party STUN server and client):
  * our client and NAT discovery against turnserver, and coturn's
  * turnutils_stunclient / turnutils_natdiscovery against our server. Every

@@ -1,3 +1,4 @@
+/* ctest: labels=unit */
 /* The STUN codec: RFC 5769 test vectors, malformed input, a mutation fuzz
  * loop with a fixed seed. */
 #include <setjmp.h>

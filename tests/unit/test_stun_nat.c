@@ -1,3 +1,4 @@
+/* ctest: labels=loopback */
 /* NAT behavior discovery: the classification table, and real discovery
  * against the embedded server on loopback (no NAT there, so "open"). */
 #include <setjmp.h>

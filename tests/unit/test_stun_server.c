@@ -1,3 +1,4 @@
+/* ctest: labels=loopback */
 /* The embedded STUN server: the sans-I/O handler (RFC 5780 slots, error
  * answers) and the four-socket runner on 127.0.0.1 + 127.0.0.2. */
 #include <setjmp.h>

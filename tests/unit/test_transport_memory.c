@@ -1,3 +1,4 @@
+/* ctest: labels=unit,iothread */
 /*
  * The sans-I/O transport on its own: two transports exchange datagrams in
  * memory under a fake clock, with no socket and no thread. Loss is a seeded

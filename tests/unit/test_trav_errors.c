@@ -1,3 +1,4 @@
+/* ctest: labels=loopback */
 /*
  * test_trav_errors.c: trav_run's failures and refusals: no peer (bounded
  * timeout naming what was tried), pairs that never answer, a record of

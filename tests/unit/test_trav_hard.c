@@ -1,3 +1,4 @@
+/* ctest: labels=unit */
 /*
  * test_trav_hard: the pure parts of hard-NAT traversal (trav_hard.c): how
  * mapped ports classify a NAT, how that goes into the record and back, the

@@ -1,3 +1,4 @@
+/* ctest: labels=loopback */
 /*
  * test_trav_responder.c: the responder kept after the handoff answers an
  * authenticated late check (from any address) with a response the peer can

@@ -1,3 +1,4 @@
+/* ctest: labels=loopback,iothread */
 /*
  * test_trav_run.c: two trav_run agents (server and client threads) on
  * 127.0.0.1 meet through a mem: store and agree on each other's address;

@@ -1,3 +1,4 @@
+/* ctest: labels=loopback */
 /*
  * test_trav_script.c: a real trav_run server against a scripted client
  * whose credentials the test holds: forged checks and forged answers
