@@ -169,6 +169,13 @@ typedef struct qp_transport_options {
                                       packets are 16 KiB whatever this says,
                                       and the first RTT estimate is 1 ms. */
   bool mtu_discovery;               /* default false, as in 0.1.x */
+  /* default 1 GiB (1073741824), at most QP_MAX_MESSAGE_SIZE: the longest
+   * message this side accepts. A peer announcing more has the connection
+   * closed (QP_ERR_PROTOCOL, the message names both numbers) before anything
+   * is allocated; a message's buffer grows only as its bytes arrive. What one
+   * peer can make us hold is about this plus twice stream_receive_window
+   * (whole messages not yet taken by qp_portal_recv withhold credit). */
+  uint64_t max_message_size;
 } qp_transport_options;
 
 /* Fill *opts with the defaults above. */
@@ -274,8 +281,11 @@ QP_EXPORT int qp_portal_send(qp_portal_t *portal, const void *buf, size_t len,
  * closed are still returned; after them, QP_ERR_CLOSED.
  * Errors: QP_ERR_TIMEOUT, QP_ERR_NOT_CONNECTED (never connected),
  * QP_ERR_CLOSED (closed by either side, also after qp_portal_close),
- * QP_ERR_IDLE_TIMEOUT, QP_ERR_TRANSPORT, QP_ERR_INTERRUPTED, QP_ERR_INVALID
- * (a NULL argument).
+ * QP_ERR_IDLE_TIMEOUT, QP_ERR_TRANSPORT (also when this side sent a message
+ * longer than the peer's max_message_size: the peer closed the connection),
+ * QP_ERR_PROTOCOL (the peer announced a message longer than this side's
+ * max_message_size: the connection is closed), QP_ERR_INTERRUPTED,
+ * QP_ERR_INVALID (a NULL argument).
  * Thread-safe; concurrent receivers each get whole, different messages.
  */
 QP_EXPORT int qp_portal_recv(qp_portal_t *portal, void **msg, size_t *len,

@@ -13,6 +13,10 @@ static const char *const cc_names[] = {
 };
 #define CC_COUNT (sizeof(cc_names) / sizeof(cc_names[0]))
 
+/* Default receive limit: 1 GiB, far above what a message-per-call API is
+ * used for, far below the 4 GiB the wire format lets a peer announce. */
+#define OPTIONS_DEFAULT_MAX_MESSAGE (UINT64_C(1) << 30)
+
 /* Documented process-wide state: each "cannot honor" warning logs once. */
 static atomic_bool warned_initial_window;
 static atomic_bool warned_fixed;
@@ -32,6 +36,7 @@ void qp_transport_options_init(qp_transport_options *o) {
       .max_concurrent_streams = 100,
       .max_udp_payload = 1200,
       .mtu_discovery = false,
+      .max_message_size = OPTIONS_DEFAULT_MAX_MESSAGE,
   };
 }
 
@@ -89,6 +94,12 @@ int options_validate(const qp_transport_options *o) {
   if (o->max_udp_payload < MIN_UDP_PAYLOAD || o->max_udp_payload > MAX_UDP_PAYLOAD)
     return qp_fail(QP_ERR_INVALID, "max_udp_payload=%u: must be in [%d, %d]",
                    o->max_udp_payload, MIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD);
+  if (o->max_message_size > QP_MAX_MESSAGE_SIZE)
+    return qp_fail(QP_ERR_INVALID,
+                   "max_message_size=%llu: must be <= %llu (the 4-byte length "
+                   "prefix)",
+                   (unsigned long long)o->max_message_size,
+                   (unsigned long long)QP_MAX_MESSAGE_SIZE);
   if (o->initial_rtt_ms == 0 || o->max_concurrent_streams == 0)
     return qp_fail(QP_ERR_INVALID,
                    "initial_rtt_ms and max_concurrent_streams must be > 0");

@@ -9,8 +9,11 @@
  *  |                 payload (length bytes) ...                    |
  *  +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
  *
- * The parser takes stream bytes in any split and hands out whole messages,
- * copying each payload byte once into a buffer of the announced length.
+ * The parser takes stream bytes in any split and hands out whole messages.
+ * The announced length is checked against the receiver's limit before
+ * anything is allocated, and a message's buffer grows as its bytes arrive
+ * (doubling from FRAMING_FIRST_CHUNK), never from the announced length
+ * alone: a peer that announces 4 GiB and sends 10 bytes costs 64 KiB.
  */
 #ifndef QP_TRANSPORT_FRAMING_H
 #define QP_TRANSPORT_FRAMING_H
@@ -21,6 +24,10 @@
 
 #define FRAMING_HEADER_LEN 4
 
+/* First buffer of a message (or its whole length if shorter): one loopback
+ * packet's worth, so small messages take one allocation. */
+#define FRAMING_FIRST_CHUNK (64 * 1024)
+
 /* Receives a whole message; owns data (free() it). data is never NULL, also
  * for a 0-byte message. */
 typedef void (*framing_msg_cb)(void *ctx, uint8_t *data, size_t len);
@@ -29,19 +36,28 @@ typedef struct framing_parser {
   uint8_t hdr[FRAMING_HEADER_LEN];
   size_t hdr_have;
   uint8_t *data; /* the message being assembled */
-  size_t len, have;
+  size_t len, have, cap; /* announced, received, allocated (have <= cap <= len) */
+  uint64_t max_len;      /* longest payload accepted (framing_parser_init) */
   bool active;
 } framing_parser_t;
 
-/* Consume len stream bytes. Returns 0, or QP_ERR_NOMEM (with a message) if
- * a message buffer cannot be allocated; the parser is then unusable. */
+/* Start an empty parser that accepts payloads of at most max_len bytes. */
+void framing_parser_init(framing_parser_t *p, uint64_t max_len);
+
+/* Consume len stream bytes. Returns 0, QP_ERR_PROTOCOL (with a message naming
+ * both numbers) when a length prefix exceeds max_len, or QP_ERR_NOMEM if a
+ * message buffer cannot grow; after an error the parser is unusable. */
 int framing_consume(framing_parser_t *p, const uint8_t *data, size_t len,
                     framing_msg_cb on_message, void *ctx);
 
 /* True while part of a message (header or payload) is buffered. */
 bool framing_partial(const framing_parser_t *p);
 
-/* Free a half-assembled message. The parser may be reused afterwards. */
+/* Bytes the parser holds: the allocated buffer of a partial message. */
+size_t framing_held(const framing_parser_t *p);
+
+/* Free a half-assembled message. The parser may be reused afterwards (with
+ * the same max_len). */
 void framing_parser_cleanup(framing_parser_t *p);
 
 /* Write the header for a payload of len bytes (len <= UINT32_MAX). */

@@ -50,6 +50,9 @@
 
 /* The application error code sent with a graceful close. */
 #define TRANSPORT_APP_NO_ERROR 0
+/* The application error code sent when the peer broke the framing (a
+ * message longer than our max_message_size). */
+#define TRANSPORT_APP_PROTOCOL_ERROR 1
 
 struct transport_msg {
   struct transport_msg *next;
@@ -274,6 +277,16 @@ transport_msg_t *transport_msg_new(const void *payload, size_t len) {
   return m;
 }
 
+transport_msg_t *transport_msg_new_raw(const void *bytes, size_t len) {
+  transport_msg_t *m = malloc(sizeof(*m) + len);
+  if (m == NULL)
+    return NULL;
+  *m = (transport_msg_t){.len = len};
+  if (len)
+    memcpy(m->data, bytes, len);
+  return m;
+}
+
 void transport_msg_free(transport_msg_t *m) { free(m); }
 
 int transport_queue(transport_t *t, transport_msg_t *m) {
@@ -425,6 +438,24 @@ static int cb_stream_open(ngtcp2_conn *conn, int64_t stream_id, void *user) {
   return 0;
 }
 
+/* The message stream cannot go on: a length prefix above max_message_size
+ * (rc QP_ERR_PROTOCOL) or no memory. Close with an application error whose
+ * reason tells the peer why. */
+static void end_receiving(transport_t *t, int rc) {
+  char who[UDP_ADDRSTRLEN];
+  peer_name(t, who, sizeof(who));
+  if (rc != QP_ERR_PROTOCOL) {
+    end_with(t, QP_ERR_NOMEM, true, "out of memory receiving a message from %s",
+             who);
+    return;
+  }
+  static const char reason[] = "message longer than the receiver's max_message_size";
+  ngtcp2_connection_close_error_set_application_error(
+      &t->ccerr, TRANSPORT_APP_PROTOCOL_ERROR, (const uint8_t *)reason,
+      sizeof(reason) - 1);
+  end_with(t, QP_ERR_PROTOCOL, true, "%s: %s", who, qp_last_error());
+}
+
 static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags,
                                int64_t stream_id, uint64_t offset,
                                const uint8_t *data, size_t datalen, void *user,
@@ -434,9 +465,9 @@ static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags,
   (void)stream_user;
   transport_t *t = user;
   if (stream_id == t->stream_id) {
-    if (framing_consume(&t->parser, data, datalen, in_complete, t) != 0 ||
-        t->in_failed) {
-      end_with(t, QP_ERR_NOMEM, true, "out of memory receiving a message");
+    int rc = framing_consume(&t->parser, data, datalen, in_complete, t);
+    if (rc != 0 || t->in_failed) {
+      end_receiving(t, rc);
       return NGTCP2_ERR_CALLBACK_FAILURE;
     }
     if (flags & NGTCP2_STREAM_DATA_FLAG_FIN)
@@ -676,6 +707,7 @@ static transport_t *transport_alloc(const transport_config_t *cfg) {
   t->conn_ref.get_conn = get_conn;
   t->conn_ref.user_data = t;
   t->no_pacing = udp_addr_is_loopback(&cfg->remote);
+  framing_parser_init(&t->parser, cfg->opts.max_message_size);
   ngtcp2_connection_close_error_default(&t->ccerr);
   return t;
 }
@@ -982,6 +1014,10 @@ int transport_error(const transport_t *t, const char **message) {
 bool transport_peer_finished(const transport_t *t) {
   return t->peer_finished ||
          (t->state == TRANSPORT_CLOSED && t->err_code != 0);
+}
+
+uint64_t transport_held_bytes(const transport_t *t) {
+  return t->in_queued_bytes + framing_held(&t->parser);
 }
 
 void transport_get_stats(transport_t *t, transport_stats_t *out) {

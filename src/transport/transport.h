@@ -80,6 +80,10 @@ bool transport_peer_finished(const transport_t *t);
 /* Allocate a message and copy payload into it (len <= QP_MAX_MESSAGE_SIZE,
  * checked by the caller). NULL when out of memory. */
 transport_msg_t *transport_msg_new(const void *payload, size_t len);
+/* A message whose len bytes go on the stream exactly as given, with no
+ * length prefix added: for tests and fuzzers that play a peer breaking the
+ * framing (a lying length prefix). NULL when out of memory. */
+transport_msg_t *transport_msg_new_raw(const void *bytes, size_t len);
 void transport_msg_free(transport_msg_t *m);
 /* Queue m (ownership passes to t). QP_ERR_CLOSED when the connection ended
  * (m is freed). */
@@ -94,6 +98,10 @@ bool transport_has_unsent(const transport_t *t);
  * gave flow-control credit back to the peer: flush soon. */
 bool transport_pop(transport_t *t, uint8_t **data, size_t *len,
                    bool *credit_returned);
+
+/* Bytes of received messages this side holds: whole messages not yet
+ * popped plus the buffer of the one being assembled. */
+uint64_t transport_held_bytes(const transport_t *t);
 
 typedef struct transport_stats {
   uint64_t packets_sent;

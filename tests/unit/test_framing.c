@@ -51,7 +51,8 @@ static void every_two_way_split_gives_the_same_messages(void **state) {
   uint8_t stream[512];
   size_t total = build_stream(stream, sizes, 4);
   for (size_t cut = 0; cut <= total; cut++) {
-    framing_parser_t p = {0};
+    framing_parser_t p;
+    framing_parser_init(&p, QP_MAX_MESSAGE_SIZE);
     got_t g = {0};
     assert_int_equal(framing_consume(&p, stream, cut, collect, &g), 0);
     assert_int_equal(framing_consume(&p, stream + cut, total - cut, collect, &g), 0);
@@ -73,7 +74,8 @@ static void byte_by_byte_and_half_message_kept(void **state) {
   const size_t sizes[] = {300};
   uint8_t stream[400];
   size_t total = build_stream(stream, sizes, 1);
-  framing_parser_t p = {0};
+  framing_parser_t p;
+  framing_parser_init(&p, QP_MAX_MESSAGE_SIZE);
   got_t g = {0};
   for (size_t i = 0; i + 1 < total; i++) {
     assert_int_equal(framing_consume(&p, stream + i, 1, collect, &g), 0);
@@ -89,6 +91,58 @@ static void byte_by_byte_and_half_message_kept(void **state) {
   framing_parser_cleanup(&p);
 }
 
+/* A prefix above the limit is refused before anything is allocated, and the
+ * error names both numbers. A limit equal to the length is accepted. */
+static void longer_than_the_limit_is_a_protocol_error(void **state) {
+  (void)state;
+  uint8_t hdr[FRAMING_HEADER_LEN];
+  framing_header_write(hdr, 0xFFFFFFFFu);
+  framing_parser_t p;
+  framing_parser_init(&p, 1000);
+  got_t g = {0};
+  assert_int_equal(framing_consume(&p, hdr, sizeof(hdr), collect, &g),
+                   QP_ERR_PROTOCOL);
+  TU_ASSERT_CONTAINS(qp_last_error(), "4294967295");
+  TU_ASSERT_CONTAINS(qp_last_error(), "1000");
+  assert_int_equal(framing_held(&p), 0);
+  framing_parser_cleanup(&p);
+
+  uint8_t exact[FRAMING_HEADER_LEN + 1000];
+  framing_header_write(exact, 1000);
+  memset(exact + FRAMING_HEADER_LEN, 7, 1000);
+  framing_parser_init(&p, 1000);
+  assert_int_equal(framing_consume(&p, exact, sizeof(exact), collect, &g), 0);
+  assert_int_equal(g.count, 1);
+  got_free(&g);
+  framing_parser_cleanup(&p);
+}
+
+/* The buffer follows the bytes that arrived, not the announced length. */
+static void buffer_grows_with_the_bytes_received(void **state) {
+  (void)state;
+  const size_t announced = 100u << 20; /* 100 MiB */
+  uint8_t hdr[FRAMING_HEADER_LEN];
+  framing_header_write(hdr, (uint32_t)announced);
+  framing_parser_t p;
+  framing_parser_init(&p, QP_MAX_MESSAGE_SIZE);
+  got_t g = {0};
+  assert_int_equal(framing_consume(&p, hdr, sizeof(hdr), collect, &g), 0);
+  assert_int_equal(framing_held(&p), 0);
+  static uint8_t chunk[4096];
+  assert_int_equal(framing_consume(&p, chunk, 10, collect, &g), 0);
+  assert_true(framing_held(&p) <= FRAMING_FIRST_CHUNK);
+  size_t fed = 10;
+  while (fed < (1u << 20)) {
+    assert_int_equal(framing_consume(&p, chunk, sizeof(chunk), collect, &g), 0);
+    fed += sizeof(chunk);
+  }
+  assert_true(framing_held(&p) >= fed);
+  assert_true(framing_held(&p) <= 2 * fed);
+  assert_int_equal(g.count, 0);
+  framing_parser_cleanup(&p);
+  assert_int_equal(framing_held(&p), 0);
+}
+
 static void header_is_big_endian(void **state) {
   (void)state;
   uint8_t h[4];
@@ -102,6 +156,8 @@ int main(void) {
       cmocka_unit_test(every_two_way_split_gives_the_same_messages),
       cmocka_unit_test(byte_by_byte_and_half_message_kept),
       cmocka_unit_test(header_is_big_endian),
+      cmocka_unit_test(longer_than_the_limit_is_a_protocol_error),
+      cmocka_unit_test(buffer_grows_with_the_bytes_received),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
