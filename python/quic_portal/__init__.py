@@ -20,16 +20,20 @@ The library's log goes to the standard ``logging`` module, logger
 from __future__ import annotations
 
 import atexit as _atexit
+import enum as _enum
 import logging as _logging
 import math as _math
 import numbers as _numbers
-import socket as _socket
-import threading as _threading
-import time as _time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 from . import _core
-from ._core import ConnectionError, PortalError, QuicTransportOptions, __version__
+from ._core import (
+    ArgumentError,
+    ConnectionError,
+    PortalError,
+    QuicTransportOptions,
+    __version__,
+)
 from ._mapping import MappingStore as _MappingStore
 
 __all__ = [
@@ -37,6 +41,8 @@ __all__ = [
     "QuicTransportOptions",
     "PortalError",
     "ConnectionError",
+    "ArgumentError",
+    "ErrorCode",
     "__version__",
 ]
 
@@ -47,6 +53,12 @@ DEFAULT_STUN_SERVERS: List[Tuple[str, int]] = [
 ]
 
 _log = _logging.getLogger("quic_portal")
+
+#: The library's error codes: ``PortalError.code`` is one of these numbers
+#: (compare ``e.code == ErrorCode.PUNCH``; ``e.error_name`` is for display).
+ErrorCode = _enum.IntEnum("ErrorCode", sorted(_core._ERROR_CODES.items(),
+                                              key=lambda kv: -kv[1]))
+ErrorCode.__module__ = "quic_portal"
 
 #: The rendezvous session create_server/create_client use unless told.
 DEFAULT_SESSION = "quic-portal"
@@ -136,93 +148,6 @@ def _stun_text(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-# ---- STUN server names -------------------------------------------------------
-#
-# The C library resolves STUN server names with a blocking getaddrinfo()
-# before it starts punching, outside punch_timeout and its cancel callback.
-# A resolver that does not answer (offline, or a lost DNS packet: glibc then
-# waits 5 s per try) would stall create_server/create_client past their
-# punch_timeout and Ctrl-C. So names are resolved here first, all at once on
-# daemon threads, waiting at most _RESOLVE_BUDGET (and a quarter of
-# punch_timeout); the library gets IPv4 literals (its socket is IPv4), and a
-# name without an answer in time is skipped for this call (logged), as the
-# library skips names that do not resolve. Answers are cached.
-
-_RESOLVE_BUDGET = 2.0  # seconds
-_RESOLVE_TTL_OK = 300.0
-_RESOLVE_TTL_FAIL = 30.0
-_resolve_lock = _threading.Lock()
-_resolve_cache: Dict[str, Tuple[float, Optional[str]]] = {}
-_resolve_pending: Dict[str, _threading.Event] = {}
-
-
-def _is_ip_literal(host: str) -> bool:
-    for family in (_socket.AF_INET, _socket.AF_INET6):
-        try:
-            _socket.inet_pton(family, host)
-            return True
-        except (OSError, ValueError):
-            pass
-    return False
-
-
-def _resolve_worker(host: str, done: _threading.Event) -> None:
-    try:
-        infos = _socket.getaddrinfo(host, None, _socket.AF_INET, _socket.SOCK_DGRAM)
-        addr: Optional[str] = infos[0][4][0] if infos else None
-    except (OSError, UnicodeError):
-        addr = None
-    ttl = _RESOLVE_TTL_OK if addr else _RESOLVE_TTL_FAIL
-    with _resolve_lock:
-        _resolve_cache[host] = (_time.monotonic() + ttl, addr)
-        _resolve_pending.pop(host, None)
-    done.set()
-
-
-def _resolve_stun(servers: List[Tuple[str, int]], budget: float) -> List[str]:
-    """"host:port" texts for the library: literals as given, names as the
-    IPv4 address they resolve to within budget seconds; others skipped."""
-    waits: Dict[str, _threading.Event] = {}
-    now = _time.monotonic()
-    with _resolve_lock:
-        for host, _ in servers:
-            if _is_ip_literal(host) or host in waits:
-                continue
-            hit = _resolve_cache.get(host)
-            if hit is not None and hit[0] > now:
-                continue
-            ev = _resolve_pending.get(host)
-            if ev is None:
-                ev = _resolve_pending[host] = _threading.Event()
-                _threading.Thread(target=_resolve_worker, args=(host, ev), daemon=True,
-                                  name=f"quic_portal-resolve-{host}").start()
-            waits[host] = ev
-    deadline = now + budget
-    for ev in waits.values():
-        # In slices, so that signal handlers (Ctrl-C) run in between
-        # whichever thread the signal was delivered to.
-        while not ev.is_set():
-            left = deadline - _time.monotonic()
-            if left <= 0:
-                break
-            ev.wait(min(left, 0.05))
-    out = []
-    with _resolve_lock:
-        for host, port in servers:
-            if _is_ip_literal(host):
-                out.append(_stun_text(host, port))
-                continue
-            hit = _resolve_cache.get(host)
-            addr = hit[1] if hit is not None else None
-            if addr:
-                out.append(_stun_text(addr, port))
-            else:
-                _log.info("STUN server %s:%d skipped: %s", host, port,
-                          "not resolved" if hit is not None
-                          else f"no DNS answer within {budget:.1f} s")
-    return out
-
-
 def _create(
     cls: type,
     is_server: bool,
@@ -241,7 +166,6 @@ def _create(
     url = getattr(mapping, "_qp_rendezvous_url", None)
     if not isinstance(url, str):
         url = None
-    start = _time.monotonic()
     store = None if url is not None else _MappingStore(mapping)
     port = _check_port(local_port, "local_port")
     servers = _stun_list(stun_servers, stun_server)
@@ -253,21 +177,11 @@ def _create(
         session = getattr(mapping, "_qp_session", None) or DEFAULT_SESSION
     session = _check_session(session)
     no_pin = _check_flag(legacy, "legacy") or not _check_flag(pin, "pin")
-    stun = _resolve_stun(servers, min(_RESOLVE_BUDGET, timeout / 4))
-    # punch_timeout counts from the call: what the names took is spent.
-    full_ms = max(1, int(_math.ceil(timeout * 1000)))
-    spent_ms = int((_time.monotonic() - start) * 1000)
-    timeout_ms = max(1, full_ms - spent_ms) if spent_ms >= 20 else full_ms
-    try:
-        return _core._create(cls, is_server, store, url, session, port, stun, timeout_ms,
-                             no_pin, opts)
-    except ConnectionError as e:
-        # The library counted from when it started; the caller from the call.
-        said = f"Failed to punch NAT within {timeout_ms} ms"
-        text = str(e)
-        if timeout_ms != full_ms and text.startswith(said):
-            e.args = (f"Failed to punch NAT within {full_ms} ms" + text[len(said):],)
-        raise
+    # Names are resolved by the C library (bounded, cancellable), not here.
+    stun = [_stun_text(host, port) for host, port in servers]
+    timeout_ms = max(1, int(_math.ceil(timeout * 1000)))
+    return _core._create(cls, is_server, store, url, session, port, stun, timeout_ms,
+                         no_pin, opts)
 
 
 _CREATE_DOC = """{summary}

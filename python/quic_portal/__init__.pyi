@@ -1,3 +1,4 @@
+import enum
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 __version__: str
@@ -8,11 +9,36 @@ DEFAULT_SESSION: str
 
 _Buffer = Union[bytes, bytearray, memoryview]
 
-class PortalError(Exception): ...
+class ErrorCode(enum.IntEnum):
+    INVALID: int
+    NOMEM: int
+    TIMEOUT: int
+    NOT_CONNECTED: int
+    CLOSED: int
+    TOO_LARGE: int
+    SOCKET: int
+    HANDSHAKE: int
+    PEER_VERIFY: int
+    TLS: int
+    TRANSPORT: int
+    IDLE_TIMEOUT: int
+    STATE: int
+    RESOLVE: int
+    INTERRUPTED: int
+    STUN: int
+    RENDEZVOUS: int
+    PUNCH: int
+    PROTOCOL: int
+    NOT_SUPPORTED: int
+    INTERNAL: int
 
-class ConnectionError(PortalError):
+class PortalError(RuntimeError):
     code: int
     error_name: str
+
+class ConnectionError(PortalError): ...
+
+class ArgumentError(PortalError, ValueError): ...
 
 class QuicTransportOptions:
     max_idle_timeout_secs: Union[int, float]

@@ -70,8 +70,9 @@ static int PyModule_AddObjectRef(PyObject *m, const char *name, PyObject *v) {
 /* handler is process-wide anyway)                                           */
 /* ------------------------------------------------------------------------ */
 
-static PyObject *PortalError;     /* quic_portal.PortalError(Exception) */
-static PyObject *ConnectionErr;   /* quic_portal.ConnectionError(PortalError) */
+static PyObject *PortalError;   /* quic_portal.PortalError(RuntimeError) */
+static PyObject *ConnectionErr; /* quic_portal.ConnectionError(PortalError) */
+static PyObject *ArgumentErr;   /* quic_portal.ArgumentError(PortalError, ValueError) */
 static PyObject *g_logger;        /* logging.getLogger("quic_portal") */
 static atomic_bool g_log_to_python;
 
@@ -89,11 +90,39 @@ static const char *type_name(PyObject *o) { return Py_TYPE(o)->tp_name; }
 
 /*
  * Raise the Python exception for library error rc with message msg (the
- * copy of qp_last_error() taken on the thread that failed). Invalid
- * arguments and oversized messages are ValueError, out of memory is
- * MemoryError, everything else is ConnectionError. The exception carries
- * .code (the qp_err number) and .error_name ("QP_ERR_TIMEOUT").
+ * copy of qp_last_error() taken on the thread that failed). Out of memory
+ * is MemoryError; invalid arguments and oversized messages are
+ * ArgumentError (a PortalError and a ValueError); everything else is
+ * ConnectionError. Both derive from PortalError, a RuntimeError, as
+ * quic-portal 0.1.x raised RuntimeError from every call into its core.
+ * The exception carries .code (the qp_err number: compare it with
+ * quic_portal.ErrorCode) and .error_name ("QP_ERR_TIMEOUT", for display).
+ * Nothing here looks at the message text: the wording is decided by the
+ * code and by whether this side closed the portal.
  */
+static PyObject *exc_text(int rc, const char *msg, bool closed_here) {
+  if (rc == QP_ERR_CLOSED && closed_here)
+    return PyUnicode_FromFormat("Not connected: %s", msg);
+  if (rc == QP_ERR_NOT_CONNECTED && msg[0] >= 'a' && msg[0] <= 'z')
+    /* 0.1.x's wording starts "Not connected"; the library's sentence for
+     * this code is "not connected: ...". */
+    return PyUnicode_FromFormat("%c%s", msg[0] - 'a' + 'A', msg + 1);
+  return PyUnicode_FromString(msg);
+}
+
+static int set_code_attrs(PyObject *exc, int rc) {
+  PyObject *code = PyLong_FromLong(rc);
+  PyObject *name = PyUnicode_FromString(qp_err_name(rc));
+  int r = -1;
+  if (code != NULL && name != NULL &&
+      PyObject_SetAttrString(exc, "code", code) == 0 &&
+      PyObject_SetAttrString(exc, "error_name", name) == 0)
+    r = 0;
+  Py_XDECREF(code);
+  Py_XDECREF(name);
+  return r;
+}
+
 static PyObject *raise_qp(int rc, const char *msg, bool closed_here) {
   if (rc == QP_ERR_NOMEM)
     return PyErr_NoMemory();
@@ -101,33 +130,17 @@ static PyObject *raise_qp(int rc, const char *msg, bool closed_here) {
     msg = qp_strerror(rc);
   PyObject *type = ConnectionErr;
   if (rc == QP_ERR_INVALID || rc == QP_ERR_TOO_LARGE)
-    type = PyExc_ValueError;
-  PyObject *text;
-  if (rc == QP_ERR_NOT_CONNECTED && strncmp(msg, "not connected", 13) == 0)
-    text = PyUnicode_FromFormat("Not connected%s", msg + 13);
-  else if (rc == QP_ERR_CLOSED && closed_here)
-    text = PyUnicode_FromFormat("Not connected: %s", msg);
-  else
-    text = PyUnicode_FromString(msg);
+    type = ArgumentErr;
+  PyObject *text = exc_text(rc, msg, closed_here);
   if (text == NULL)
     return NULL;
   PyObject *exc = PyObject_CallOneArg(type, text);
   Py_DECREF(text);
   if (exc == NULL)
     return NULL;
-  if (type != PyExc_ValueError) {
-    PyObject *code = PyLong_FromLong(rc);
-    PyObject *name = PyUnicode_FromString(qp_err_name(rc));
-    if (code == NULL || name == NULL ||
-        PyObject_SetAttrString(exc, "code", code) < 0 ||
-        PyObject_SetAttrString(exc, "error_name", name) < 0) {
-      Py_XDECREF(code);
-      Py_XDECREF(name);
-      Py_DECREF(exc);
-      return NULL;
-    }
-    Py_DECREF(code);
-    Py_DECREF(name);
+  if (set_code_attrs(exc, rc) < 0) {
+    Py_DECREF(exc);
+    return NULL;
   }
   PyErr_SetObject(type, exc);
   Py_DECREF(exc);
@@ -1446,13 +1459,10 @@ static PyObject *raise_create(int rc, const char *msg, create_args *a) {
     PyErr_Clear();
     d = "";
   }
-  if (msg == NULL || msg[0] == '\0' || strncmp(msg, "rendezvous callback ", 20) == 0)
-    /* The library's generic "callback failed with -17": say what failed. */
-    snprintf(full, sizeof(full), "rendezvous store: %s raised %s%s%.300s",
-             a->exc_where, Py_TYPE(a->exc)->tp_name, d[0] ? ": " : "", d);
-  else
-    snprintf(full, sizeof(full), "%s (the rendezvous store's %s raised %s%s%.300s)",
-             msg, a->exc_where, Py_TYPE(a->exc)->tp_name, d[0] ? ": " : "", d);
+  if (msg == NULL || msg[0] == '\0')
+    msg = qp_strerror(rc);
+  snprintf(full, sizeof(full), "%s (the rendezvous store's %s raised %s%s%.300s)",
+           msg, a->exc_where, Py_TYPE(a->exc)->tp_name, d[0] ? ": " : "", d);
   Py_XDECREF(desc);
   raise_qp(rc == QP_ERR_INVALID ? QP_ERR_RENDEZVOUS : rc, full, false);
   PyObject *etype, *evalue, *etb;
@@ -1616,21 +1626,57 @@ static struct PyModuleDef core_module = {
     .m_size = -1, .m_methods = module_methods,
 };
 
+/* {"TIMEOUT": -3, ...}: the package builds quic_portal.ErrorCode from it. */
+static PyObject *error_codes(void) {
+  PyObject *d = PyDict_New();
+  if (d == NULL)
+    return NULL;
+#define QP_ADD_CODE_(name, code, text)                                         \
+  if (d != NULL) {                                                             \
+    PyObject *v = PyLong_FromLong(code);                                       \
+    if (v == NULL || PyDict_SetItemString(d, #name, v) < 0)                    \
+      Py_CLEAR(d);                                                             \
+    Py_XDECREF(v);                                                             \
+  }
+  QP_ERR_MAP(QP_ADD_CODE_)
+#undef QP_ADD_CODE_
+  return d;
+}
+
 static int add_exceptions(PyObject *m) {
   PortalError = PyErr_NewExceptionWithDoc(
-      "quic_portal.PortalError", "Base class of quic_portal's errors.",
-      PyExc_Exception, NULL);
+      "quic_portal.PortalError",
+      "Base class of quic_portal's errors; a RuntimeError, as everything "
+      "quic-portal 0.1.x raised from its core. .code (compare with "
+      "quic_portal.ErrorCode) and .error_name name the library's error.",
+      PyExc_RuntimeError, NULL);
   if (PortalError == NULL)
     return -1;
   ConnectionErr = PyErr_NewExceptionWithDoc(
       "quic_portal.ConnectionError",
-      "A connection could not be made, or failed; .code and .error_name give "
-      "the library's error.",
+      "A connection could not be made, or failed, or the peer closed it.",
       PortalError, NULL);
   if (ConnectionErr == NULL)
     return -1;
-  if (PyModule_AddObjectRef(m, "PortalError", PortalError) < 0 ||
-      PyModule_AddObjectRef(m, "ConnectionError", ConnectionErr) < 0)
+  PyObject *bases = PyTuple_Pack(2, PortalError, PyExc_ValueError);
+  if (bases == NULL)
+    return -1;
+  ArgumentErr = PyErr_NewExceptionWithDoc(
+      "quic_portal.ArgumentError",
+      "The library refused an argument (e.g. a message larger than "
+      "MAX_MESSAGE_SIZE); also a ValueError.",
+      bases, NULL);
+  Py_DECREF(bases);
+  if (ArgumentErr == NULL)
+    return -1;
+  PyObject *codes = error_codes();
+  if (codes == NULL)
+    return -1;
+  int rc = PyModule_AddObjectRef(m, "_ERROR_CODES", codes);
+  Py_DECREF(codes);
+  if (rc < 0 || PyModule_AddObjectRef(m, "PortalError", PortalError) < 0 ||
+      PyModule_AddObjectRef(m, "ConnectionError", ConnectionErr) < 0 ||
+      PyModule_AddObjectRef(m, "ArgumentError", ArgumentErr) < 0)
     return -1;
   return 0;
 }

@@ -11,6 +11,7 @@ import time
 import pytest
 
 import quic_portal
+import quic_portal.rendezvous
 from quic_portal import ConnectionError, Portal, PortalError, QuicTransportOptions
 from quic_portal._mapping import MappingStore
 
@@ -34,7 +35,11 @@ def test_version():
 
 
 def test_exception_hierarchy():
-    assert issubclass(PortalError, Exception)
+    # 0.1.x raised RuntimeError from every call into its core.
+    assert issubclass(PortalError, RuntimeError)
+    assert issubclass(quic_portal.ArgumentError, PortalError)
+    assert issubclass(quic_portal.ArgumentError, ValueError)
+    assert issubclass(quic_portal.rendezvous.RedisError, PortalError)
     assert issubclass(ConnectionError, PortalError)
     assert ConnectionError is not builtins.ConnectionError
     assert PortalError.__module__ == "quic_portal"
@@ -185,11 +190,29 @@ def test_not_connected_errors():
         p.recv(0)
 
 
+def test_calls_on_unconnected_portal_raise_runtime_error():
+    p = Portal()
+    for call in (lambda: p.send(b"x"), lambda: p.recv(0)):
+        try:
+            call()
+        except RuntimeError as e:  # what a 0.1.x program catches
+            assert e.code == quic_portal.ErrorCode.NOT_CONNECTED
+        else:
+            pytest.fail("no exception")
+
+
+def test_error_codes_match_the_library():
+    assert quic_portal.ErrorCode.TIMEOUT == -3
+    assert quic_portal.ErrorCode.PUNCH == -18
+    assert len(quic_portal.ErrorCode) == len(quic_portal._core._ERROR_CODES)
+    assert all(c < 0 for c in quic_portal.ErrorCode)
+
+
 def test_not_connected_error_carries_code():
     p = Portal()
     with pytest.raises(ConnectionError) as ei:
         p.send(b"x")
-    assert ei.value.error_name == "QP_ERR_NOT_CONNECTED"
+    assert ei.value.code == quic_portal.ErrorCode.NOT_CONNECTED
     assert ei.value.code == -4
 
 
@@ -231,7 +254,7 @@ def test_failed_connect_leaves_it_disconnected():
         p.connect("127.0.0.1", port, 0, fast_options())
     assert time.monotonic() - t0 < 3  # max_idle_timeout_secs=1
     # The connect deadline and the idle timer both expire after 1 s.
-    assert ei.value.error_name in ("QP_ERR_TIMEOUT", "QP_ERR_IDLE_TIMEOUT")
+    assert ei.value.code in (quic_portal.ErrorCode.TIMEOUT, quic_portal.ErrorCode.IDLE_TIMEOUT)
     assert not p.is_connected()
     assert p.server_ip is None and p.server_port is None
     with pytest.raises(ConnectionError, match="^Not connected"):
@@ -243,7 +266,7 @@ def test_connect_unresolvable_host():
     p = Portal()
     with pytest.raises(ConnectionError) as ei:
         p.connect("no-such-host.invalid", 5555, 0, fast_options())
-    assert ei.value.error_name == "QP_ERR_RESOLVE"
+    assert ei.value.code == quic_portal.ErrorCode.RESOLVE
     assert not p.is_connected()
 
 
@@ -255,7 +278,7 @@ def test_listen_port_in_use():
         p = Portal()
         with pytest.raises(ConnectionError, match=str(port)) as ei:
             p.listen(port)
-        assert ei.value.error_name == "QP_ERR_SOCKET"
+        assert ei.value.code == quic_portal.ErrorCode.SOCKET
         assert not p.is_connected()
 
 

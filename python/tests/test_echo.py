@@ -374,3 +374,23 @@ def test_debug_level_follows_logger():
     assert out.returncode == 0, out.stderr
     levels = {line.split("|")[0] for line in out.stdout.splitlines()}
     assert str(logging.DEBUG) in levels or str(logging.INFO) in levels, out.stdout
+
+
+def test_closed_peer_caught_as_runtime_error(pair):
+    """A 0.1.x program's `except RuntimeError` catches a peer that closed."""
+    pair.client.send(b"last")
+    pair.client.close()
+    assert pair.server.recv(timeout_ms=5000) == b"last"
+    caught = None
+    try:
+        pair.server.recv(timeout_ms=5000)
+    except RuntimeError as e:
+        caught = e
+    assert isinstance(caught, quic_portal.ConnectionError), caught
+    assert caught.code == quic_portal.ErrorCode.CLOSED
+    try:
+        pair.server.send(b"after")
+    except RuntimeError as e:
+        assert e.code == quic_portal.ErrorCode.CLOSED
+    else:
+        pytest.fail("send to a closed peer did not raise")

@@ -297,7 +297,7 @@ def test_lonely_client_fails_within_punch_timeout():
         Portal.create_client({}, local_port=0, punch_timeout=1.5)
     elapsed = time.monotonic() - t0
     assert 1.4 <= elapsed < 1.5 + 1.5, elapsed
-    assert ei.value.error_name == "QP_ERR_PUNCH"
+    assert ei.value.code == quic_portal.ErrorCode.PUNCH
     assert "never published" in str(ei.value)
 
 
@@ -334,7 +334,7 @@ def test_store_exception_becomes_connection_error(op, exc):
     msg = str(ei.value)
     assert f"{op}(" in msg and exc.__name__ in msg, msg
     assert isinstance(ei.value.__cause__, exc)
-    assert ei.value.error_name == "QP_ERR_RENDEZVOUS"
+    assert ei.value.code == quic_portal.ErrorCode.RENDEZVOUS
 
 
 def test_store_returning_garbage_is_ignored():
