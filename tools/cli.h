@@ -93,6 +93,9 @@ int cli_qp_error(const char *what, int err);
 void cli_json_str(char *out, size_t outlen, const char *s);
 double cli_now(void); /* monotonic seconds */
 void cli_hex(const uint8_t *in, size_t n, char *out); /* out: 2n+1 bytes */
+/* Big-endian integers of the tool's framings (pipe, bench, files). */
+void cli_put_be64(uint8_t *p, uint64_t v);
+uint64_t cli_get_be64(const uint8_t *p);
 
 /* ---- signals ----------------------------------------------------------- */
 
@@ -104,7 +107,8 @@ void cli_hex(const uint8_t *in, size_t n, char *out); /* out: 2n+1 bytes */
 void cli_signals_start(void);
 /* 0, or the number of the first signal received. */
 int cli_signal(void);
-/* The exit status for an interrupted run: 128 + signal. */
+/* The exit status for an interrupted run: 128 + signal; prints
+ * "interrupted by signal N" the first time. */
 int cli_signal_exit(void);
 /* The portal that a signal interrupts (NULL: none). */
 void cli_signals_watch(qp_portal_t *portal);

@@ -52,20 +52,6 @@ static int bench_err(const char *what, int rc) {
   return cli_qp_error(what, rc);
 }
 
-static void put_be64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) {
-    p[i] = (uint8_t)(v >> (56 - 8 * i));
-  }
-}
-
-static uint64_t get_be64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) {
-    v = v << 8 | p[i];
-  }
-  return v;
-}
-
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
@@ -92,7 +78,7 @@ static void fill_result(double *v, size_t n, cli_pingpong_result *r) {
 
 static int hello(qp_portal_t *p, bool rtt, uint64_t pong_size) {
   uint8_t h[BENCH_HELLO_SIZE] = {'Q', 'P', 'B', '1', rtt ? 'r' : 'p'};
-  put_be64(h + 5, pong_size);
+  cli_put_be64(h + 5, pong_size);
   int rc = cli_send(p, h, sizeof h);
   void *m = NULL;
   size_t len = 0;
@@ -168,10 +154,11 @@ static int server_hello(qp_portal_t *p, bool *rtt, uint64_t *pong_size) {
   }
   const uint8_t *b = m;
   bool ok = len == BENCH_HELLO_SIZE && memcmp(b, "QPB1", 4) == 0 &&
-            (b[4] == 'p' || b[4] == 'r') && get_be64(b + 5) <= (1u << 30);
+            (b[4] == 'p' || b[4] == 'r') &&
+            cli_get_be64(b + 5) <= (1u << 30);
   if (ok) {
     *rtt = b[4] == 'r';
-    *pong_size = get_be64(b + 5);
+    *pong_size = cli_get_be64(b + 5);
   }
   qp_free(m);
   if (!ok) {

@@ -21,8 +21,10 @@
   "Modes (after the options, or mixed with them):\n"                         \
   "  (none)             pipe: each chunk read from stdin is one message to\n" \
   "                     the peer; the peer's messages go to stdout. End of\n" \
-  "                     input closes gracefully, after everything sent was\n" \
-  "                     delivered; the peer closing ends this side.\n"       \
+  "                     input ends only this direction; the command exits\n" \
+  "                     when both have ended, 0 only if the peer's program\n" \
+  "                     wrote out every byte sent and every byte received\n" \
+  "                     was written to stdout\n"                            \
   "  send FILE...       send files; the peer must run `receive`\n"           \
   "  receive [DIR]      receive files into DIR (default: the current\n"      \
   "                     folder); each one is written to DIR/.NAME.part and\n" \

@@ -77,6 +77,20 @@ void cli_hex(const uint8_t *in, size_t n, char *out) {
   out[2 * n] = '\0';
 }
 
+void cli_put_be64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) {
+    p[i] = (uint8_t)(v >> (56 - 8 * i));
+  }
+}
+
+uint64_t cli_get_be64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) {
+    v = v << 8 | p[i];
+  }
+  return v;
+}
+
 /* ---- signals ------------------------------------------------------------ */
 
 static atomic_int g_signal;
@@ -133,7 +147,11 @@ void cli_signals_start(void) {
 int cli_signal(void) { return atomic_load(&g_signal); }
 
 int cli_signal_exit(void) {
+  static atomic_bool said;
   int sig = cli_signal();
+  if (sig && !atomic_exchange(&said, true)) {
+    cli_errorf("interrupted by signal %d", sig); /* once, on every path */
+  }
   return sig ? 128 + sig : CLI_EXIT_FAIL;
 }
 

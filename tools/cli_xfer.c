@@ -34,23 +34,8 @@
 
 /* ---- shared with the receiver ---------------------------------------------- */
 
-void xfer_put_be64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) {
-    p[i] = (uint8_t)(v >> (56 - 8 * i));
-  }
-}
-
-uint64_t xfer_get_be64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) {
-    v = v << 8 | p[i];
-  }
-  return v;
-}
-
 int xfer_error(const char *what, int rc) {
   if (rc == QP_ERR_INTERRUPTED && cli_signal()) {
-    cli_errorf("interrupted by signal %d", cli_signal());
     return cli_signal_exit();
   }
   if (rc == QP_ERR_CLOSED) {
@@ -182,7 +167,7 @@ static int send_header(qp_portal_t *p, const char *name, uint64_t size,
   size_t nlen = strlen(name);
   hdr[0] = 'H';
   hdr[1] = XFER_VERSION;
-  xfer_put_be64(hdr + 2, size);
+  cli_put_be64(hdr + 2, size);
   memcpy(hdr + 10, digest, SHA256_DIGEST_SIZE);
   memcpy(hdr + XFER_HDR_FIXED, name, nlen);
   int rc = cli_send(p, hdr, XFER_HDR_FIXED + nlen);

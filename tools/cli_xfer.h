@@ -17,9 +17,6 @@
 /* After 'Z' the receiver waits this long for the sender to close. */
 #define XFER_FINAL_CLOSE_MS 10000
 
-void xfer_put_be64(uint8_t *p, uint64_t v);
-uint64_t xfer_get_be64(const uint8_t *p);
-
 /* The exit status for a failed library call during a transfer (prints it). */
 int xfer_error(const char *what, int rc);
 

@@ -101,7 +101,7 @@ static int rx_header(rx_state *s, const uint8_t *m, size_t len) {
   }
   memcpy(f->name, m + XFER_HDR_FIXED, nlen);
   f->name[nlen] = '\0';
-  f->size = xfer_get_be64(m + 2);
+  f->size = cli_get_be64(m + 2);
   memcpy(f->want, m + 10, SHA256_DIGEST_SIZE);
   int rc = rx_open(s);
   if (rc != 0) {

@@ -3,7 +3,7 @@
 # tool for real on loopback.
 #
 #   usage errors (exit 2) and --help of every subcommand; sha256 against
-#   sha256sum; the pipe both ways; a 200 MiB file verified by hash, directly
+#   sha256sum; the pipe (test_pipe.sh); a 200 MiB file verified by hash, directly
 #   and through NAT traversal (embedded STUN server + dir: rendezvous); an
 #   existing file refused without --force and replaced with it; interrupted
 #   transfers (sender killed with SIGKILL and SIGTERM, receiver with SIGINT)
@@ -34,75 +34,8 @@ TMP=$(mktemp -d /tmp/qp-cli-test.XXXXXX)
 PIDS=()
 FAILS=0
 
-cleanup() {
-  for pid in "${PIDS[@]}"; do
-    kill -KILL "$pid" 2>/dev/null
-  done
-  wait 2>/dev/null
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say() { printf '== %s\n' "$*"; }
-pass() { printf 'ok   %s\n' "$*"; }
-fail() {
-  printf 'FAIL %s\n' "$*"
-  FAILS=$((FAILS + 1))
-}
-# check DESCRIPTION COMMAND...: pass when the command succeeds.
-check() {
-  local what=$1
-  shift
-  if "$@"; then pass "$what"; else fail "$what"; fi
-}
-show() { # show FILE...: print files after a failure, for the log
-  for f in "$@"; do
-    [ -f "$f" ] && sed "s|^|    $(basename "$f"): |" "$f"
-  done
-}
-
-free_udp_port() {
-  if [ "$HAVE_PY" = 1 ]; then
-    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-  else
-    echo $((20000 + RANDOM % 30000))
-  fi
-}
-
-# wait_for FILE PATTERN [SECONDS]: until FILE has a line matching PATTERN.
-wait_for() {
-  local deadline=$((SECONDS + ${3:-10}))
-  while [ $SECONDS -lt $deadline ]; do
-    grep -q -- "$2" "$1" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  return 1
-}
-
-# wait_nonempty FILE [SECONDS]
-wait_nonempty() {
-  local deadline=$((SECONDS + ${2:-10}))
-  while [ $SECONDS -lt $deadline ]; do
-    [ -s "$1" ] && return 0
-    sleep 0.02
-  done
-  return 1
-}
-
-# wait_pid PID SECONDS: the exit status of PID, or 124 after killing it.
-wait_pid() {
-  local pid=$1 deadline=$((SECONDS + $2))
-  while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    return 124
-  fi
-  wait "$pid"
-}
+# shellcheck source=cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
 
 hash_of() { sha256sum "$1" | cut -d' ' -f1; }
 
@@ -201,42 +134,17 @@ check "sha256 of ${BIG_MIB} MiB equals sha256sum" \
   bash -c "[ \"\$('$BIN' sha256 '$TMP/big.bin' | cut -d' ' -f1)\" = '$BIG_HASH' ]"
 
 # ---------------------------------------------------------------------------
-say "pipe (direct mode)"
-mkfifo "$TMP/hold"
-exec 7<>"$TMP/hold" # a stdin that never ends, for the side that only reads
-
-P=$(free_udp_port)
-timeout 60 "$BIN" serve --listen "127.0.0.1:$P" <"$TMP/hold" >"$TMP/pipe1.got" 2>"$TMP/pipe1.err" &
-SPID=$!
-PIDS+=("$SPID")
-wait_for "$TMP/pipe1.err" "waiting for a client"
-printf 'line one\nline two\n' >"$TMP/pipe1.want"
-timeout 60 "$BIN" connect --to "127.0.0.1:$P" <"$TMP/pipe1.want" 2>"$TMP/pipe1c.err"
-crc=$?
-wait_pid "$SPID" 30
-src=$?
-if [ $crc -eq 0 ] && [ $src -eq 0 ] && cmp -s "$TMP/pipe1.want" "$TMP/pipe1.got"; then
-  pass "pipe client -> server; both exit 0 after the client's end of input"
+say "pipe (direct mode): half-close and exit codes (test_pipe.sh)"
+# 50 MiB as the issue asks; the sanitizer build's smaller BIG_MIB caps it.
+PIPE_MIB=$((BIG_MIB < 50 ? BIG_MIB : 50))
+QP_CLI_PIPE_MIB=$PIPE_MIB bash "$(dirname "$0")/test_pipe.sh" "$BIN"
+rc=$?
+if [ $rc -eq 0 ]; then
+  pass "test_pipe.sh (${PIPE_MIB} MiB)"
+elif [ $rc -eq 77 ]; then
+  echo "skip test_pipe.sh"
 else
-  fail "pipe client -> server (connect $crc, serve $src)"
-  show "$TMP/pipe1.err" "$TMP/pipe1c.err"
-fi
-
-head -c $((5 * 1024 * 1024)) /dev/urandom >"$TMP/pipe2.want"
-P=$(free_udp_port)
-timeout 60 "$BIN" serve --listen "127.0.0.1:$P" <"$TMP/pipe2.want" >/dev/null 2>"$TMP/pipe2.err" &
-SPID=$!
-PIDS+=("$SPID")
-wait_for "$TMP/pipe2.err" "waiting for a client"
-timeout 60 "$BIN" connect --to "127.0.0.1:$P" <"$TMP/hold" >"$TMP/pipe2.got" 2>"$TMP/pipe2c.err"
-crc=$?
-wait_pid "$SPID" 30
-src=$?
-if [ $crc -eq 0 ] && [ $src -eq 0 ] && cmp -s "$TMP/pipe2.want" "$TMP/pipe2.got"; then
-  pass "pipe server -> client, 5 MiB, all delivered before the close"
-else
-  fail "pipe server -> client (connect $crc, serve $src)"
-  show "$TMP/pipe2.err" "$TMP/pipe2c.err"
+  fail "test_pipe.sh exit $rc"
 fi
 
 # ---------------------------------------------------------------------------
@@ -468,7 +376,6 @@ else
   show "$TMP/demo.out"
 fi
 
-exec 7>&-
 echo
 if [ $FAILS -ne 0 ]; then
   echo "test_cli: $FAILS check(s) FAILED"
