@@ -11,10 +11,11 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "portal/portal_internal.h"
-#include "portal/resolve.h"
 #include "rendezvous/rdv.h"
 #include "traversal/traversal.h"
+#include "stun/stun_msg.h"
 #include "udp/udp.h"
+#include "udp/udp_resolve.h"
 
 /* Names of STUN servers get at most a quarter of the punch budget, and never
  * more than this: a slow resolver must not eat the time to punch. */
@@ -95,15 +96,19 @@ static int traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p
   int rc = open_store(o, session, &rdv);
   if (rc != 0)
     return rc;
-  char names[RESOLVE_MAX_NAMES][RESOLVE_NAME_MAX];
-  const char *stun[RESOLVE_MAX_NAMES];
+  udp_resolved_t names[UDP_RESOLVE_MAX_NAMES];
+  const char *stun[UDP_RESOLVE_MAX_NAMES];
   int budget = o->punch_timeout_ms / 4 < MAX_RESOLVE_MS ? o->punch_timeout_ms / 4
                                                          : MAX_RESOLVE_MS;
   uint64_t t0 = qp_now_ns();
-  size_t nstun = resolve_stun_names(o->stun_servers, o->stun_server_count, budget,
-                                    o->cancel, o->cancel_user, names);
-  for (size_t i = 0; i < nstun; i++)
-    stun[i] = names[i];
+  size_t nstun = udp_resolve_names(o->stun_servers, o->stun_server_count,
+                                   STUN_DEFAULT_PORT, AF_INET, budget, o->cancel,
+                                   o->cancel_user, names);
+  for (size_t i = 0; i < nstun; i++) {
+    stun[i] = names[i].text; /* a name left as is: traversal notes it */
+    if (names[i].rc != 0)
+      QP_LOG_INFO("STUN server %s skipped: %s", names[i].text, names[i].message);
+  }
   int spent_ms = (int)((qp_now_ns() - t0) / 1000000u);
   trav_config_t cfg = {
       .is_server = is_server,

@@ -4,10 +4,12 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/clock.h"
 #include "common/error.h"
-#include "stun/stun_addr.h"
+#include "stun/stun_msg.h"
 #include "stun/stun_nat.h"
 #include "stun/stun_server.h"
+#include "udp/udp_resolve.h"
 
 struct qp_stun_server {
   stun_server_t *server;
@@ -30,10 +32,10 @@ int qp_stun_server_start(const char *primary, const char *alternate,
 }
 
 uint16_t qp_stun_server_port(const qp_stun_server_t *s) {
-  struct sockaddr_storage a;
+  udp_addr_t a;
   if (s == NULL || stun_server_address(s->server, 0, &a) != 0)
     return 0;
-  return stun_addr_port(&a);
+  return udp_addr_port(&a);
 }
 
 void qp_stun_server_stop(qp_stun_server_t *s) {
@@ -43,30 +45,25 @@ void qp_stun_server_stop(qp_stun_server_t *s) {
   free(s);
 }
 
-/* "host:port", "[v6]:port" or "v6literal" with the default STUN port. */
-static int resolve_host_port(const char *text, struct sockaddr_storage *out) {
-  if (text == NULL || *text == '\0')
-    return qp_fail(QP_ERR_INVALID, "empty STUN server address");
-  if (stun_addr_parse(text, 3478, out) == 0)
-    return 0;
-  char host[256];
-  const char *colon = strrchr(text, ':');
-  size_t hlen = colon ? (size_t)(colon - text) : strlen(text);
-  if (hlen == 0 || hlen >= sizeof(host))
-    return qp_fail(QP_ERR_INVALID, "\"%.100s\" is not host:port", text);
-  memcpy(host, text, hlen);
-  host[hlen] = '\0';
-  long port = 3478;
-  if (colon) {
-    char *end;
-    port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || port < 1 || port > 65535)
-      return qp_fail(QP_ERR_INVALID, "\"%.100s\": port must be 1-65535", text);
+/* Resolve the one or two servers of a discovery at once, within the
+ * discovery's own timeout, IPv4 preferred as before. */
+static int resolve_servers(const char *const *names, size_t n, int timeout_ms,
+                           udp_addr_t *out) {
+  udp_resolved_t r[2];
+  uint64_t deadline = qp_deadline_ns(timeout_ms);
+  udp_resolve_names(names, n, STUN_DEFAULT_PORT, AF_INET, timeout_ms, NULL, NULL, r);
+  for (size_t i = 0; i < n; i++) {
+    uint64_t now = qp_now_ns();
+    int left_ms = now < deadline ? (int)((deadline - now) / 1000000u) : 0;
+    if (r[i].rc == QP_ERR_RESOLVE) /* no IPv4 address: take any */
+      udp_resolve_names(&names[i], 1, STUN_DEFAULT_PORT, AF_UNSPEC, left_ms, NULL,
+                        NULL, &r[i]);
+    if (r[i].rc != 0)
+      return qp_fail(r[i].rc == QP_ERR_TIMEOUT ? QP_ERR_RESOLVE : r[i].rc,
+                     "STUN server %s: %s", names[i], r[i].message);
+    out[i] = r[i].addr;
   }
-  int n = stun_addr_resolve(host, (uint16_t)port, AF_INET, out, 1);
-  if (n < 0)
-    n = stun_addr_resolve(host, (uint16_t)port, AF_UNSPEC, out, 1);
-  return n < 0 ? n : 0;
+  return 0;
 }
 
 static void fill_report(const stun_nat_result *r, qp_nat_report *out) {
@@ -77,8 +74,8 @@ static void fill_report(const stun_nat_result *r, qp_nat_report *out) {
            stun_nat_filtering_name(r->filtering));
   snprintf(out->port_allocation, sizeof(out->port_allocation), "%s",
            stun_nat_port_allocation_name(r->port_allocation));
-  stun_addr_format(&r->local, out->local, sizeof(out->local));
-  stun_addr_format(&r->mapped, out->mapped, sizeof(out->mapped));
+  udp_addr_to_string(&r->local, out->local, sizeof(out->local));
+  udp_addr_to_string(&r->mapped, out->mapped, sizeof(out->mapped));
   out->rfc5780 = r->rfc5780;
   out->has_port_delta = r->has_port_delta;
   out->port_delta = r->port_delta;
@@ -90,14 +87,21 @@ int qp_nat_discover(const char *server, const char *second_server, int timeout_m
   if (server == NULL || out == NULL || timeout_ms <= 0)
     return qp_fail(QP_ERR_INVALID,
                    "qp_nat_discover: a server, a report and a positive timeout are required");
-  stun_nat_config cfg = {.timeout_ms = timeout_ms};
-  int rc = resolve_host_port(server, &cfg.server);
-  if (rc == 0 && second_server != NULL) {
-    rc = resolve_host_port(second_server, &cfg.second_server);
-    cfg.has_second_server = rc == 0;
-  }
+  stun_nat_config cfg = {0};
+  const char *names[2] = {server, second_server};
+  udp_addr_t addrs[2];
+  uint64_t start = qp_now_ns();
+  int rc = resolve_servers(names, second_server != NULL ? 2 : 1, timeout_ms, addrs);
   if (rc != 0)
     return rc;
+  cfg.server = addrs[0];
+  cfg.has_second_server = second_server != NULL;
+  if (cfg.has_second_server)
+    cfg.second_server = addrs[1];
+  /* The lookups count against the caller's timeout: at least 1 ms is left
+   * for the discovery itself, which reports a silent server. */
+  int spent_ms = (int)((qp_now_ns() - start) / 1000000u);
+  cfg.timeout_ms = timeout_ms - spent_ms > 0 ? timeout_ms - spent_ms : 1;
   stun_nat_result r;
   rc = stun_nat_discover(&cfg, &r);
   if (rc == 0)

@@ -9,7 +9,6 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "stun/stun_addr.h"
 
 /* Longest error message listing several servers: stays under the
  * thread-local message buffer of src/common/error.c (512 bytes). */
@@ -41,10 +40,11 @@ static int build_request(stun_client_txn *t, uint32_t change_flags) {
   return rc;
 }
 
-int stun_client_start(stun_client *c, const struct sockaddr_storage *server,
+int stun_client_start(stun_client *c, const udp_addr_t *server,
                       uint32_t change_flags, int64_t now_ms,
                       int64_t deadline_ms) {
-  if (!c || !server || stun_addr_len(server) == 0)
+  if (!c || !server ||
+      (server->ss.ss_family != AF_INET && server->ss.ss_family != AF_INET6))
     return qp_fail(QP_ERR_INVALID, "STUN transaction needs an IPv4 or IPv6 "
                                    "server address");
   int i = free_slot(c);
@@ -177,7 +177,7 @@ static void take_success_response(stun_client_result *r, const stun_msg *m) {
 }
 
 int stun_client_on_response(stun_client *c, const uint8_t *buf, size_t len,
-                            const struct sockaddr_storage *from,
+                            const udp_addr_t *from,
                             int64_t now_ms) {
   stun_msg m;
   if (!c || !from || !stun_msg_is_stun(buf, len) ||
@@ -197,11 +197,11 @@ int stun_client_on_response(stun_client *c, const uint8_t *buf, size_t len,
   else
     take_success_response(&t->result, &m);
   if (qp_log_enabled(QP_LOG_LEVEL_DEBUG)) {
-    char a[STUN_ADDR_STRLEN], b[STUN_ADDR_STRLEN];
+    char a[UDP_ADDRSTRLEN], b[UDP_ADDRSTRLEN];
     QP_LOG_DEBUG("STUN %s from %s: mapped %s, rtt %lld ms",
                  stun_msg_type_name(m.method, m.cls),
-                 stun_addr_format(from, a, sizeof(a)),
-                 stun_addr_format(&t->result.mapped, b, sizeof(b)),
+                 udp_addr_to_string(from, a, sizeof(a)),
+                 udp_addr_to_string(&t->result.mapped, b, sizeof(b)),
                  (long long)t->result.rtt_ms);
   }
   return i;
@@ -224,6 +224,7 @@ static int64_t monotonic_ms(void) {
 /* The distinct sockets of a run, for poll(). */
 typedef struct run_fds {
   struct pollfd pfd[STUN_CLIENT_MAX_TRANSACTIONS];
+  udp_socket_t *sock[STUN_CLIENT_MAX_TRANSACTIONS];
   size_t count;
 } run_fds;
 
@@ -232,11 +233,13 @@ static void collect_fds(const stun_client_request *reqs, size_t n,
   fds->count = 0;
   for (size_t i = 0; i < n; i++) {
     size_t j = 0;
-    while (j < fds->count && fds->pfd[j].fd != reqs[i].fd)
+    while (j < fds->count && fds->sock[j] != reqs[i].sock)
       j++;
-    if (j == fds->count)
+    if (j == fds->count) {
+      fds->sock[fds->count] = reqs[i].sock;
       fds->pfd[fds->count++] =
-          (struct pollfd){.fd = reqs[i].fd, .events = POLLIN};
+          (struct pollfd){.fd = reqs[i].sock->fd, .events = POLLIN};
+    }
   }
 }
 
@@ -245,25 +248,21 @@ static void send_due(stun_client *c, const stun_client_request *reqs,
   stun_client_datagram out[STUN_CLIENT_MAX_TRANSACTIONS];
   size_t n = stun_client_on_timer(c, now_ms, out, STUN_CLIENT_MAX_TRANSACTIONS);
   for (size_t i = 0; i < n; i++) {
-    ssize_t sent =
-        sendto(reqs[out[i].txn].fd, out[i].data, out[i].len, MSG_DONTWAIT,
-               (const struct sockaddr *)out[i].to, stun_addr_len(out[i].to));
-    /* A full send buffer is like a lost packet: the RTO resends it. */
-    if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS)
+    /* A lost send (udp_errno_is_loss) is like a lost packet: the RTO
+     * resends it. */
+    if (udp_send(reqs[out[i].txn].sock, out[i].to, out[i].data, out[i].len, 0) != 0)
       stun_client_fail(c, out[i].txn, QP_ERR_SOCKET, errno);
   }
 }
 
-static void read_responses(stun_client *c, int fd) {
-  uint8_t buf[1500];
+static void read_responses(stun_client *c, udp_socket_t *sock) {
+  uint8_t buf[STUN_CLIENT_RESPONSE_MAX];
   for (int i = 0; i < STUN_CLIENT_MAX_READS_PER_WAKEUP; i++) {
-    struct sockaddr_storage from;
-    socklen_t from_len = sizeof(from);
-    ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT,
-                         (struct sockaddr *)&from, &from_len);
-    if (n < 0)
-      return; /* EAGAIN, or an ICMP error of some server: keep waiting */
-    (void)stun_client_on_response(c, buf, (size_t)n, &from, monotonic_ms());
+    udp_addr_t from;
+    size_t n;
+    if (udp_recv_one(sock, buf, sizeof(buf), &n, &from) != 1)
+      return; /* nothing left, or an ICMP error of some server: keep waiting */
+    (void)stun_client_on_response(c, buf, n, &from, monotonic_ms());
   }
 }
 
@@ -273,7 +272,7 @@ static int check_run_args(const stun_client_request *reqs, size_t n,
     return qp_fail(QP_ERR_INVALID, "STUN query needs 1 to %d servers (got %zu)",
                    STUN_CLIENT_MAX_TRANSACTIONS, n);
   for (size_t i = 0; i < n; i++)
-    if (reqs[i].fd < 0)
+    if (reqs[i].sock == NULL || reqs[i].sock->fd < 0)
       return qp_fail(QP_ERR_INVALID, "STUN query: request %zu has no socket",
                      i);
   return 0;
@@ -290,7 +289,7 @@ static int wait_and_read(stun_client *c, run_fds *fds, int64_t wait_ms) {
                    strerror(errno));
   for (size_t i = 0; rc > 0 && i < fds->count; i++)
     if (fds->pfd[i].revents)
-      read_responses(c, fds->pfd[i].fd);
+      read_responses(c, fds->sock[i]);
   return 0;
 }
 
@@ -328,8 +327,8 @@ static void summarize(const stun_client_result *results, size_t n, char *buf,
   buf[0] = '\0';
   for (size_t i = 0; i < n && used < len; i++) {
     const stun_client_result *r = &results[i];
-    char addr[STUN_ADDR_STRLEN];
-    stun_addr_format(&r->server, addr, sizeof(addr));
+    char addr[UDP_ADDRSTRLEN];
+    udp_addr_to_string(&r->server, addr, sizeof(addr));
     int w;
     if (r->error == QP_ERR_STUN && r->error_code)
       w = snprintf(buf + used, len - used, "%s%s: error %d (%s)", i ? "; " : "",
@@ -355,14 +354,14 @@ static int worst_error(const stun_client_result *results, size_t n) {
   return err;
 }
 
-int stun_client_query(int fd, const struct sockaddr_storage *servers, size_t n,
+int stun_client_query(udp_socket_t *sock, const udp_addr_t *servers, size_t n,
                       int timeout_ms, stun_client_result *results) {
   stun_client_request reqs[STUN_CLIENT_MAX_TRANSACTIONS];
   if (!servers || n == 0 || n > STUN_CLIENT_MAX_TRANSACTIONS)
     return qp_fail(QP_ERR_INVALID, "STUN query needs 1 to %d servers (got %zu)",
                    STUN_CLIENT_MAX_TRANSACTIONS, n);
   for (size_t i = 0; i < n; i++)
-    reqs[i] = (stun_client_request){.fd = fd, .server = servers[i]};
+    reqs[i] = (stun_client_request){.sock = sock, .server = servers[i]};
   int rc = stun_client_run(reqs, n, timeout_ms, results);
   if (rc < 0)
     return rc;
@@ -372,10 +371,10 @@ int stun_client_query(int fd, const struct sockaddr_storage *servers, size_t n,
   if (answered > 0)
     return answered;
   char summary[SUMMARY_MAX];
-  char addr[STUN_ADDR_STRLEN];
+  char addr[UDP_ADDRSTRLEN];
   if (n == 1 && results[0].error == QP_ERR_TIMEOUT)
     return qp_fail(QP_ERR_TIMEOUT, "STUN server %s did not answer in %d ms",
-                   stun_addr_format(&servers[0], addr, sizeof(addr)),
+                   udp_addr_to_string(&servers[0], addr, sizeof(addr)),
                    timeout_ms);
   summarize(results, n, summary, sizeof(summary));
   return qp_fail(worst_error(results, n),

@@ -8,9 +8,9 @@
  *   resend), and feeds every received STUN datagram to
  *   stun_client_on_response(). It never touches a socket or the clock.
  * - Blocking helpers, stun_client_run() and stun_client_query(), that drive
- *   the core on one UDP socket the caller owns (poll + sendto/recvfrom), so
- *   several servers are asked at once and a dead one costs at most the
- *   deadline.
+ *   the core on UDP sockets of the udp layer the caller owns (poll +
+ *   udp_send/udp_recv_one), so several servers are asked at once and a dead
+ *   one costs at most the deadline.
  *
  * Retransmission (RFC 8489 section 6.2.1): the request goes out at 0, RTO,
  * 3 RTO, 7 RTO, ... (doubling), Rc = 7 times in all; after the last one the
@@ -49,6 +49,9 @@
 /* Datagrams read per wake-up of stun_client_run() before the timers get a
  * turn, so a flood cannot starve retransmissions. */
 #define STUN_CLIENT_MAX_READS_PER_WAKEUP 64
+/* Largest response read by stun_client_run(): an Ethernet MTU, more than
+ * any Binding response without PADDING needs. */
+#define STUN_CLIENT_RESPONSE_MAX 1500
 #define STUN_CLIENT_REASON_MAX 128
 
 typedef enum stun_txn_state {
@@ -64,19 +67,20 @@ typedef struct stun_client_result {
   stun_txn_state state;
   /* When FAILED: QP_ERR_TIMEOUT (no answer before the deadline or after
    * Rc sends), QP_ERR_STUN (error response or unusable response) or
-   * QP_ERR_SOCKET (sendto failed; sys_errno says why). */
+   * QP_ERR_SOCKET (the send failed for a reason udp_errno_is_loss() does
+   * not count as a lost packet; sys_errno says why). */
   int error;
   int sys_errno;
   int error_code; /* ERROR-CODE of an error response */
   char error_reason[STUN_CLIENT_REASON_MAX]; /* its reason phrase */
-  struct sockaddr_storage server;            /* where the request went */
+  udp_addr_t server;            /* where the request went */
   uint32_t change_request;                   /* CHANGE-REQUEST flags sent */
-  struct sockaddr_storage mapped; /* XOR-MAPPED-ADDRESS, else MAPPED- */
-  struct sockaddr_storage from;   /* source address of the response */
+  udp_addr_t mapped; /* XOR-MAPPED-ADDRESS, else MAPPED- */
+  udp_addr_t from;   /* source address of the response */
   bool has_other_address;         /* RFC 5780 OTHER-ADDRESS */
-  struct sockaddr_storage other_address;
+  udp_addr_t other_address;
   bool has_response_origin; /* RFC 5780 RESPONSE-ORIGIN */
-  struct sockaddr_storage response_origin;
+  udp_addr_t response_origin;
   int requests_sent;
   int64_t rtt_ms; /* from the last send to the response */
 } stun_client_result;
@@ -103,7 +107,7 @@ typedef struct stun_client {
 typedef struct stun_client_datagram {
   const uint8_t *data;
   size_t len;
-  const struct sockaddr_storage *to;
+  const udp_addr_t *to;
   int txn;
 } stun_client_datagram;
 
@@ -116,7 +120,7 @@ void stun_client_init(stun_client *c);
  * Returns the transaction index (>= 0), or QP_ERR_NOMEM (table full),
  * QP_ERR_INVALID or QP_ERR_INTERNAL (no random txid).
  */
-int stun_client_start(stun_client *c, const struct sockaddr_storage *server,
+int stun_client_start(stun_client *c, const udp_addr_t *server,
                       uint32_t change_flags, int64_t now_ms,
                       int64_t deadline_ms);
 
@@ -141,10 +145,10 @@ size_t stun_client_on_timer(stun_client *c, int64_t now_ms,
  * the server's other addresses.
  */
 int stun_client_on_response(stun_client *c, const uint8_t *buf, size_t len,
-                            const struct sockaddr_storage *from,
+                            const udp_addr_t *from,
                             int64_t now_ms);
 
-/* Mark a pending transaction failed (e.g. its sendto failed). */
+/* Mark a pending transaction failed (e.g. its send failed). */
 void stun_client_fail(stun_client *c, int txn, int error, int sys_errno);
 
 /* The result of transaction txn (NULL for an index out of range). */
@@ -152,8 +156,8 @@ const stun_client_result *stun_client_result_of(const stun_client *c, int txn);
 
 /* One request of stun_client_run(). */
 typedef struct stun_client_request {
-  int fd; /* the UDP socket to send it from (the caller's) */
-  struct sockaddr_storage server;
+  udp_socket_t *sock; /* the UDP socket to send it from (the caller's) */
+  udp_addr_t server;
   uint32_t change_flags; /* 0, or STUN_CHANGE_IP | STUN_CHANGE_PORT */
 } stun_client_request;
 
@@ -180,7 +184,7 @@ int stun_client_run(const stun_client_request *reqs, size_t n, int timeout_ms,
  * QP_ERR_STUN (servers answered with errors), QP_ERR_SOCKET,
  * QP_ERR_INVALID, QP_ERR_INTERRUPTED, each with a message naming servers.
  */
-int stun_client_query(int fd, const struct sockaddr_storage *servers, size_t n,
+int stun_client_query(udp_socket_t *sock, const udp_addr_t *servers, size_t n,
                       int timeout_ms, stun_client_result *results);
 
 #endif

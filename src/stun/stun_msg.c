@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "stun/stun_addr.h"
+
 
 /* RFC 8489 section 14.3: USERNAME "MUST contain a UTF-8-encoded sequence
  * of fewer than 509 bytes"; RFC 5389 section 15.3 allowed "less than 513
@@ -133,7 +133,7 @@ const char *stun_msg_type_name(uint16_t method, stun_class cls) {
 /* ---- parsing ----------------------------------------------------------- */
 
 static int parse_address(const stun_msg *msg, uint16_t type, const uint8_t *v,
-                         size_t len, bool xored, struct sockaddr_storage *out) {
+                         size_t len, bool xored, udp_addr_t *out) {
   if (len < 4)
     return qp_fail(QP_ERR_STUN,
                    "STUN address attribute 0x%04x is %zu bytes, "
@@ -148,21 +148,23 @@ static int parse_address(const stun_msg *msg, uint16_t type, const uint8_t *v,
     port ^= (uint16_t)(STUN_MAGIC_COOKIE >> 16);
   memset(out, 0, sizeof(*out));
   if (family == ADDR_FAMILY_IPV4 && len == ADDR_IPV4_VALUE_SIZE) {
-    struct sockaddr_in *sin = (struct sockaddr_in *)out;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
     uint8_t *ip = (uint8_t *)&sin->sin_addr;
     for (int i = 0; i < 4; i++)
       ip[i] = (uint8_t)(v[4 + i] ^ (xored ? mask[i] : 0));
     sin->sin_family = AF_INET;
     sin->sin_port = htons(port);
+    out->len = sizeof(*sin);
     return 0;
   }
   if (family == ADDR_FAMILY_IPV6 && len == ADDR_IPV6_VALUE_SIZE) {
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
     uint8_t *ip = (uint8_t *)&sin6->sin6_addr;
     for (int i = 0; i < 16; i++)
       ip[i] = (uint8_t)(v[4 + i] ^ (xored ? mask[i] : 0));
     sin6->sin6_family = AF_INET6;
     sin6->sin6_port = htons(port);
+    out->len = sizeof(*sin6);
     return 0;
   }
   return qp_fail(QP_ERR_STUN,
@@ -255,7 +257,7 @@ static void note_unknown(stun_msg *msg, uint16_t type) {
 /* An address attribute: parsed once, the first occurrence wins. */
 static int parse_address_once(stun_msg *msg, uint16_t type, const uint8_t *v,
                               size_t len, bool xored, bool *has,
-                              struct sockaddr_storage *out) {
+                              udp_addr_t *out) {
   if (*has)
     return 0;
   int rc = parse_address(msg, type, v, len, xored, out);
@@ -451,7 +453,7 @@ bool stun_msg_find_attr(const stun_msg *msg, uint16_t type, stun_bytes *out) {
 
 int stun_msg_decode_address(const stun_msg *msg, uint16_t type,
                             stun_bytes value, bool xored,
-                            struct sockaddr_storage *out) {
+                            udp_addr_t *out) {
   if (!msg || !value.data || !out)
     return qp_fail(QP_ERR_INVALID, "stun_msg_decode_address: NULL argument");
   return parse_address(msg, type, value.data, value.len, xored, out);
@@ -604,7 +606,7 @@ int stun_msg_write_u64(stun_msg_writer *w, uint16_t type, uint64_t value) {
 }
 
 static int write_address(stun_msg_writer *w, uint16_t type,
-                         const struct sockaddr_storage *addr, bool xored) {
+                         const udp_addr_t *addr, bool xored) {
   if (!w || !w->buf || !addr)
     return qp_fail(QP_ERR_INVALID, "STUN address attribute: NULL argument");
   uint8_t v[ADDR_IPV6_VALUE_SIZE] = {0};
@@ -613,21 +615,21 @@ static int write_address(stun_msg_writer *w, uint16_t type,
   memcpy(mask + 4, w->buf + 8, STUN_TXID_SIZE);
   size_t ip_len;
   const uint8_t *ip;
-  if (addr->ss_family == AF_INET) {
+  if (addr->ss.ss_family == AF_INET) {
     v[1] = ADDR_FAMILY_IPV4;
-    ip = (const uint8_t *)&((const struct sockaddr_in *)addr)->sin_addr;
+    ip = (const uint8_t *)&((const struct sockaddr_in *)&addr->ss)->sin_addr;
     ip_len = 4;
-  } else if (addr->ss_family == AF_INET6) {
+  } else if (addr->ss.ss_family == AF_INET6) {
     v[1] = ADDR_FAMILY_IPV6;
-    ip = (const uint8_t *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
+    ip = (const uint8_t *)&((const struct sockaddr_in6 *)&addr->ss)->sin6_addr;
     ip_len = 16;
   } else {
     return qp_fail(QP_ERR_INVALID,
                    "STUN address attribute 0x%04x: address "
                    "family %d is neither IPv4 nor IPv6",
-                   type, addr->ss_family);
+                   type, addr->ss.ss_family);
   }
-  uint16_t port = stun_addr_port(addr);
+  uint16_t port = udp_addr_port(addr);
   put16(v + 2, xored ? (uint16_t)(port ^ (STUN_MAGIC_COOKIE >> 16)) : port);
   for (size_t i = 0; i < ip_len; i++)
     v[4 + i] = (uint8_t)(ip[i] ^ (xored ? mask[i] : 0));
@@ -635,12 +637,12 @@ static int write_address(stun_msg_writer *w, uint16_t type,
 }
 
 int stun_msg_write_address(stun_msg_writer *w, uint16_t type,
-                           const struct sockaddr_storage *addr) {
+                           const udp_addr_t *addr) {
   return write_address(w, type, addr, false);
 }
 
 int stun_msg_write_xor_address(stun_msg_writer *w, uint16_t type,
-                               const struct sockaddr_storage *addr) {
+                               const udp_addr_t *addr) {
   return write_address(w, type, addr, true);
 }
 

@@ -36,6 +36,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "udp/udp.h"
+
+/* RFC 8489 section 18.4: the default port of STUN over UDP, used when a
+ * STUN server is given as a host without a port. */
+#define STUN_DEFAULT_PORT 3478
+
 #define STUN_HEADER_SIZE 20
 #define STUN_ATTR_HEADER_SIZE 4
 #define STUN_TXID_SIZE 12
@@ -134,10 +140,10 @@ typedef struct stun_msg {
   bool has_xor_mapped_address;
   bool has_response_origin;
   bool has_other_address;
-  struct sockaddr_storage mapped_address;
-  struct sockaddr_storage xor_mapped_address; /* already un-XORed */
-  struct sockaddr_storage response_origin;
-  struct sockaddr_storage other_address;
+  udp_addr_t mapped_address;
+  udp_addr_t xor_mapped_address; /* already un-XORed */
+  udp_addr_t response_origin;
+  udp_addr_t other_address;
 
   bool has_change_request;
   uint32_t change_request; /* STUN_CHANGE_IP | STUN_CHANGE_PORT */
@@ -215,7 +221,7 @@ bool stun_msg_find_attr(const stun_msg *msg, uint16_t type, stun_bytes *out);
  * XOR-RELAYED-ADDRESS. Returns 0, or QP_ERR_STUN naming the attribute. */
 int stun_msg_decode_address(const stun_msg *msg, uint16_t type,
                             stun_bytes value, bool xored,
-                            struct sockaddr_storage *out);
+                            udp_addr_t *out);
 
 /* key = MD5(username ":" realm ":" password) (RFC 8489 section 9.2.2),
  * for strings already processed by OpaqueString/SASLprep: this function
@@ -261,10 +267,10 @@ int stun_msg_write_u32(stun_msg_writer *w, uint16_t type, uint32_t value);
 int stun_msg_write_u64(stun_msg_writer *w, uint16_t type, uint64_t value);
 /* MAPPED-ADDRESS, RESPONSE-ORIGIN, OTHER-ADDRESS: the plain encoding. */
 int stun_msg_write_address(stun_msg_writer *w, uint16_t type,
-                           const struct sockaddr_storage *addr);
+                           const udp_addr_t *addr);
 /* XOR-MAPPED-ADDRESS: the XOR encoding (uses the header's txid). */
 int stun_msg_write_xor_address(stun_msg_writer *w, uint16_t type,
-                               const struct sockaddr_storage *addr);
+                               const udp_addr_t *addr);
 /* PADDING (RFC 5780 section 7.6) of len zero bytes. */
 int stun_msg_write_padding(stun_msg_writer *w, size_t len);
 int stun_msg_write_error_code(stun_msg_writer *w, int code, const char *reason);

@@ -1,17 +1,14 @@
 #include "stun/stun_nat.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "common/error.h"
 #include "common/log.h"
-#include "stun/stun_addr.h"
 #include "stun/stun_client.h"
 
 /* Phase 1 gets at most this share (percent) of the timeout, so a dead
@@ -22,8 +19,8 @@
 enum { MAP_TEST2, MAP_TEST3, FILTER_TEST2, FILTER_TEST3, RFC5780_REQUESTS };
 
 typedef struct nat_sockets {
-  int mapping;   /* tests I, II, III of section 4.3 */
-  int filtering; /* tests I, II, III of section 4.4 */
+  udp_socket_t mapping;   /* tests I, II, III of section 4.3 */
+  udp_socket_t filtering; /* tests I, II, III of section 4.4 */
 } nat_sockets;
 
 static int64_t monotonic_ms(void) {
@@ -108,14 +105,14 @@ void stun_nat_classify(stun_nat_result *r) {
 
 const char *stun_nat_to_string(const stun_nat_result *r, char *buf,
                                size_t len) {
-  char mapped[STUN_ADDR_STRLEN];
+  char mapped[UDP_ADDRSTRLEN];
   char delta[32] = "";
   if (r->has_port_delta)
     snprintf(delta, sizeof(delta), ", delta %+d", r->port_delta);
   snprintf(buf, len, "%s (mapping %s, filtering %s, mapped %s, ports %s%s%s)",
            stun_nat_type_name(r->type), stun_nat_mapping_name(r->mapping),
            stun_nat_filtering_name(r->filtering),
-           stun_addr_format(&r->mapped, mapped, sizeof(mapped)),
+           udp_addr_to_string(&r->mapped, mapped, sizeof(mapped)),
            stun_nat_port_allocation_name(r->port_allocation), delta,
            r->rfc5780 ? "" : ", server without RFC 5780");
   return buf;
@@ -123,61 +120,30 @@ const char *stun_nat_to_string(const stun_nat_result *r, char *buf,
 
 /* ---- sockets ----------------------------------------------------------- */
 
-static int open_socket(const stun_nat_config *cfg, int *fd_out) {
-  struct sockaddr_storage local;
-  memset(&local, 0, sizeof(local));
-  local.ss_family = cfg->server.ss_family;
+static int open_socket(const stun_nat_config *cfg, udp_socket_t *out) {
+  udp_addr_t local;
   if (cfg->has_local)
     local = cfg->local;
-  stun_addr_set_port(&local, 0);
-  char text[STUN_ADDR_STRLEN];
-  int fd = socket(local.ss_family, SOCK_DGRAM, 0);
-  if (fd < 0)
-    return qp_fail(QP_ERR_SOCKET,
-                   "NAT discovery could not create a socket: "
-                   "%s",
-                   strerror(errno));
-  fcntl(fd, F_SETFD, FD_CLOEXEC);
-  if (bind(fd, (struct sockaddr *)&local, stun_addr_len(&local)) != 0) {
-    int err = errno;
-    close(fd);
-    return qp_fail(QP_ERR_SOCKET, "NAT discovery could not bind %s: %s",
-                   stun_addr_format(&local, text, sizeof(text)), strerror(err));
-  }
-  *fd_out = fd;
-  return 0;
+  else if (udp_addr_from_ip(cfg->server.ss.ss_family == AF_INET6 ? "::" : "0.0.0.0", 0,
+                            &local) != 0)
+    return QP_ERR_INVALID;
+  udp_addr_set_port(&local, 0);
+  return udp_socket_open(&local, out);
 }
 
 /* The address the server would see without a NAT: the source IP the
- * kernel routes towards the server (a connected UDP socket sends nothing)
- * and the port of the socket. */
-static int local_address(int fd, const struct sockaddr_storage *server,
-                         struct sockaddr_storage *out) {
-  socklen_t len = sizeof(*out);
-  if (getsockname(fd, (struct sockaddr *)out, &len) != 0)
-    return qp_fail(QP_ERR_SOCKET, "getsockname failed: %s", strerror(errno));
-  uint16_t port = stun_addr_port(out);
-  int probe = socket(server->ss_family, SOCK_DGRAM, 0);
-  struct sockaddr_storage src;
-  len = sizeof(src);
-  if (probe >= 0 &&
-      connect(probe, (const struct sockaddr *)server, stun_addr_len(server)) ==
-          0 &&
-      getsockname(probe, (struct sockaddr *)&src, &len) == 0) {
-    *out = src;
-    stun_addr_set_port(out, port);
-  }
-  if (probe >= 0)
-    close(probe);
+ * kernel routes towards the server and the port of the socket. Without a
+ * route, the socket's bound address. */
+static int local_address(const udp_socket_t *sock, const udp_addr_t *server,
+                         udp_addr_t *out) {
+  if (udp_route_source(server, udp_addr_port(&sock->local), out) != 0)
+    *out = sock->local;
   return 0;
 }
 
 static void close_sockets(nat_sockets *s) {
-  if (s->mapping >= 0)
-    close(s->mapping);
-  if (s->filtering >= 0)
-    close(s->filtering);
-  s->mapping = s->filtering = -1;
+  udp_socket_close(&s->mapping);
+  udp_socket_close(&s->filtering);
 }
 
 /* ---- analysis ---------------------------------------------------------- */
@@ -187,7 +153,7 @@ static void note_port_delta(stun_nat_result *r, const stun_client_result *a,
                             uint16_t local_b) {
   if (a->state != STUN_TXN_SUCCEEDED || b->state != STUN_TXN_SUCCEEDED)
     return;
-  int port_a = stun_addr_port(&a->mapped), port_b = stun_addr_port(&b->mapped);
+  int port_a = udp_addr_port(&a->mapped), port_b = udp_addr_port(&b->mapped);
   r->has_port_delta = true;
   r->port_delta = port_b - port_a;
   if (port_a == local_a && port_b == local_b)
@@ -207,11 +173,11 @@ static stun_nat_mapping mapping_from_tests(const stun_nat_result *r,
     return STUN_NAT_MAPPING_ENDPOINT_INDEPENDENT;
   if (t2->state != STUN_TXN_SUCCEEDED)
     return STUN_NAT_MAPPING_UNKNOWN;
-  if (stun_addr_equal(&t2->mapped, &r->mapped))
+  if (udp_addr_equal(&t2->mapped, &r->mapped))
     return STUN_NAT_MAPPING_ENDPOINT_INDEPENDENT;
   if (t3->state != STUN_TXN_SUCCEEDED)
     return STUN_NAT_MAPPING_UNKNOWN;
-  return stun_addr_equal(&t3->mapped, &t2->mapped)
+  return udp_addr_equal(&t3->mapped, &t2->mapped)
              ? STUN_NAT_MAPPING_ADDRESS_DEPENDENT
              : STUN_NAT_MAPPING_ADDRESS_AND_PORT_DEPENDENT;
 }
@@ -220,11 +186,11 @@ static stun_nat_mapping mapping_from_tests(const stun_nat_result *r,
  * asked: a server that ignores the flags would otherwise fake
  * endpoint-independent filtering. */
 static bool answered_as_asked(const stun_client_result *t,
-                              const struct sockaddr_storage *server) {
+                              const udp_addr_t *server) {
   if (t->state != STUN_TXN_SUCCEEDED)
     return false;
-  bool ip_changed = !stun_addr_same_ip(&t->from, server);
-  bool port_changed = stun_addr_port(&t->from) != stun_addr_port(server);
+  bool ip_changed = !udp_addr_same_ip(&t->from, server);
+  bool port_changed = udp_addr_port(&t->from) != udp_addr_port(server);
   return ip_changed == ((t->change_request & STUN_CHANGE_IP) != 0) &&
          port_changed == ((t->change_request & STUN_CHANGE_PORT) != 0);
 }
@@ -238,7 +204,7 @@ static bool silent(const stun_client_result *t) {
  * test III answered -> address-dependent; else address-and-port. */
 static stun_nat_filtering
 filtering_from_tests(const stun_client_result *t2, const stun_client_result *t3,
-                     const struct sockaddr_storage *s) {
+                     const udp_addr_t *s) {
   if (answered_as_asked(t2, s))
     return STUN_NAT_FILTERING_ENDPOINT_INDEPENDENT;
   if (!silent(t2))
@@ -251,24 +217,24 @@ filtering_from_tests(const stun_client_result *t2, const stun_client_result *t3,
 
 /* ---- phases ------------------------------------------------------------ */
 
-static int phase1(const stun_nat_config *cfg, const nat_sockets *s,
+static int phase1(const stun_nat_config *cfg, nat_sockets *s,
                   int timeout_ms, stun_nat_result *r,
                   stun_client_result *test1) {
   stun_client_request reqs[2] = {
-      {.fd = s->mapping, .server = cfg->server},
-      {.fd = s->filtering, .server = cfg->server},
+      {.sock = &s->mapping, .server = cfg->server},
+      {.sock = &s->filtering, .server = cfg->server},
   };
   stun_client_result res[2];
   int rc = stun_client_run(reqs, 2, timeout_ms, res);
   if (rc)
     return rc;
   *test1 = res[0];
-  struct sockaddr_storage filter_local;
-  local_address(s->filtering, &cfg->server, &filter_local);
-  note_port_delta(r, &res[0], &res[1], stun_addr_port(&r->local),
-                  stun_addr_port(&filter_local));
-  char addr[STUN_ADDR_STRLEN];
-  stun_addr_format(&cfg->server, addr, sizeof(addr));
+  udp_addr_t filter_local;
+  local_address(&s->filtering, &cfg->server, &filter_local);
+  note_port_delta(r, &res[0], &res[1], udp_addr_port(&r->local),
+                  udp_addr_port(&filter_local));
+  char addr[UDP_ADDRSTRLEN];
+  udp_addr_to_string(&cfg->server, addr, sizeof(addr));
   if (res[0].state != STUN_TXN_SUCCEEDED && res[0].error == QP_ERR_SOCKET)
     return qp_fail(QP_ERR_SOCKET,
                    "NAT discovery could not send to STUN server %s: %s", addr,
@@ -281,17 +247,17 @@ static int phase1(const stun_nat_config *cfg, const nat_sockets *s,
   return 0;
 }
 
-static int phase2_rfc5780(const stun_nat_config *cfg, const nat_sockets *s,
+static int phase2_rfc5780(const stun_nat_config *cfg, nat_sockets *s,
                           int timeout_ms, stun_nat_result *r) {
-  struct sockaddr_storage alt_ip = r->other_address;
-  stun_addr_set_port(&alt_ip, stun_addr_port(&cfg->server));
+  udp_addr_t alt_ip = r->other_address;
+  udp_addr_set_port(&alt_ip, udp_addr_port(&cfg->server));
   stun_client_request reqs[RFC5780_REQUESTS] = {
-      [MAP_TEST2] = {.fd = s->mapping, .server = alt_ip},
-      [MAP_TEST3] = {.fd = s->mapping, .server = r->other_address},
-      [FILTER_TEST2] = {.fd = s->filtering,
+      [MAP_TEST2] = {.sock = &s->mapping, .server = alt_ip},
+      [MAP_TEST3] = {.sock = &s->mapping, .server = r->other_address},
+      [FILTER_TEST2] = {.sock = &s->filtering,
                         .server = cfg->server,
                         .change_flags = STUN_CHANGE_IP | STUN_CHANGE_PORT},
-      [FILTER_TEST3] = {.fd = s->filtering,
+      [FILTER_TEST3] = {.sock = &s->filtering,
                         .server = cfg->server,
                         .change_flags = STUN_CHANGE_PORT},
   };
@@ -310,7 +276,7 @@ static int phase2_rfc5780(const stun_nat_config *cfg, const nat_sockets *s,
 /* No RFC 5780: the same mapping towards two servers on different IPs is
  * endpoint-independent as far as one can tell; different is per
  * destination. */
-static int phase2_two_servers(const stun_nat_config *cfg, const nat_sockets *s,
+static int phase2_two_servers(const stun_nat_config *cfg, nat_sockets *s,
                               int timeout_ms, stun_nat_result *r) {
   if (!r->behind_nat) {
     r->mapping = STUN_NAT_MAPPING_ENDPOINT_INDEPENDENT;
@@ -318,14 +284,14 @@ static int phase2_two_servers(const stun_nat_config *cfg, const nat_sockets *s,
   }
   if (!cfg->has_second_server)
     return 0;
-  stun_client_request req = {.fd = s->mapping, .server = cfg->second_server};
+  stun_client_request req = {.sock = &s->mapping, .server = cfg->second_server};
   stun_client_result res;
   int rc = stun_client_run(&req, 1, timeout_ms, &res);
   if (rc || res.state != STUN_TXN_SUCCEEDED)
     return rc;
   r->used_second_server = true;
   r->mapped_second = res.mapped;
-  r->mapping = stun_addr_equal(&res.mapped, &r->mapped)
+  r->mapping = udp_addr_equal(&res.mapped, &r->mapped)
                    ? STUN_NAT_MAPPING_ENDPOINT_INDEPENDENT
                    : STUN_NAT_MAPPING_DESTINATION_DEPENDENT;
   return 0;
@@ -333,18 +299,18 @@ static int phase2_two_servers(const stun_nat_config *cfg, const nat_sockets *s,
 
 /* OTHER-ADDRESS is usable when it differs from the server in IP and port. */
 static bool usable_other_address(const stun_client_result *t,
-                                 const struct sockaddr_storage *server) {
+                                 const udp_addr_t *server) {
   return t->has_other_address &&
-         t->other_address.ss_family == server->ss_family &&
-         !stun_addr_same_ip(&t->other_address, server) &&
-         stun_addr_port(&t->other_address) != stun_addr_port(server);
+         t->other_address.ss.ss_family == server->ss.ss_family &&
+         !udp_addr_same_ip(&t->other_address, server) &&
+         udp_addr_port(&t->other_address) != udp_addr_port(server);
 }
 
-static int run_phases(const stun_nat_config *cfg, const nat_sockets *s,
+static int run_phases(const stun_nat_config *cfg, nat_sockets *s,
                       stun_nat_result *r) {
   int64_t deadline = monotonic_ms() + cfg->timeout_ms;
   stun_client_result test1;
-  int rc = local_address(s->mapping, &cfg->server, &r->local);
+  int rc = local_address(&s->mapping, &cfg->server, &r->local);
   if (rc == 0)
     rc =
         phase1(cfg, s, cfg->timeout_ms * PHASE1_SHARE_PERCENT / 100, r, &test1);
@@ -355,7 +321,7 @@ static int run_phases(const stun_nat_config *cfg, const nat_sockets *s,
     return 0;
   }
   r->mapped = test1.mapped;
-  r->behind_nat = !stun_addr_equal(&r->mapped, &r->local);
+  r->behind_nat = !udp_addr_equal(&r->mapped, &r->local);
   r->rfc5780 = usable_other_address(&test1, &cfg->server);
   int remaining = (int)(deadline - monotonic_ms());
   if (remaining < 0)
@@ -368,12 +334,14 @@ static int run_phases(const stun_nat_config *cfg, const nat_sockets *s,
 }
 
 int stun_nat_discover(const stun_nat_config *cfg, stun_nat_result *out) {
-  if (!cfg || !out || stun_addr_len(&cfg->server) == 0 || cfg->timeout_ms <= 0)
+  if (!cfg || !out ||
+      (cfg->server.ss.ss_family != AF_INET && cfg->server.ss.ss_family != AF_INET6) ||
+      cfg->timeout_ms <= 0)
     return qp_fail(QP_ERR_INVALID, "NAT discovery needs a server address and "
                                    "a positive timeout");
   stun_nat_result r;
   memset(&r, 0, sizeof(r));
-  nat_sockets s = {-1, -1};
+  nat_sockets s = {.mapping.fd = -1, .filtering.fd = -1};
   int rc = open_socket(cfg, &s.mapping);
   if (rc == 0)
     rc = open_socket(cfg, &s.filtering);

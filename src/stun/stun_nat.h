@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "udp/udp.h"
+
 /* Two mappings taken back to back whose ports differ by at most this much
  * (and are not simply the local ports) count as sequential allocation. A
  * busy NAT hands out a few ports to other hosts in between. */
@@ -68,11 +70,11 @@ typedef enum stun_nat_port_allocation {
 } stun_nat_port_allocation;
 
 typedef struct stun_nat_config {
-  struct sockaddr_storage server;        /* RFC 5780 server, or any */
+  udp_addr_t server;        /* RFC 5780 server, or any */
   bool has_second_server;                /* for the fallback */
-  struct sockaddr_storage second_server; /* another server, another IP */
+  udp_addr_t second_server; /* another server, another IP */
   bool has_local;                        /* bind here (port ignored) */
-  struct sockaddr_storage local;         /* default: any address */
+  udp_addr_t local;         /* default: any address */
   int timeout_ms;                        /* for the whole discovery */
 } stun_nat_config;
 
@@ -83,12 +85,12 @@ typedef struct stun_nat_result {
   bool behind_nat; /* test I's mapped address is not the local address */
   bool rfc5780;    /* the server gave OTHER-ADDRESS; tests II/III ran */
   bool used_second_server;
-  struct sockaddr_storage local;  /* mapping socket, as routed to server */
-  struct sockaddr_storage mapped; /* test I */
-  struct sockaddr_storage other_address;      /* when rfc5780 */
-  struct sockaddr_storage mapped_alt_ip;      /* mapping test II */
-  struct sockaddr_storage mapped_alt_ip_port; /* mapping test III */
-  struct sockaddr_storage mapped_second;      /* fallback server */
+  udp_addr_t local;  /* mapping socket, as routed to server */
+  udp_addr_t mapped; /* test I */
+  udp_addr_t other_address;      /* when rfc5780 */
+  udp_addr_t mapped_alt_ip;      /* mapping test II */
+  udp_addr_t mapped_alt_ip_port; /* mapping test III */
+  udp_addr_t mapped_second;      /* fallback server */
   /* Port of the filtering socket's test I mapping minus the mapping
    * socket's, both taken back to back. */
   bool has_port_delta;

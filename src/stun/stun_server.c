@@ -12,7 +12,6 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "stun/stun_addr.h"
 #include "stun/stun_msg.h"
 
 #define SERVER_SOFTWARE "quic-portal " QP_VERSION
@@ -29,7 +28,7 @@
 
 struct stun_server {
   stun_server_addrs addrs;
-  int fds[STUN_SERVER_MAX_SLOTS];
+  udp_socket_t socks[STUN_SERVER_MAX_SLOTS];
   int wake_read;
   int wake_write;
   pthread_t thread;
@@ -87,7 +86,7 @@ static int reply_slot_for(int local, uint32_t change) {
 
 static int binding_success(const stun_server_addrs *addrs, int local, int reply,
                            const stun_msg *req,
-                           const struct sockaddr_storage *from, uint8_t *out,
+                           const udp_addr_t *from, uint8_t *out,
                            size_t cap) {
   stun_msg_writer w;
   int rc = begin_response(&w, req, STUN_CLASS_SUCCESS, out, cap);
@@ -114,7 +113,7 @@ static int binding_success(const stun_server_addrs *addrs, int local, int reply,
 
 int stun_server_handle(const stun_server_addrs *addrs, int local,
                        const uint8_t *req, size_t len,
-                       const struct sockaddr_storage *from, uint8_t *out,
+                       const udp_addr_t *from, uint8_t *out,
                        size_t cap, stun_server_reply *reply) {
   if (!addrs || !req || !from || !out || !reply || local < 0 ||
       (size_t)local >= addrs->count ||
@@ -146,7 +145,7 @@ int stun_server_handle(const stun_server_addrs *addrs, int local,
   if (m.has_response_port && m.response_port == 0)
     return 0;
   if (m.has_response_port)
-    stun_addr_set_port(&reply->to, m.response_port);
+    udp_addr_set_port(&reply->to, m.response_port);
   reply->slot = reply_slot_for(local, change);
   return binding_success(addrs, local, reply->slot, &m, from, out, cap);
 }
@@ -161,44 +160,35 @@ static void close_fd(int *fd) {
 
 static void close_sockets(stun_server_t *s) {
   for (int i = 0; i < STUN_SERVER_MAX_SLOTS; i++)
-    close_fd(&s->fds[i]);
+    udp_socket_close(&s->socks[i]);
 }
 
 /* Bind one slot; *sys_err gets the bind errno (0 on success) so the
  * caller can tell a port collision from other failures. */
-static int bind_slot(stun_server_t *s, int slot,
-                     const struct sockaddr_storage *want, int *sys_err) {
-  char text[STUN_ADDR_STRLEN];
-  int fd = socket(want->ss_family, SOCK_DGRAM, 0);
-  *sys_err = fd < 0 ? errno : 0;
-  if (fd < 0)
-    return qp_fail(QP_ERR_SOCKET, "STUN server could not create a socket: %s",
-                   strerror(*sys_err));
-  fcntl(fd, F_SETFD, FD_CLOEXEC);
-  if (bind(fd, (const struct sockaddr *)want, stun_addr_len(want)) != 0) {
+static int bind_slot(stun_server_t *s, int slot, const udp_addr_t *want,
+                     int *sys_err) {
+  *sys_err = 0;
+  int rc = udp_socket_open(want, &s->socks[slot]);
+  if (rc != 0) {
     *sys_err = errno;
-    close(fd);
-    return qp_fail(QP_ERR_SOCKET, "STUN server could not bind %s: %s",
-                   stun_addr_format(want, text, sizeof(text)),
-                   strerror(*sys_err));
+    s->socks[slot].fd = -1;
+    return rc;
   }
-  s->fds[slot] = fd;
-  socklen_t len = sizeof(s->addrs.slot[slot]);
-  getsockname(fd, (struct sockaddr *)&s->addrs.slot[slot], &len);
+  s->addrs.slot[slot] = s->socks[slot].local;
   return 0;
 }
 
 /* Bind the four RFC 5780 slots; slots 2 and 3 reuse the ports the kernel
  * gave slots 0 and 1. */
-static int bind_four(stun_server_t *s, const struct sockaddr_storage *primary,
-                     const struct sockaddr_storage *alternate, int *sys_err) {
-  struct sockaddr_storage want[STUN_SERVER_MAX_SLOTS] = {
+static int bind_four(stun_server_t *s, const udp_addr_t *primary,
+                     const udp_addr_t *alternate, int *sys_err) {
+  udp_addr_t want[STUN_SERVER_MAX_SLOTS] = {
       *primary, *primary, *alternate, *alternate};
-  stun_addr_set_port(&want[1], stun_addr_port(alternate));
+  udp_addr_set_port(&want[1], udp_addr_port(alternate));
   int rc = 0;
   for (int slot = 0; slot < STUN_SERVER_MAX_SLOTS && rc == 0; slot++) {
     if (slot >= 2)
-      stun_addr_set_port(&want[slot], stun_addr_port(&s->addrs.slot[slot - 2]));
+      udp_addr_set_port(&want[slot], udp_addr_port(&s->addrs.slot[slot - 2]));
     rc = bind_slot(s, slot, &want[slot], sys_err);
   }
   if (rc)
@@ -206,8 +196,8 @@ static int bind_four(stun_server_t *s, const struct sockaddr_storage *primary,
   return rc;
 }
 
-static int bind_all(stun_server_t *s, const struct sockaddr_storage *primary,
-                    const struct sockaddr_storage *alternate) {
+static int bind_all(stun_server_t *s, const udp_addr_t *primary,
+                    const udp_addr_t *alternate) {
   int sys_err = 0;
   if (!alternate) {
     s->addrs.count = 1;
@@ -215,7 +205,7 @@ static int bind_all(stun_server_t *s, const struct sockaddr_storage *primary,
   }
   s->addrs.count = STUN_SERVER_MAX_SLOTS;
   bool any_port =
-      stun_addr_port(primary) == 0 || stun_addr_port(alternate) == 0;
+      udp_addr_port(primary) == 0 || udp_addr_port(alternate) == 0;
   int rc = QP_ERR_SOCKET;
   for (int attempt = 0; attempt < MAX_BIND_ATTEMPTS; attempt++) {
     rc = bind_four(s, primary, alternate, &sys_err);
@@ -228,22 +218,21 @@ static int bind_all(stun_server_t *s, const struct sockaddr_storage *primary,
 static bool answer_one(stun_server_t *s, int slot) {
   uint8_t req[MAX_REQUEST_SIZE];
   uint8_t resp[STUN_SERVER_RESPONSE_MAX];
-  struct sockaddr_storage from;
-  socklen_t from_len = sizeof(from);
-  ssize_t n = recvfrom(s->fds[slot], req, sizeof(req), MSG_DONTWAIT,
-                       (struct sockaddr *)&from, &from_len);
-  if (n < 0)
+  udp_addr_t from;
+  size_t n;
+  if (udp_recv_one(&s->socks[slot], req, sizeof(req), &n, &from) != 1)
     return false;
   stun_server_reply reply;
-  int len = stun_server_handle(&s->addrs, slot, req, (size_t)n, &from, resp,
+  int len = stun_server_handle(&s->addrs, slot, req, n, &from, resp,
                                sizeof(resp), &reply);
   if (len <= 0)
     return true;
   /* Counted before sending, so a client that got the answer sees it. */
   atomic_fetch_add(&s->requests_answered, 1);
-  /* Dropped when the send buffer is full: the client retransmits. */
-  (void)sendto(s->fds[reply.slot], resp, (size_t)len, MSG_DONTWAIT,
-               (const struct sockaddr *)&reply.to, stun_addr_len(&reply.to));
+  /* A lost send (full buffer, ICMP error) is dropped: the client
+   * retransmits. */
+  if (udp_send(&s->socks[reply.slot], &reply.to, resp, (size_t)len, 0) != 0)
+    QP_LOG_DEBUG("STUN server: %s", qp_last_error());
   return true;
 }
 
@@ -257,7 +246,7 @@ static void *server_thread(void *arg) {
   struct pollfd pfds[STUN_SERVER_MAX_SLOTS + 1];
   size_t n = s->addrs.count;
   for (size_t i = 0; i < n; i++)
-    pfds[i] = (struct pollfd){.fd = s->fds[i], .events = POLLIN};
+    pfds[i] = (struct pollfd){.fd = s->socks[i].fd, .events = POLLIN};
   pfds[n] = (struct pollfd){.fd = s->wake_read, .events = POLLIN};
   for (;;) {
     if (poll(pfds, n + 1, -1) < 0) {
@@ -275,17 +264,18 @@ static void *server_thread(void *arg) {
 }
 
 static int parse_config(const char *primary, const char *alternate,
-                        struct sockaddr_storage *p,
-                        struct sockaddr_storage *a) {
-  int rc = stun_addr_parse(primary, 0, p);
+                        udp_addr_t *p,
+                        udp_addr_t *a) {
+  /* Port 0 = any free port. */
+  int rc = udp_addr_parse(primary, 0, p);
   if (rc == 0 && alternate)
-    rc = stun_addr_parse(alternate, 0, a);
-  if (rc == 0 && alternate && a->ss_family != p->ss_family)
+    rc = udp_addr_parse(alternate, 0, a);
+  if (rc == 0 && alternate && a->ss.ss_family != p->ss.ss_family)
     rc = qp_fail(QP_ERR_INVALID,
                  "STUN server addresses %s and %s must both be IPv4 or both "
                  "IPv6",
                  primary, alternate);
-  if (rc == 0 && alternate && stun_addr_same_ip(p, a))
+  if (rc == 0 && alternate && udp_addr_same_ip(p, a))
     rc = qp_fail(QP_ERR_INVALID,
                  "STUN server alternate address %s must have another IP than "
                  "the primary %s (RFC 5780)",
@@ -310,7 +300,7 @@ static int start_thread(stun_server_t *s) {
 
 int stun_server_start(const char *primary, const char *alternate,
                       stun_server_t **out) {
-  struct sockaddr_storage p, a;
+  udp_addr_t p, a;
   if (!out)
     return qp_fail(QP_ERR_INVALID, "stun_server_start: out is NULL");
   int rc = parse_config(primary, alternate, &p, &a);
@@ -320,7 +310,7 @@ int stun_server_start(const char *primary, const char *alternate,
   if (!s)
     return qp_fail(QP_ERR_NOMEM, "no memory for the STUN server");
   for (int i = 0; i < STUN_SERVER_MAX_SLOTS; i++)
-    s->fds[i] = -1;
+    s->socks[i].fd = -1;
   s->wake_read = s->wake_write = -1;
   rc = bind_all(s, &p, alternate ? &a : NULL);
   if (rc == 0)
@@ -329,9 +319,9 @@ int stun_server_start(const char *primary, const char *alternate,
     stun_server_stop(s);
     return rc;
   }
-  char text[STUN_ADDR_STRLEN];
+  char text[UDP_ADDRSTRLEN];
   QP_LOG_INFO("STUN server on %s (%zu sockets)",
-              stun_addr_format(&s->addrs.slot[0], text, sizeof(text)),
+              udp_addr_to_string(&s->addrs.slot[0], text, sizeof(text)),
               s->addrs.count);
   *out = s;
   return 0;
@@ -354,7 +344,7 @@ void stun_server_stop(stun_server_t *s) {
 }
 
 int stun_server_address(const stun_server_t *s, int slot,
-                        struct sockaddr_storage *out) {
+                        udp_addr_t *out) {
   if (!s || !out || slot < 0 || (size_t)slot >= s->addrs.count)
     return qp_fail(QP_ERR_INVALID, "STUN server has no address slot %d", slot);
   *out = s->addrs.slot[slot];

@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "udp/udp.h"
+
 #define STUN_SERVER_MAX_SLOTS 4
 #define STUN_SERVER_SLOT_PORT_BIT 1 /* set: alternate port */
 #define STUN_SERVER_SLOT_IP_BIT 2   /* set: alternate IP */
@@ -36,14 +38,14 @@
 #define STUN_SERVER_RESPONSE_MAX (256 + STUN_SERVER_MAX_PADDING)
 
 typedef struct stun_server_addrs {
-  struct sockaddr_storage slot[STUN_SERVER_MAX_SLOTS];
+  udp_addr_t slot[STUN_SERVER_MAX_SLOTS];
   size_t count; /* 1 (plain server) or 4 (RFC 5780) */
 } stun_server_addrs;
 
 /* Where a response goes. */
 typedef struct stun_server_reply {
   int slot;                   /* send it from this address slot */
-  struct sockaddr_storage to; /* the request's source, or that IP with the
+  udp_addr_t to; /* the request's source, or that IP with the
                                  port of RESPONSE-PORT (RFC 5780) */
 } stun_server_reply;
 
@@ -62,7 +64,7 @@ typedef struct stun_server_reply {
  */
 int stun_server_handle(const stun_server_addrs *addrs, int local,
                        const uint8_t *req, size_t len,
-                       const struct sockaddr_storage *from, uint8_t *out,
+                       const udp_addr_t *from, uint8_t *out,
                        size_t cap, stun_server_reply *reply);
 
 typedef struct stun_server stun_server_t;
@@ -88,7 +90,7 @@ void stun_server_stop(stun_server_t *server);
 /* The bound address of a slot (0..count-1), ports resolved. Returns 0 or
  * QP_ERR_INVALID. */
 int stun_server_address(const stun_server_t *server, int slot,
-                        struct sockaddr_storage *out);
+                        udp_addr_t *out);
 
 /* 1 or 4. */
 size_t stun_server_slot_count(const stun_server_t *server);

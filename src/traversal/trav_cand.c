@@ -14,7 +14,6 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "stun/stun_addr.h"
 
 /* RFC 8445 section 5.1.2.1: "priority = (2^24)*(type preference) +
  * (2^8)*(local preference) + (2^0)*(256 - component ID)". One component. */
@@ -88,15 +87,6 @@ bool trav_addr_for_family(const udp_addr_t *in, int family, udp_addr_t *out) {
   return true;
 }
 
-static bool is_unspecified(const udp_addr_t *addr) {
-  if (addr->ss.ss_family == AF_INET)
-    return ((const struct sockaddr_in *)&addr->ss)->sin_addr.s_addr ==
-           htonl(INADDR_ANY);
-  const struct in6_addr *a6 =
-      &((const struct sockaddr_in6 *)&addr->ss)->sin6_addr;
-  return IN6_IS_ADDR_UNSPECIFIED(a6);
-}
-
 /* Interface addresses usable by a socket of `family` bound to the wildcard:
  * an IPv6 socket is dual-stack (udp_socket_open clears IPV6_V6ONLY), so it
  * takes IPv4 addresses too. Link-local IPv6 needs a scope: skipped. */
@@ -118,7 +108,7 @@ static void add_ifaddr(trav_agent_t *a, const struct ifaddrs *ifa,
   addr.len = ifa->ifa_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
                                                  : sizeof(struct sockaddr_in6);
   memcpy(&addr.ss, ifa->ifa_addr, addr.len);
-  stun_addr_set_port(&addr.ss, port);
+  udp_addr_set_port(&addr, port);
   /* Loopback only helps a peer on this machine: rank it last. */
   bool loop = (ifa->ifa_flags & IFF_LOOPBACK) != 0;
   uint16_t lp = loop ? 1 : *pref;
@@ -131,7 +121,7 @@ static void add_ifaddr(trav_agent_t *a, const struct ifaddrs *ifa,
 int trav_gather_host(trav_agent_t *a, size_t sock_index) {
   const udp_socket_t *s = a->socks[sock_index];
   uint16_t port = udp_addr_port(&s->local);
-  if (!is_unspecified(&s->local))
+  if (!udp_addr_is_unspecified(&s->local))
     return trav_cand_add(a, RDV_CAND_HOST, &s->local, 65535, sock_index);
   struct ifaddrs *list = NULL;
   if (getifaddrs(&list) != 0)
@@ -152,43 +142,29 @@ int trav_gather_host(trav_agent_t *a, size_t sock_index) {
 
 /* ---- server-reflexive candidates -------------------------------------- */
 
-/* Split "host:port", "[v6]:port", "v6" or "host" and resolve it for a
- * socket of `family` (an IPv6 socket also reaches IPv4 servers). */
-static int resolve_server(const char *text, int family,
-                          struct sockaddr_storage *out) {
-  char host[256];
-  uint16_t port = 3478;
-  const char *colon = strrchr(text, ':');
-  bool numeric_v6 = text[0] == '[' || (colon && strchr(text, ':') != colon);
-  if (numeric_v6)
-    return stun_addr_parse(text, port, out);
-  size_t hlen = colon ? (size_t)(colon - text) : strlen(text);
-  if (hlen == 0 || hlen >= sizeof(host))
-    return qp_fail(QP_ERR_INVALID, "bad STUN server \"%s\": expected host:port",
-                   text);
-  memcpy(host, text, hlen);
-  host[hlen] = '\0';
-  if (colon) {
-    char *end = NULL;
-    long p = strtol(colon + 1, &end, 10);
-    if (end == colon + 1 || *end != '\0' || p < 1 || p > 65535)
-      return qp_fail(QP_ERR_INVALID,
-                     "bad STUN server \"%s\": port must be 1-65535", text);
-    port = (uint16_t)p;
-  }
-  int want = family == AF_INET6 ? AF_UNSPEC : family;
-  int rc = stun_addr_resolve(host, port, want, out, 1);
-  return rc < 0 ? rc : 0;
+/* A STUN server as "ip:port", "[v6]:port" or an IP alone (port
+ * STUN_DEFAULT_PORT). Names were resolved before traversal, within a
+ * bound (udp_resolve_names); one still a name here did not resolve:
+ * QP_ERR_RESOLVE, so it costs that server only. */
+static int parse_server(const char *text, udp_addr_t *out) {
+  char host[UDP_HOST_MAX];
+  uint16_t port;
+  int rc = udp_hostport_split(text, STUN_DEFAULT_PORT, host, sizeof(host), &port);
+  if (rc != 0)
+    return rc;
+  if (udp_addr_from_ip(host, port, out) != 0)
+    return qp_fail(QP_ERR_RESOLVE, "STUN server \"%s\" is not resolved", text);
+  return 0;
 }
 
 /* Start one Binding transaction to an address of the socket's family. */
-static int start_txn(trav_agent_t *a, const struct sockaddr_storage *server,
-                     bool followup, int64_t now_ms) {
-  udp_addr_t in = {.ss = *server, .len = stun_addr_len(server)}, mapped;
+static int start_txn(trav_agent_t *a, const udp_addr_t *server, bool followup,
+                     int64_t now_ms) {
+  udp_addr_t mapped;
   if (a->stun_count >= TRAV_MAX_STUN_TXNS ||
-      !trav_addr_for_family(&in, a->socks[0]->family, &mapped))
+      !trav_addr_for_family(server, a->socks[0]->family, &mapped))
     return 0;
-  int rc = stun_client_start(a->stun, &mapped.ss, 0, now_ms, a->gather_until_ms);
+  int rc = stun_client_start(a->stun, &mapped, 0, now_ms, a->gather_until_ms);
   if (rc < 0)
     return rc;
   a->stun_followup[a->stun_count] = followup;
@@ -197,8 +173,8 @@ static int start_txn(trav_agent_t *a, const struct sockaddr_storage *server,
 }
 
 static int start_one_server(trav_agent_t *a, const char *text, int64_t now_ms) {
-  struct sockaddr_storage server;
-  int rc = resolve_server(text, a->socks[0]->family, &server);
+  udp_addr_t server;
+  int rc = parse_server(text, &server);
   if (rc == QP_ERR_RESOLVE) {
     /* A name that does not resolve costs that server only. */
     size_t used = strlen(a->stun_note);
@@ -235,7 +211,7 @@ int trav_gather_start(trav_agent_t *a, int64_t now_ms, int64_t deadline_ms) {
 }
 
 static void add_srflx(trav_agent_t *a, const stun_client_result *r) {
-  udp_addr_t addr = {.ss = r->mapped, .len = stun_addr_len(&r->mapped)};
+  udp_addr_t addr = r->mapped;
   /* Kept even when equal to a host address: the record then tells the
    * peer (and the logs) that this side is not behind a NAT. */
   if (trav_cand_add(a, RDV_CAND_SRFLX, &addr, 65535, 0) != 0)
@@ -256,8 +232,8 @@ static void start_followups(trav_agent_t *a, const stun_client_result *r,
                             int64_t now_ms) {
   if (a->stun_followups > 0 || !r->has_other_address)
     return;
-  struct sockaddr_storage alt_port = r->server;
-  stun_addr_set_port(&alt_port, stun_addr_port(&r->other_address));
+  udp_addr_t alt_port = r->server;
+  udp_addr_set_port(&alt_port, udp_addr_port(&r->other_address));
   a->stun_followups = TRAV_BEHAVIOR_FOLLOWUPS;
   if (start_txn(a, &alt_port, true, now_ms) != 0 ||
       start_txn(a, &r->other_address, true, now_ms) != 0)
@@ -268,7 +244,7 @@ bool trav_gather_on_datagram(trav_agent_t *a, const uint8_t *buf, size_t len,
                              const udp_addr_t *from, int64_t now_ms) {
   if (!a->gathering)
     return false;
-  int txn = stun_client_on_response(a->stun, buf, len, &from->ss, now_ms);
+  int txn = stun_client_on_response(a->stun, buf, len, from, now_ms);
   if (txn < 0)
     return false;
   const stun_client_result *r = stun_client_result_of(a->stun, txn);
@@ -287,8 +263,7 @@ int64_t trav_gather_on_timer(trav_agent_t *a, int64_t now_ms) {
   stun_client_datagram out[TRAV_MAX_STUN_TXNS];
   size_t n = stun_client_on_timer(a->stun, now_ms, out, TRAV_MAX_STUN_TXNS);
   for (size_t i = 0; i < n; i++) {
-    udp_addr_t to = {.ss = *out[i].to, .len = stun_addr_len(out[i].to)};
-    if (udp_send(a->socks[0], &to, out[i].data, out[i].len, out[i].len) != 0)
+    if (udp_send(a->socks[0], out[i].to, out[i].data, out[i].len, 0) != 0)
       stun_client_fail(a->stun, out[i].txn, QP_ERR_SOCKET, 0);
   }
   return stun_client_next_timeout(a->stun);
@@ -300,7 +275,7 @@ int64_t trav_gather_on_timer(trav_agent_t *a, int64_t now_ms) {
  * the port steps tell sequential from random allocation. */
 static void learn_behavior(trav_agent_t *a) {
   uint16_t ports[TRAV_MAX_STUN_TXNS];
-  const struct sockaddr_storage *first = NULL;
+  const udp_addr_t *first = NULL;
   bool other_ip = false;
   size_t n = 0;
   for (size_t i = 0; i < a->stun_count; i++) {
@@ -309,9 +284,9 @@ static void learn_behavior(trav_agent_t *a) {
       continue;
     if (first == NULL)
       first = &r->mapped;
-    else if (!stun_addr_same_ip(first, &r->mapped))
+    else if (!udp_addr_same_ip(first, &r->mapped))
       other_ip = true;
-    ports[n++] = stun_addr_port(&r->mapped);
+    ports[n++] = udp_addr_port(&r->mapped);
   }
   trav_behavior_classify(ports, n, &a->self);
   if (other_ip && a->self.ports != TRAV_PORTS_UNKNOWN)
@@ -331,15 +306,15 @@ static void learn_behavior(trav_agent_t *a) {
 }
 
 static void describe_server(trav_agent_t *a, const stun_client_result *r) {
-  char srv[STUN_ADDR_STRLEN], map[STUN_ADDR_STRLEN];
+  char srv[UDP_ADDRSTRLEN], map[UDP_ADDRSTRLEN];
   size_t used = strlen(a->stun_note);
   if (used + 8 >= sizeof(a->stun_note))
     return;
-  stun_addr_format(&r->server, srv, sizeof(srv));
+  udp_addr_to_string(&r->server, srv, sizeof(srv));
   if (r->state == STUN_TXN_SUCCEEDED)
     snprintf(a->stun_note + used, sizeof(a->stun_note) - used,
              "%sSTUN %s: mapped %s", used ? "; " : "", srv,
-             stun_addr_format(&r->mapped, map, sizeof(map)));
+             udp_addr_to_string(&r->mapped, map, sizeof(map)));
   else
     snprintf(a->stun_note + used, sizeof(a->stun_note) - used,
              "%sSTUN %s: %s", used ? "; " : "", srv,

@@ -53,8 +53,7 @@ static size_t write_answer(const char *pwd, const stun_msg *msg,
   stun_msg_writer w;
   if (stun_msg_write_header(&w, resp, cap, STUN_METHOD_BINDING,
                             STUN_CLASS_SUCCESS, msg->txid) != 0 ||
-      stun_msg_write_xor_address(&w, STUN_ATTR_XOR_MAPPED_ADDRESS,
-                                 &from->ss) != 0 ||
+      stun_msg_write_xor_address(&w, STUN_ATTR_XOR_MAPPED_ADDRESS, from) != 0 ||
       stun_msg_write_integrity(&w, (const uint8_t *)pwd, strlen(pwd)) != 0 ||
       stun_msg_write_fingerprint(&w) != 0)
     return 0;

@@ -30,7 +30,6 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "stun/stun_addr.h"
 #include "stun/stun_nat.h"
 
 /* Transaction id layout of probes and openings: prefix[8], kind, 0, index
@@ -152,7 +151,7 @@ void trav_hard_predict(trav_agent_t *a) {
     if (port < 1 || port > 65535)
       break;
     udp_addr_t p = base;
-    stun_addr_set_port(&p.ss, (uint16_t)port);
+    udp_addr_set_port(&p, (uint16_t)port);
     /* Ranked by k: the peer checks the likeliest port first. */
     if (trav_cand_add(a, RDV_CAND_PREDICTED, &p, (uint16_t)(65535 - k), 0) != 0)
       break;
@@ -270,7 +269,7 @@ static int open_extras(trav_agent_t *a, const rdv_record *rec, int64_t now_ms) {
   if (sp->extra == NULL)
     return qp_fail(QP_ERR_NOMEM, "out of memory for %d extra sockets", want);
   udp_addr_t bind_addr = a->socks[0]->local;
-  stun_addr_set_port(&bind_addr.ss, 0);
+  udp_addr_set_port(&bind_addr, 0);
   size_t n = 0;
   for (; n < (size_t)want; n++) {
     if (udp_socket_open(&bind_addr, &sp->extra[n]) != 0)
@@ -374,7 +373,7 @@ static int64_t send_probes(trav_agent_t *a, int64_t now_ms) {
     }
     uint16_t port = pick_port(sp, rnd[burst]);
     udp_addr_t to = sp->probe_ip;
-    stun_addr_set_port(&to.ss, port);
+    udp_addr_set_port(&to, port);
     if (send_spray_check(a, a->socks[0], &to, SPRAY_KIND_PROBE, port) != 0) {
       sp->probing = false; /* the socket failed: the pairs will say so */
       return INT64_MAX;
@@ -425,7 +424,7 @@ int trav_hard_on_response(trav_agent_t *a, size_t s, const stun_msg *msg,
   udp_addr_t expect;
   if (t[8] == SPRAY_KIND_PROBE && s == 0 && sp->probes > 0) {
     expect = sp->probe_ip;
-    stun_addr_set_port(&expect.ss, index);
+    udp_addr_set_port(&expect, index);
   } else if (t[8] == SPRAY_KIND_OPENING && s == 1u + index &&
              index < sp->extra_count) {
     expect = sp->target;

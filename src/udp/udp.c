@@ -16,100 +16,6 @@
 #define UDP_SEGMENT 103
 #endif
 
-int udp_addr_from_ip(const char *ip, uint16_t port, udp_addr_t *out) {
-  memset(out, 0, sizeof(*out));
-  if (ip == NULL || *ip == '\0')
-    ip = "0.0.0.0";
-  struct sockaddr_in *v4 = (struct sockaddr_in *)&out->ss;
-  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->ss;
-  if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    out->len = sizeof(*v4);
-    return 0;
-  }
-  if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    out->len = sizeof(*v6);
-    return 0;
-  }
-  return qp_fail(QP_ERR_INVALID, "\"%.100s\" is not an IPv4 or IPv6 address", ip);
-}
-
-int udp_addr_resolve(const char *host, uint16_t port, udp_addr_t *out) {
-  if (host == NULL || *host == '\0')
-    return qp_fail(QP_ERR_INVALID, "host name is empty");
-  if (udp_addr_from_ip(host, port, out) == 0)
-    return 0;
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM};
-  struct addrinfo *res = NULL;
-  int rv = getaddrinfo(host, NULL, &hints, &res);
-  if (rv != 0 || res == NULL)
-    return qp_fail(QP_ERR_RESOLVE, "cannot resolve host \"%.100s\": %s", host,
-                   gai_strerror(rv));
-  memset(out, 0, sizeof(*out));
-  memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
-  out->len = res->ai_addrlen;
-  if (out->ss.ss_family == AF_INET)
-    ((struct sockaddr_in *)&out->ss)->sin_port = htons(port);
-  else
-    ((struct sockaddr_in6 *)&out->ss)->sin6_port = htons(port);
-  freeaddrinfo(res);
-  return 0;
-}
-
-const char *udp_addr_to_string(const udp_addr_t *addr, char *buf, size_t size) {
-  char ip[INET6_ADDRSTRLEN] = "?";
-  if (addr->ss.ss_family == AF_INET) {
-    const struct sockaddr_in *v4 = (const struct sockaddr_in *)&addr->ss;
-    inet_ntop(AF_INET, &v4->sin_addr, ip, sizeof(ip));
-    snprintf(buf, size, "%s:%u", ip, ntohs(v4->sin_port));
-  } else if (addr->ss.ss_family == AF_INET6) {
-    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&addr->ss;
-    inet_ntop(AF_INET6, &v6->sin6_addr, ip, sizeof(ip));
-    snprintf(buf, size, "[%s]:%u", ip, ntohs(v6->sin6_port));
-  } else {
-    snprintf(buf, size, "(no address)");
-  }
-  return buf;
-}
-
-uint16_t udp_addr_port(const udp_addr_t *addr) {
-  if (addr->ss.ss_family == AF_INET)
-    return ntohs(((const struct sockaddr_in *)&addr->ss)->sin_port);
-  if (addr->ss.ss_family == AF_INET6)
-    return ntohs(((const struct sockaddr_in6 *)&addr->ss)->sin6_port);
-  return 0;
-}
-
-bool udp_addr_equal(const udp_addr_t *a, const udp_addr_t *b) {
-  if (a->ss.ss_family != b->ss.ss_family)
-    return false;
-  if (a->ss.ss_family == AF_INET) {
-    const struct sockaddr_in *x = (const struct sockaddr_in *)&a->ss;
-    const struct sockaddr_in *y = (const struct sockaddr_in *)&b->ss;
-    return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-  }
-  if (a->ss.ss_family == AF_INET6) {
-    const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)&a->ss;
-    const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)&b->ss;
-    return x->sin6_port == y->sin6_port &&
-           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-  }
-  return false;
-}
-
-bool udp_addr_is_loopback(const udp_addr_t *addr) {
-  if (addr->ss.ss_family == AF_INET)
-    return (ntohl(((const struct sockaddr_in *)&addr->ss)->sin_addr.s_addr) >> 24) == 127;
-  if (addr->ss.ss_family == AF_INET6) {
-    const struct in6_addr *a = &((const struct sockaddr_in6 *)&addr->ss)->sin6_addr;
-    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-  }
-  return false;
-}
-
 /* Ask for big buffers; as root, SO_*BUFFORCE passes net.core.*mem_max. */
 static void set_buffer(int fd, int force_opt, int opt, const char *name) {
   int size = UDP_SOCKET_BUFFER_BYTES;
@@ -148,8 +54,10 @@ int udp_socket_open(const udp_addr_t *bind_addr, udp_socket_t *out) {
   if (bind(fd, (const struct sockaddr *)&bind_addr->ss, bind_addr->len) != 0) {
     int err = errno;
     close(fd);
-    return qp_fail(QP_ERR_SOCKET, "cannot bind UDP %s: %s%s", where, strerror(err),
-                   err == EADDRINUSE ? " (another socket holds this port)" : "");
+    int rc = qp_fail(QP_ERR_SOCKET, "cannot bind UDP %s: %s%s", where, strerror(err),
+                     err == EADDRINUSE ? " (another socket holds this port)" : "");
+    errno = err; /* callers tell a taken port from other failures */
+    return rc;
   }
   set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, "SO_RCVBUF");
   set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, "SO_SNDBUF");
@@ -172,12 +80,29 @@ void udp_socket_close(udp_socket_t *sock) {
   sock->fd = -1;
 }
 
-static bool send_error_is_loss(int err) {
-  /* A full queue or an unreachable peer on this datagram is packet loss,
-   * which QUIC recovers from; only other errors are the socket's fault. */
+bool udp_errno_is_loss(int err) {
+  /* A full queue or an unreachable peer is packet loss, which QUIC and STUN
+   * recover from; only other errors are the socket's fault. */
   return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS ||
          err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH ||
          err == EPERM || err == EMSGSIZE;
+}
+
+int udp_route_source(const udp_addr_t *to, uint16_t port, udp_addr_t *out) {
+  char where[UDP_ADDRSTRLEN];
+  int probe = socket(to->ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  udp_addr_t src = {.len = sizeof(src.ss)};
+  bool ok = probe >= 0 && connect(probe, (const struct sockaddr *)&to->ss, to->len) == 0 &&
+            getsockname(probe, (struct sockaddr *)&src.ss, &src.len) == 0;
+  int err = errno;
+  if (probe >= 0)
+    close(probe);
+  if (!ok)
+    return qp_fail(QP_ERR_SOCKET, "no route to %s: %s",
+                   udp_addr_to_string(to, where, sizeof(where)), strerror(err));
+  *out = src;
+  udp_addr_set_port(out, port);
+  return 0;
 }
 
 static int send_one(udp_socket_t *sock, const udp_addr_t *to, const uint8_t *buf,
@@ -186,10 +111,13 @@ static int send_one(udp_socket_t *sock, const udp_addr_t *to, const uint8_t *buf
   do {
     n = sendto(sock->fd, buf, len, 0, (const struct sockaddr *)&to->ss, to->len);
   } while (n < 0 && errno == EINTR);
-  if (n < 0 && !send_error_is_loss(errno)) {
+  if (n < 0 && !udp_errno_is_loss(errno)) {
+    int err = errno;
     char where[UDP_ADDRSTRLEN];
-    return qp_fail(QP_ERR_SOCKET, "UDP send to %s failed: %s",
-                   udp_addr_to_string(to, where, sizeof(where)), strerror(errno));
+    int rc = qp_fail(QP_ERR_SOCKET, "UDP send to %s failed: %s",
+                     udp_addr_to_string(to, where, sizeof(where)), strerror(err));
+    errno = err;
+    return rc;
   }
   return 0;
 }
@@ -227,11 +155,14 @@ static int send_gso(udp_socket_t *sock, const udp_addr_t *to, const uint8_t *buf
     *refused = true;
     return 0;
   }
-  if (send_error_is_loss(errno))
+  if (udp_errno_is_loss(errno))
     return 0;
+  int err = errno;
   char where[UDP_ADDRSTRLEN];
-  return qp_fail(QP_ERR_SOCKET, "UDP GSO send to %s failed: %s",
-                 udp_addr_to_string(to, where, sizeof(where)), strerror(errno));
+  int rc = qp_fail(QP_ERR_SOCKET, "UDP GSO send to %s failed: %s",
+                   udp_addr_to_string(to, where, sizeof(where)), strerror(err));
+  errno = err;
+  return rc;
 }
 #endif
 
@@ -293,8 +224,7 @@ int udp_recv(udp_socket_t *sock, udp_recv_batch_t *batch) {
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     /* ICMP errors surface here as ECONNREFUSED and the like: not fatal. */
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNREFUSED ||
-        errno == EHOSTUNREACH || errno == ENETUNREACH)
+    if (udp_errno_is_loss(errno))
       return 0;
     return qp_fail(QP_ERR_SOCKET, "UDP receive failed: %s", strerror(errno));
   }
@@ -312,6 +242,23 @@ int udp_recv(udp_socket_t *sock, udp_recv_batch_t *batch) {
     kept++;
   }
   return kept;
+}
+
+int udp_recv_one(udp_socket_t *sock, uint8_t *buf, size_t cap, size_t *len,
+                 udp_addr_t *from) {
+  ssize_t n;
+  do {
+    from->len = sizeof(from->ss);
+    n = recvfrom(sock->fd, buf, cap, MSG_DONTWAIT, (struct sockaddr *)&from->ss,
+                 &from->len);
+  } while (n < 0 && errno == EINTR);
+  if (n >= 0) {
+    *len = (size_t)n;
+    return 1;
+  }
+  if (udp_errno_is_loss(errno))
+    return 0;
+  return qp_fail(QP_ERR_SOCKET, "UDP receive failed: %s", strerror(errno));
 }
 
 bool udp_has_stun_cookie(const uint8_t *four) {

@@ -70,34 +70,88 @@ typedef enum udp_kind {
   UDP_KIND_OTHER,
 } udp_kind_t;
 
+/* Longest host name in "host:port" text (a DNS name is at most 253
+ * characters) plus the NUL. */
+#define UDP_HOST_MAX 256
+
 /* Numeric IPv4/IPv6 literal (NULL or "" = 0.0.0.0). QP_ERR_INVALID. */
 int udp_addr_from_ip(const char *ip, uint16_t port, udp_addr_t *out);
-/* Literal or host name (getaddrinfo; blocks). QP_ERR_RESOLVE. */
+/* Literal or host name, first address of family (AF_INET, AF_INET6 or
+ * AF_UNSPEC). Blocks for as long as getaddrinfo takes: never on an I/O
+ * thread; udp_resolve_names bounds and cancels it. QP_ERR_RESOLVE naming
+ * the host and the resolver's reason, or QP_ERR_INVALID. */
+int udp_addr_lookup(const char *host, uint16_t port, int family, udp_addr_t *out);
+/* udp_addr_lookup with AF_UNSPEC. */
 int udp_addr_resolve(const char *host, uint16_t port, udp_addr_t *out);
+
+/*
+ * The one "host:port" parser. Accepts "host:port", "1.2.3.4:port",
+ * "[v6]:port", "[v6]", a bare IPv6 literal ("::1", never with a port) and a
+ * bare host or IPv4 address; a missing port is default_port (callers name
+ * theirs, e.g. STUN_DEFAULT_PORT). The port is decimal 0-65535 (0: any, for
+ * binding). host gets the host without brackets (host_size >= UDP_HOST_MAX
+ * is always enough). QP_ERR_INVALID quoting the text and saying what is
+ * wrong (empty, no host, unbalanced brackets, bad port, host too long).
+ */
+int udp_hostport_split(const char *text, uint16_t default_port, char *host,
+                       size_t host_size, uint16_t *port);
+/* udp_hostport_split with a numeric host (no lookup). QP_ERR_INVALID. */
+int udp_addr_parse(const char *text, uint16_t default_port, udp_addr_t *out);
+
 /* "1.2.3.4:5" or "[::1]:5". */
 const char *udp_addr_to_string(const udp_addr_t *addr, char *buf, size_t size);
 uint16_t udp_addr_port(const udp_addr_t *addr);
+/* Nothing happens for a family other than AF_INET/AF_INET6. */
+void udp_addr_set_port(udp_addr_t *addr, uint16_t port);
+/* Same family, IP and port. */
 bool udp_addr_equal(const udp_addr_t *a, const udp_addr_t *b);
+/* Same family and IP; the ports may differ. */
+bool udp_addr_same_ip(const udp_addr_t *a, const udp_addr_t *b);
 /* 127.0.0.0/8, ::1 or ::ffff:127.x.y.z. */
 bool udp_addr_is_loopback(const udp_addr_t *addr);
+/* 0.0.0.0 or ::. */
+bool udp_addr_is_unspecified(const udp_addr_t *addr);
+
+/* The local address the kernel would send from towards `to` (routing
+ * only: a connected probe socket, nothing is sent), with port `port`.
+ * QP_ERR_SOCKET when there is no route. */
+int udp_route_source(const udp_addr_t *to, uint16_t port, udp_addr_t *out);
+
+/* The one classification of socket errors that count as a lost datagram,
+ * for sending and receiving alike: a full queue (EAGAIN, ENOBUFS), an ICMP
+ * error of some earlier datagram (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH),
+ * a firewall drop (EPERM) or a datagram too big for the path (EMSGSIZE).
+ * QUIC and STUN both recover from these by retransmitting; any other errno
+ * is the socket's fault. */
+bool udp_errno_is_loss(int err);
 
 /* Open a non-blocking socket bound to bind_addr (family taken from it).
- * QP_ERR_SOCKET with a message naming the address and errno. */
+ * QP_ERR_SOCKET with a message naming the address and errno; errno then
+ * still holds the reason (EADDRINUSE: the port is taken). */
 int udp_socket_open(const udp_addr_t *bind_addr, udp_socket_t *out);
 void udp_socket_close(udp_socket_t *sock);
 
 /*
  * Send len bytes to to. When segment_size < len the buffer holds several
  * packets of segment_size bytes (the last may be shorter) sent with one GSO
- * call if the kernel allows, else one by one. Returns 0, or QP_ERR_SOCKET
- * for a hard error. EAGAIN/ENOBUFS count as sent-and-lost: QUIC recovers.
+ * call if the kernel allows, else one by one. segment_size 0 sends one
+ * datagram. Returns 0, or QP_ERR_SOCKET for a hard error (errno then holds
+ * it). Errors udp_errno_is_loss() names count as sent-and-lost.
  */
 int udp_send(udp_socket_t *sock, const udp_addr_t *to, const uint8_t *buf,
              size_t len, size_t segment_size);
 
 /* Read up to UDP_RECV_BATCH datagrams without blocking. Returns how many
- * (0 when none are waiting) or QP_ERR_SOCKET. */
+ * (0 when none are waiting, or on an error udp_errno_is_loss() names) or
+ * QP_ERR_SOCKET. The batch is large (about 530 KB): keep it on the heap. */
 int udp_recv(udp_socket_t *sock, udp_recv_batch_t *batch);
+
+/* Read one datagram of at most cap bytes without blocking (for the small
+ * STUN exchanges that need no batch; a longer one is truncated to cap).
+ * Returns 1 with *len and *from set, 0 when none is waiting (or on an
+ * error udp_errno_is_loss() names), or QP_ERR_SOCKET. */
+int udp_recv_one(udp_socket_t *sock, uint8_t *buf, size_t cap, size_t *len,
+                 udp_addr_t *from);
 
 /* STUN (first byte 0-3 and the magic cookie, RFC 7983 / RFC 8489) or QUIC
  * (everything else; the engine drops what is not QUIC). */

@@ -24,7 +24,7 @@
 #endif
 
 #include "common/error.h"
-#include "stun/stun_addr.h"
+#include "udp/udp.h"
 #include "stun/stun_client.h"
 #include "stun/stun_nat.h"
 #include "stun/stun_server.h"
@@ -60,11 +60,11 @@ static bool on_path(const char *name) {
 }
 
 static bool udp_port_free(const char *ip, uint16_t port) {
-  struct sockaddr_storage a;
-  if (stun_addr_parse(ip, port, &a) != 0)
+  udp_addr_t a;
+  if (udp_addr_parse(ip, port, &a) != 0)
     return false;
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, stun_addr_len(&a)) == 0;
+  bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a.ss, a.len) == 0;
   if (fd >= 0)
     close(fd);
   return ok;
@@ -111,16 +111,20 @@ static bool child_exited(pid_t pid) {
 
 /* Ready when it answers a Binding request on the primary address. */
 static bool wait_ready(coturn *c) {
-  struct sockaddr_storage server;
-  stun_addr_parse("127.0.0.1", c->port, &server);
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  udp_addr_t server;
+  udp_addr_t local;
+  udp_addr_parse("127.0.0.1", c->port, &server);
+  udp_addr_parse("127.0.0.1:0", 0, &local);
+  udp_socket_t sock;
+  if (udp_socket_open(&local, &sock) != 0)
+    return false;
   int64_t deadline = tu_now_ms() + COTURN_READY_TIMEOUT_MS;
   bool ready = false;
   while (!ready && tu_now_ms() < deadline && !child_exited(c->pid)) {
     stun_client_result r;
-    ready = stun_client_query(fd, &server, 1, 200, &r) == 1;
+    ready = stun_client_query(&sock, &server, 1, 200, &r) == 1;
   }
-  close(fd);
+  udp_socket_close(&sock);
   return ready;
 }
 
@@ -187,26 +191,24 @@ static int teardown(void **state) {
 static void our_client_against_coturn(void **state) {
   coturn *c = *state;
   REQUIRE_COTURN(c);
-  struct sockaddr_storage server, local;
-  stun_addr_parse("127.0.0.1", c->port, &server);
-  stun_addr_parse("127.0.0.1:0", 0, &local);
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  assert_int_equal(bind(fd, (struct sockaddr *)&local, stun_addr_len(&local)),
-                   0);
-  socklen_t len = sizeof(local);
-  getsockname(fd, (struct sockaddr *)&local, &len);
+  udp_addr_t server, local;
+  udp_addr_parse("127.0.0.1", c->port, &server);
+  udp_addr_parse("127.0.0.1:0", 0, &local);
+  udp_socket_t sock;
+  assert_int_equal(udp_socket_open(&local, &sock), 0);
+  local = sock.local;
   stun_client_result r;
-  assert_int_equal(stun_client_query(fd, &server, 1, 2000, &r), 1);
-  assert_true(stun_addr_equal(&r.mapped, &local));
-  close(fd);
+  assert_int_equal(stun_client_query(&sock, &server, 1, 2000, &r), 1);
+  assert_true(udp_addr_equal(&r.mapped, &local));
+  udp_socket_close(&sock);
 }
 
 static void our_discovery_against_coturn(void **state) {
   coturn *c = *state;
   REQUIRE_COTURN(c);
   stun_nat_config cfg = {.timeout_ms = 4000, .has_local = true};
-  stun_addr_parse("127.0.0.1", c->port, &cfg.server);
-  stun_addr_parse("127.0.0.1:0", 0, &cfg.local);
+  udp_addr_parse("127.0.0.1", c->port, &cfg.server);
+  udp_addr_parse("127.0.0.1:0", 0, &cfg.local);
   stun_nat_result r;
   assert_int_equal(stun_nat_discover(&cfg, &r), 0);
   char text[256];
@@ -216,9 +218,9 @@ static void our_discovery_against_coturn(void **state) {
   assert_int_equal(r.type, STUN_NAT_TYPE_OPEN);
   assert_int_equal(r.mapping, STUN_NAT_MAPPING_ENDPOINT_INDEPENDENT);
   assert_int_equal(r.filtering, STUN_NAT_FILTERING_ENDPOINT_INDEPENDENT);
-  char want[STUN_ADDR_STRLEN];
+  char want[UDP_ADDRSTRLEN];
   snprintf(want, sizeof(want), "127.0.0.2:%u", c->port + 1);
-  assert_string_equal(stun_addr_format(&r.other_address, text, sizeof(text)),
+  assert_string_equal(udp_addr_to_string(&r.other_address, text, sizeof(text)),
                       want);
 }
 
@@ -243,21 +245,21 @@ static void coturn_stunclient_against_our_server(void **state) {
   REQUIRE_COTURN(c);
   stun_server_t *server = NULL;
   assert_int_equal(stun_server_start("127.0.0.1:0", "127.0.0.2:0", &server), 0);
-  struct sockaddr_storage primary, other;
+  udp_addr_t primary, other;
   stun_server_address(server, 0, &primary);
   stun_server_address(server, 3, &other);
-  char cmd[256], want[128], text[STUN_ADDR_STRLEN];
+  char cmd[256], want[128], text[UDP_ADDRSTRLEN];
   static char output[OUTPUT_MAX];
   snprintf(cmd, sizeof(cmd), "turnutils_stunclient -f -p %u 127.0.0.1",
-           stun_addr_port(&primary));
+           udp_addr_port(&primary));
   run_tool(cmd, output, sizeof(output));
   stun_server_stop(server);
   expect_in(output, "UDP reflexive addr: 127.0.0.1:");
   snprintf(want, sizeof(want), "Other addr: : %s",
-           stun_addr_format(&other, text, sizeof(text)));
+           udp_addr_to_string(&other, text, sizeof(text)));
   expect_in(output, want);
   snprintf(want, sizeof(want), "Response origin: : %s",
-           stun_addr_format(&primary, text, sizeof(text)));
+           udp_addr_to_string(&primary, text, sizeof(text)));
   expect_in(output, want);
 }
 
@@ -266,14 +268,14 @@ static void coturn_natdiscovery_against_our_server(void **state) {
   REQUIRE_COTURN(c);
   stun_server_t *server = NULL;
   assert_int_equal(stun_server_start("127.0.0.1:0", "127.0.0.2:0", &server), 0);
-  struct sockaddr_storage primary;
+  udp_addr_t primary;
   stun_server_address(server, 0, &primary);
   uint16_t local_port = tu_free_udp_port();
   char cmd[256], want[64];
   static char output[OUTPUT_MAX];
   snprintf(cmd, sizeof(cmd),
            "turnutils_natdiscovery -m -f -L 127.0.0.1 -l %u -p %u 127.0.0.1",
-           local_port, stun_addr_port(&primary));
+           local_port, udp_addr_port(&primary));
   run_tool(cmd, output, sizeof(output));
   stun_server_stop(server);
   /* The mapped address it reports is exactly the socket it used. */

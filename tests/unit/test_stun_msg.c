@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "stun/stun_addr.h"
+#include "udp/udp.h"
 #include "stun/stun_msg.h"
 #include "tu.h"
 
@@ -105,9 +105,9 @@ static void assert_bytes(stun_bytes b, const char *text) {
   assert_memory_equal(b.data, text, b.len);
 }
 
-static void assert_addr(const struct sockaddr_storage *addr, const char *text) {
-  char buf[STUN_ADDR_STRLEN];
-  assert_string_equal(stun_addr_format(addr, buf, sizeof(buf)), text);
+static void assert_addr(const udp_addr_t *addr, const char *text) {
+  char buf[UDP_ADDRSTRLEN];
+  assert_string_equal(udp_addr_to_string(addr, buf, sizeof(buf)), text);
 }
 
 static void rfc5769_sample_request_decodes(void **state) {
@@ -394,10 +394,10 @@ static void roundtrip_every_attribute(void **state) {
   uint8_t buf[512];
   uint8_t txid[STUN_TXID_SIZE];
   assert_int_equal(stun_msg_new_txid(txid), 0);
-  struct sockaddr_storage v4, v6, other;
-  assert_int_equal(stun_addr_parse("198.51.100.7:40000", 0, &v4), 0);
-  assert_int_equal(stun_addr_parse("[2001:db8::42]:3478", 0, &v6), 0);
-  assert_int_equal(stun_addr_parse("203.0.113.9:3479", 0, &other), 0);
+  udp_addr_t v4, v6, other;
+  assert_int_equal(udp_addr_parse("198.51.100.7:40000", 0, &v4), 0);
+  assert_int_equal(udp_addr_parse("[2001:db8::42]:3478", 0, &v6), 0);
+  assert_int_equal(udp_addr_parse("203.0.113.9:3479", 0, &other), 0);
   stun_msg_writer w;
   assert_int_equal(stun_msg_write_header(&w, buf, sizeof(buf),
                                          STUN_METHOD_BINDING, STUN_CLASS_ERROR,

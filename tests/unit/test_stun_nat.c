@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "stun/stun_addr.h"
+#include "udp/udp.h"
 #include "stun/stun_nat.h"
 #include "stun/stun_server.h"
 #include "tu.h"
@@ -74,7 +74,7 @@ static void to_string_has_the_facts(void **state) {
                        .has_port_delta = true,
                        .port_delta = 1,
                        .port_allocation = STUN_NAT_PORTS_SEQUENTIAL};
-  assert_int_equal(stun_addr_parse("203.0.113.4:40000", 0, &r.mapped), 0);
+  assert_int_equal(udp_addr_parse("203.0.113.4:40000", 0, &r.mapped), 0);
   stun_nat_classify(&r);
   char buf[256];
   assert_string_equal(stun_nat_to_string(&r, buf, sizeof(buf)),
@@ -86,7 +86,7 @@ static void to_string_has_the_facts(void **state) {
 static stun_nat_config config_for(const stun_server_t *server, int timeout) {
   stun_nat_config cfg = {.timeout_ms = timeout, .has_local = true};
   assert_int_equal(stun_server_address(server, 0, &cfg.server), 0);
-  assert_int_equal(stun_addr_parse("127.0.0.1:0", 0, &cfg.local), 0);
+  assert_int_equal(udp_addr_parse("127.0.0.1:0", 0, &cfg.local), 0);
   return cfg;
 }
 
@@ -108,11 +108,11 @@ static void rfc5780_discovery_on_loopback_is_open(void **state) {
   assert_int_equal(r.filtering, STUN_NAT_FILTERING_ENDPOINT_INDEPENDENT);
   assert_int_equal(r.port_allocation, STUN_NAT_PORTS_PRESERVED);
   assert_true(r.has_port_delta);
-  assert_true(stun_addr_equal(&r.mapped, &r.local));
-  struct sockaddr_storage alt;
+  assert_true(udp_addr_equal(&r.mapped, &r.local));
+  udp_addr_t alt;
   stun_server_address(server, 3, &alt);
-  assert_true(stun_addr_equal(&r.other_address, &alt));
-  assert_true(stun_addr_equal(&r.mapped_alt_ip, &r.mapped));
+  assert_true(udp_addr_equal(&r.other_address, &alt));
+  assert_true(udp_addr_equal(&r.mapped_alt_ip, &r.mapped));
   stun_server_stop(server);
 }
 
@@ -138,8 +138,8 @@ static void plain_servers_use_two_server_fallback(void **state) {
 static void dead_server_means_udp_blocked_within_timeout(void **state) {
   (void)state;
   stun_nat_config cfg = {.timeout_ms = 600};
-  assert_int_equal(stun_addr_parse("127.0.0.1:0", 0, &cfg.server), 0);
-  stun_addr_set_port(&cfg.server, tu_free_udp_port());
+  assert_int_equal(udp_addr_parse("127.0.0.1:0", 0, &cfg.server), 0);
+  udp_addr_set_port(&cfg.server, tu_free_udp_port());
   stun_nat_result r;
   int64_t start = tu_now_ms();
   assert_int_equal(stun_nat_discover(&cfg, &r), 0);

@@ -12,22 +12,22 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "stun/stun_addr.h"
+#include "udp/udp.h"
 #include "stun/stun_client.h"
 #include "stun/stun_msg.h"
 #include "stun/stun_server.h"
 #include "tu.h"
 
-static struct sockaddr_storage addr_of(const char *text) {
-  struct sockaddr_storage a;
-  assert_int_equal(stun_addr_parse(text, 0, &a), 0);
+static udp_addr_t addr_of(const char *text) {
+  udp_addr_t a;
+  assert_int_equal(udp_addr_parse(text, 0, &a), 0);
   return a;
 }
 
-static void assert_addr_text(const struct sockaddr_storage *a,
+static void assert_addr_text(const udp_addr_t *a,
                              const char *text) {
-  char buf[STUN_ADDR_STRLEN];
-  assert_string_equal(stun_addr_format(a, buf, sizeof(buf)), text);
+  char buf[UDP_ADDRSTRLEN];
+  assert_string_equal(udp_addr_to_string(a, buf, sizeof(buf)), text);
 }
 
 static stun_server_addrs four_slots(void) {
@@ -58,7 +58,7 @@ static size_t request(uint8_t *buf, size_t cap, uint16_t method,
 static stun_server_reply answer(const stun_server_addrs *addrs, int local,
                                 const uint8_t *req, size_t len, stun_msg *m,
                                 uint8_t *resp) {
-  struct sockaddr_storage client = addr_of("198.51.100.9:40001");
+  udp_addr_t client = addr_of("198.51.100.9:40001");
   stun_server_reply reply;
   int n = stun_server_handle(addrs, local, req, len, &client, resp,
                              STUN_SERVER_RESPONSE_MAX, &reply);
@@ -92,13 +92,13 @@ static void change_request_selects_reply_slot(void **state) {
     stun_server_reply r = answer(&addrs, cases[i].local, req, len, &m, resp);
     int reply = r.slot;
     assert_int_equal(reply, cases[i].reply);
-    assert_true(stun_addr_equal(&r.to, &m.xor_mapped_address));
+    assert_true(udp_addr_equal(&r.to, &m.xor_mapped_address));
     assert_int_equal(m.cls, STUN_CLASS_SUCCESS);
     assert_true(m.has_xor_mapped_address && m.has_mapped_address);
-    assert_true(stun_addr_equal(&m.response_origin, &addrs.slot[reply]));
+    assert_true(udp_addr_equal(&m.response_origin, &addrs.slot[reply]));
     /* OTHER-ADDRESS differs in IP and port from the receiving slot. */
     assert_true(
-        stun_addr_equal(&m.other_address, &addrs.slot[cases[i].local ^ 3]));
+        udp_addr_equal(&m.other_address, &addrs.slot[cases[i].local ^ 3]));
   }
 }
 
@@ -170,7 +170,7 @@ static void garbage_and_responses_get_no_answer(void **state) {
   (void)state;
   stun_server_addrs addrs = four_slots();
   uint8_t resp[STUN_SERVER_RESPONSE_MAX];
-  struct sockaddr_storage client = addr_of("198.51.100.9:40001");
+  udp_addr_t client = addr_of("198.51.100.9:40001");
   stun_server_reply reply;
   const uint8_t quic[] = {0xc0, 0, 0, 0, 1, 8, 1, 2, 3, 4, 5, 6,
                           7,    8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -195,19 +195,19 @@ static void four_socket_runner_answers_change_requests(void **state) {
   stun_server_t *server = NULL;
   assert_int_equal(stun_server_start("127.0.0.1:0", "127.0.0.2:0", &server), 0);
   assert_int_equal(stun_server_slot_count(server), 4);
-  struct sockaddr_storage slot[4];
+  udp_addr_t slot[4];
   for (int i = 0; i < 4; i++)
     assert_int_equal(stun_server_address(server, i, &slot[i]), 0);
-  assert_int_equal(stun_addr_port(&slot[0]), stun_addr_port(&slot[2]));
-  assert_int_equal(stun_addr_port(&slot[1]), stun_addr_port(&slot[3]));
+  assert_int_equal(udp_addr_port(&slot[0]), udp_addr_port(&slot[2]));
+  assert_int_equal(udp_addr_port(&slot[1]), udp_addr_port(&slot[3]));
 
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  struct sockaddr_storage any = addr_of("127.0.0.1:0");
-  assert_int_equal(bind(fd, (struct sockaddr *)&any, stun_addr_len(&any)), 0);
+  udp_addr_t any = addr_of("127.0.0.1:0");
+  udp_socket_t sock;
+  assert_int_equal(udp_socket_open(&any, &sock), 0);
   stun_client_request reqs[4];
   for (int i = 0; i < 4; i++)
     reqs[i] = (stun_client_request){
-        .fd = fd,
+        .sock = &sock,
         .server = slot[0],
         .change_flags = (uint32_t)((i & 1 ? STUN_CHANGE_PORT : 0) |
                                    (i & 2 ? STUN_CHANGE_IP : 0))};
@@ -215,11 +215,11 @@ static void four_socket_runner_answers_change_requests(void **state) {
   assert_int_equal(stun_client_run(reqs, 4, 3000, res), 0);
   for (int i = 0; i < 4; i++) {
     assert_int_equal(res[i].state, STUN_TXN_SUCCEEDED);
-    assert_true(stun_addr_equal(&res[i].from, &slot[i]));
-    assert_true(stun_addr_equal(&res[i].response_origin, &slot[i]));
-    assert_true(stun_addr_equal(&res[i].other_address, &slot[3]));
+    assert_true(udp_addr_equal(&res[i].from, &slot[i]));
+    assert_true(udp_addr_equal(&res[i].response_origin, &slot[i]));
+    assert_true(udp_addr_equal(&res[i].other_address, &slot[3]));
   }
-  close(fd);
+  udp_socket_close(&sock);
   stun_server_stop(server);
 }
 

@@ -13,7 +13,7 @@
 
 #include "tu.h"
 
-#include "stun/stun_addr.h"
+#include "udp/udp.h"
 #include "test_trav_tu.h"
 
 typedef struct fixture {
@@ -71,7 +71,7 @@ static void test_answers_late_check(void **state) {
                                             strlen(f->ours.pwd)),
                    0);
   assert_true(msg.has_xor_mapped_address);
-  assert_true(stun_addr_equal(&msg.xor_mapped_address, &f->from.ss));
+  assert_true(udp_addr_equal(&msg.xor_mapped_address, &f->from));
   assert_int_equal(trav_responder_answered(f->r), 1);
   assert_int_equal(trav_responder_ignored(f->r), 0);
 }

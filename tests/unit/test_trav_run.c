@@ -13,7 +13,7 @@
 
 #include "tu.h"
 
-#include "stun/stun_addr.h"
+#include "udp/udp.h"
 #include "stun/stun_server.h"
 #include "test_trav_tu.h"
 
@@ -65,10 +65,10 @@ static void test_stun_srflx_in_record(void **state) {
   (void)state;
   stun_server_t *stun;
   assert_int_equal(stun_server_start("127.0.0.1:0", NULL, &stun), 0);
-  struct sockaddr_storage sa;
+  udp_addr_t sa;
   assert_int_equal(stun_server_address(stun, 0, &sa), 0);
-  char stun_text[STUN_ADDR_STRLEN];
-  stun_addr_format(&sa, stun_text, sizeof(stun_text));
+  char stun_text[UDP_ADDRSTRLEN];
+  udp_addr_to_string(&sa, stun_text, sizeof(stun_text));
 
   tt_side_t server;
   tt_side_init(&server, URL, "srflx", true, 1500);
@@ -99,10 +99,10 @@ static void test_pair_with_stun(void **state) {
   (void)state;
   stun_server_t *stun;
   assert_int_equal(stun_server_start("127.0.0.1:0", NULL, &stun), 0);
-  struct sockaddr_storage sa;
+  udp_addr_t sa;
   assert_int_equal(stun_server_address(stun, 0, &sa), 0);
-  char live[STUN_ADDR_STRLEN], dead[32];
-  stun_addr_format(&sa, live, sizeof(live));
+  char live[UDP_ADDRSTRLEN], dead[32];
+  udp_addr_to_string(&sa, live, sizeof(live));
   snprintf(dead, sizeof(dead), "127.0.0.1:%u", tu_free_udp_port());
   tt_side_t server, client;
   tt_side_init(&server, URL, "with-stun", true, 3000);

@@ -44,7 +44,7 @@ static void script_answer(script_t *sc, const stun_msg *msg,
                                            STUN_METHOD_BINDING,
                                            STUN_CLASS_SUCCESS, msg->txid), 0);
     assert_int_equal(stun_msg_write_xor_address(&w, STUN_ATTR_XOR_MAPPED_ADDRESS,
-                                                &from->ss), 0);
+                                                from), 0);
     assert_int_equal(stun_msg_write_integrity(&w, (const uint8_t *)WRONG_PWD,
                                               strlen(WRONG_PWD)), 0);
     assert_int_equal(stun_msg_write_fingerprint(&w), 0);
