@@ -58,6 +58,19 @@ uint16_t tu_free_udp_port(void) {
 
 bool tu_have_netns_rights(void) { return geteuid() == 0; }
 
+bool tu_on_path(const char *name) {
+  const char *path = getenv("PATH");
+  char candidate[512];
+  while (path && *path) {
+    size_t n = strcspn(path, ":");
+    snprintf(candidate, sizeof(candidate), "%.*s/%s", (int)n, path, name);
+    if (access(candidate, X_OK) == 0)
+      return true;
+    path += n + (path[n] == ':');
+  }
+  return false;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Bytes and messages                                                        */
 /* ------------------------------------------------------------------------ */

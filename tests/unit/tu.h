@@ -26,6 +26,10 @@ uint16_t tu_free_udp_port(void);
 /* True when running as root with network-namespace rights. */
 bool tu_have_netns_rights(void);
 
+/* True when an executable `name` is in a $PATH directory (for tests that
+ * skip when a third-party program, e.g. coturn's turnserver, is missing). */
+bool tu_on_path(const char *name);
+
 /* Print "SKIP: reason" and return cmocka's skip. */
 #define TU_SKIP(reason)                                                        \
   do {                                                                         \

@@ -1,0 +1,606 @@
+/* ctest: labels=external,process */
+/* The TURN client (src/turn) against a real coturn on 127.0.0.1: allocate
+ * with long-term credentials, permission and Send/Data indications,
+ * ChannelBind and ChannelData both ways with a plain UDP peer, refreshes,
+ * Deallocate; wrong password, dead server, REST shared secret, quota (486),
+ * stale nonce (438) and Try Alternate (300). The client is sans-I/O; this
+ * file drives it on one UDP socket, with a clock offset so a test can jump
+ * to the refresh times without waiting minutes. Every coturn started here
+ * is killed at the end and every wait is bounded. Skipped, with the reason
+ * printed, when coturn is not installed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "stun/stun_msg.h"
+#include "tu.h"
+#include "turn/turn_client.h"
+#include "turn/turn_proto.h"
+#include "udp/udp.h"
+
+/* turnserver starts in well under a second; give it 10 s on a busy box. */
+#define COTURN_READY_TIMEOUT_MS 10000
+#define COTURN_STOP_TIMEOUT_MS 3000
+#define COTURN_MAX_ARGS 48
+/* Relay ports of one coturn: a small range of its own. */
+#define COTURN_RELAY_PORTS 64
+/* Every exchange with coturn on loopback takes a few ms; 5 s is plenty. */
+#define STEP_TIMEOUT_MS 5000
+/* The dead-server test's transaction limit, and how late it may end. */
+#define DEAD_TIMEOUT_MS 1500
+#define DEAD_SLACK_MS 1500
+#define DGRAM_MAX 65536
+/* coturn deletes a deallocated session at its next cleanup tick (~1 s). */
+#define REALLOCATE_TIMEOUT_MS 5000
+#define MAX_RECEIVED 8
+
+typedef struct coturn {
+  pid_t pid;
+  uint16_t port;
+  char base[64]; /* /tmp/qp-turn-<pid>-<n>: log, pid and db files */
+} coturn;
+
+static int coturn_count;
+
+static int udp_socket_on_loopback(udp_addr_t *local) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  assert_true(fd >= 0);
+  udp_addr_t any;
+  assert_int_equal(udp_addr_from_ip("127.0.0.1", 0, &any), 0);
+  assert_int_equal(bind(fd, (struct sockaddr *)&any.ss, any.len), 0);
+  local->len = sizeof(local->ss);
+  getsockname(fd, (struct sockaddr *)&local->ss, &local->len);
+  return fd;
+}
+
+static udp_addr_t loopback(uint16_t port) {
+  udp_addr_t a;
+  udp_addr_from_ip("127.0.0.1", port, &a);
+  return a;
+}
+
+/* Wait up to timeout_ms for a datagram on fd. */
+static ssize_t recv_within(int fd, uint8_t *buf, size_t cap, udp_addr_t *from,
+                           int timeout_ms) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  if (poll(&p, 1, timeout_ms) != 1)
+    return -1;
+  from->len = sizeof(from->ss);
+  return recvfrom(fd, buf, cap, 0, (struct sockaddr *)&from->ss, &from->len);
+}
+
+/* Ready when it answers a STUN Binding request (coturn answers those
+ * without credentials). */
+static bool coturn_answers(const coturn *c) {
+  udp_addr_t local, server = loopback(c->port);
+  int fd = udp_socket_on_loopback(&local);
+  uint8_t req[64], txid[STUN_TXID_SIZE], buf[1024];
+  stun_msg_writer w;
+  stun_msg_new_txid(txid);
+  stun_msg_write_header(&w, req, sizeof(req), STUN_METHOD_BINDING,
+                        STUN_CLASS_REQUEST, txid);
+  bool ok = false;
+  int64_t deadline = tu_now_ms() + COTURN_READY_TIMEOUT_MS;
+  while (!ok && tu_now_ms() < deadline &&
+         waitpid(c->pid, NULL, WNOHANG) == 0) {
+    sendto(fd, req, w.len, 0, (struct sockaddr *)&server.ss, server.len);
+    udp_addr_t from;
+    ok = recv_within(fd, buf, sizeof(buf), &from, 100) > 0;
+  }
+  close(fd);
+  return ok;
+}
+
+static void coturn_exec(const coturn *c, const char *const *extra) {
+  static char port[8], minp[8], maxp[8], db[96], pidfile[96], log[96];
+  snprintf(port, sizeof(port), "%u", c->port);
+  /* Relay ports in a range of their own, away from ephemeral ports. */
+  unsigned first = 20000 + (unsigned)((getpid() * 7 + coturn_count * 131) %
+                                      400) * COTURN_RELAY_PORTS;
+  snprintf(minp, sizeof(minp), "%u", first);
+  snprintf(maxp, sizeof(maxp), "%u", first + COTURN_RELAY_PORTS - 1);
+  snprintf(db, sizeof(db), "%s.db", c->base);
+  snprintf(pidfile, sizeof(pidfile), "%s.pid", c->base);
+  snprintf(log, sizeof(log), "%s.log", c->base);
+  const char *args[COTURN_MAX_ARGS] = {
+      "turnserver", "-n", "--listening-ip", "127.0.0.1", "--relay-ip",
+      "127.0.0.1", "--listening-port", port, "--min-port", minp,
+      "--max-port", maxp, "--no-tls", "--no-dtls", "--no-cli", "--no-tcp",
+      "--no-tcp-relay", "--allow-loopback-peers", "--userdb", db,
+      "--pidfile", pidfile, "--log-file", "stdout", "--simple-log"};
+  size_t n = 0;
+  while (args[n])
+    n++;
+  for (size_t i = 0; extra[i] && n < COTURN_MAX_ARGS - 1; i++)
+    args[n++] = extra[i];
+  int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd >= 0) {
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+  }
+#ifdef __linux__
+  prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
+#endif
+  execvp("turnserver", (char *const *)args);
+  _exit(127);
+}
+
+static void coturn_stop(coturn *c) {
+  if (c->pid <= 0)
+    return;
+  kill(c->pid, SIGTERM);
+  tu_wait_child(c->pid, COTURN_STOP_TIMEOUT_MS); /* SIGKILL after that */
+  c->pid = 0;
+  const char *ext[] = {".db", ".pid", ".log"};
+  for (size_t i = 0; i < 3; i++) {
+    char path[96];
+    snprintf(path, sizeof(path), "%s%s", c->base, ext[i]);
+    unlink(path);
+  }
+}
+
+/* Start turnserver with the common options plus extra (NULL-terminated). */
+static void coturn_start(coturn *c, const char *const *extra) {
+  memset(c, 0, sizeof(*c));
+  snprintf(c->base, sizeof(c->base), "/tmp/qp-turn-%d-%d", (int)getpid(),
+           coturn_count++);
+  c->port = tu_free_udp_port();
+  assert_true(c->port != 0);
+  c->pid = fork();
+  assert_true(c->pid >= 0);
+  if (c->pid == 0)
+    coturn_exec(c, extra);
+  if (!coturn_answers(c)) {
+    coturn_stop(c);
+    fail_msg("turnserver on port %u did not come up (log %s.log)", c->port,
+             c->base);
+  }
+}
+
+static const char *const lt_cred[] = {"--lt-cred-mech", "--user", "u:p",
+                                      "--realm", "r", NULL};
+
+/* ---- driving the sans-I/O client on one socket ------------------------- */
+
+typedef struct received {
+  udp_addr_t peer;
+  uint8_t data[256];
+  size_t len;
+  bool channel; /* came as ChannelData (else a Data indication) */
+} received;
+
+typedef struct turn_io {
+  turn_client c;
+  int fd;
+  udp_addr_t local;
+  uint64_t offset_ns; /* added to the clock: jump to refresh times */
+  received got[MAX_RECEIVED];
+  size_t got_count;
+  size_t sent; /* datagrams the client produced */
+} turn_io;
+
+static uint64_t io_now(const turn_io *io) { return qp_now_ns() + io->offset_ns; }
+
+static void io_flush(turn_io *io) {
+  static uint8_t out[TURN_REQUEST_MAX];
+  size_t len;
+  udp_addr_t to;
+  while (turn_client_poll(&io->c, io_now(io), out, sizeof(out), &len, &to) ==
+         1) {
+    sendto(io->fd, out, len, 0, (struct sockaddr *)&to.ss, to.len);
+    io->sent++;
+  }
+}
+
+static void io_take(turn_io *io, const uint8_t *buf, size_t n,
+                    const udp_addr_t *from) {
+  turn_rx rx;
+  int kind = turn_client_handle(&io->c, buf, n, from, io_now(io), &rx);
+  if (kind != TURN_RX_DATA || io->got_count >= MAX_RECEIVED)
+    return;
+  received *r = &io->got[io->got_count++];
+  r->peer = rx.peer;
+  r->len = rx.len < sizeof(r->data) ? rx.len : sizeof(r->data);
+  memcpy(r->data, rx.data, r->len);
+  r->channel = turn_is_channel_data(buf, n);
+}
+
+/* One round: send what is due, wait for a datagram or the next deadline
+ * (at most max_wait_ms), feed it in. */
+static void io_step(turn_io *io, int max_wait_ms) {
+  static uint8_t buf[DGRAM_MAX];
+  io_flush(io);
+  uint64_t now = io_now(io), deadline = turn_client_deadline(&io->c);
+  int wait = max_wait_ms;
+  if (deadline != UINT64_MAX) {
+    uint64_t ms = deadline > now ? (deadline - now) / 1000000 + 1 : 0;
+    wait = ms < (uint64_t)max_wait_ms ? (int)ms : max_wait_ms;
+  }
+  udp_addr_t from;
+  ssize_t n = recv_within(io->fd, buf, sizeof(buf), &from, wait);
+  if (n > 0)
+    io_take(io, buf, (size_t)n, &from);
+  io_flush(io);
+}
+
+#define IO_UNTIL(io, cond, timeout_ms)                                         \
+  do {                                                                         \
+    int64_t io_deadline_ = tu_now_ms() + (timeout_ms);                         \
+    while (!(cond) && tu_now_ms() < io_deadline_)                              \
+      io_step((io), 20);                                                       \
+  } while (0)
+
+static void io_open(turn_io *io, uint16_t port, const char *user,
+                    const char *pass) {
+  memset(io, 0, sizeof(*io));
+  io->fd = udp_socket_on_loopback(&io->local);
+  turn_config cfg = {.server = loopback(port), .timeout_ms = STEP_TIMEOUT_MS};
+  snprintf(cfg.username, sizeof(cfg.username), "%s", user);
+  snprintf(cfg.password, sizeof(cfg.password), "%s", pass);
+  assert_int_equal(turn_client_init(&io->c, &cfg), 0);
+}
+
+static bool settled(const turn_io *io) {
+  turn_state s = turn_client_state(&io->c);
+  return s != TURN_STATE_ALLOCATING && s != TURN_STATE_IDLE &&
+         s != TURN_STATE_CLOSING;
+}
+
+static void io_allocate(turn_io *io) {
+  assert_int_equal(turn_client_allocate(&io->c, io_now(io)), 0);
+  IO_UNTIL(io, settled(io), STEP_TIMEOUT_MS);
+}
+
+static void expect_allocated(const turn_io *io) {
+  if (turn_client_state(&io->c) != TURN_STATE_ALLOCATED)
+    fail_msg("TURN client is %s, not allocated: %s",
+             turn_state_name(turn_client_state(&io->c)),
+             turn_client_error(&io->c));
+}
+
+static void io_close(turn_io *io) {
+  if (turn_client_state(&io->c) == TURN_STATE_ALLOCATED) {
+    turn_client_close(&io->c, io_now(io));
+    IO_UNTIL(io, settled(io), STEP_TIMEOUT_MS);
+  }
+  close(io->fd);
+}
+
+static void expect_at_peer(int peer_fd, const turn_io *io, const char *want) {
+  uint8_t buf[512];
+  udp_addr_t from;
+  ssize_t n = recv_within(peer_fd, buf, sizeof(buf), &from, STEP_TIMEOUT_MS);
+  assert_true(n >= 0);
+  tu_assert_same_bytes("data at the peer", buf, (size_t)n, want, strlen(want));
+  /* The peer sees the relayed address, never the client's socket. */
+  assert_true(udp_addr_equal(&from, &io->c.relayed));
+}
+
+static void send_via_relay(turn_io *io, const udp_addr_t *peer,
+                           const char *text, bool expect_channel) {
+  uint8_t out[512];
+  size_t len;
+  assert_int_equal(turn_client_wrap(&io->c, peer, (const uint8_t *)text,
+                                    strlen(text), out, sizeof(out), &len),
+                   0);
+  assert_int_equal(turn_is_channel_data(out, len), expect_channel);
+  const udp_addr_t *server = turn_client_server(&io->c);
+  assert_int_equal(
+      sendto(io->fd, out, len, 0, (struct sockaddr *)&server->ss, server->len),
+      (ssize_t)len);
+}
+
+static void peer_answers(turn_io *io, int peer_fd, const udp_addr_t *peer,
+                         const char *text, bool expect_channel) {
+  size_t before = io->got_count;
+  assert_int_equal(sendto(peer_fd, text, strlen(text), 0,
+                          (struct sockaddr *)&io->c.relayed.ss,
+                          io->c.relayed.len),
+                   (ssize_t)strlen(text));
+  IO_UNTIL(io, io->got_count > before, STEP_TIMEOUT_MS);
+  assert_true(io->got_count > before);
+  const received *r = &io->got[before];
+  tu_assert_same_bytes("data from the peer", r->data, r->len, text,
+                       strlen(text));
+  assert_true(udp_addr_equal(&r->peer, peer));
+  assert_int_equal(r->channel, expect_channel);
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+typedef struct fixture {
+  bool available;
+  const char *skip_reason;
+  coturn server; /* long-term credentials u:p, realm r */
+} fixture;
+
+static int setup(void **state) {
+  static fixture f;
+  memset(&f, 0, sizeof(f));
+  *state = &f;
+  if (!tu_on_path("turnserver")) {
+    f.skip_reason = "coturn (turnserver) is not installed";
+    return 0;
+  }
+  coturn_start(&f.server, lt_cred);
+  f.available = true;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  coturn_stop(&f->server);
+  return 0;
+}
+
+#define REQUIRE_COTURN(f)                                                      \
+  do {                                                                         \
+    if (!(f)->available)                                                       \
+      TU_SKIP((f)->skip_reason);                                               \
+  } while (0)
+
+/* Allocate, relay both ways (indications, then a channel), refresh
+ * everything, deallocate. */
+static void relay_both_ways(void **state) {
+  fixture *f = *state;
+  REQUIRE_COTURN(f);
+  static turn_io io;
+  io_open(&io, f->server.port, "u", "p");
+  io_allocate(&io);
+  expect_allocated(&io);
+  assert_int_equal(udp_addr_port(&io.c.relayed) != 0, true);
+  /* XOR-MAPPED-ADDRESS: coturn saw our socket as it is (no NAT here). */
+  assert_true(udp_addr_equal(&io.c.mapped, &io.local));
+  assert_int_equal(io.c.lifetime_s, TURN_DEFAULT_LIFETIME_S);
+
+  udp_addr_t peer;
+  int peer_fd = udp_socket_on_loopback(&peer);
+  assert_int_equal(turn_client_permit(&io.c, &peer, io_now(&io)), 0);
+  IO_UNTIL(&io, turn_client_permission(&io.c, &peer) != TURN_PEER_PENDING,
+           STEP_TIMEOUT_MS);
+  assert_int_equal(turn_client_permission(&io.c, &peer), TURN_PEER_READY);
+
+  /* Before a channel: Send indication out, Data indication back. */
+  send_via_relay(&io, &peer, "via send indication", false);
+  expect_at_peer(peer_fd, &io, "via send indication");
+  peer_answers(&io, peer_fd, &peer, "back as data indication", false);
+
+  /* With a channel: ChannelData both ways. */
+  assert_int_equal(turn_client_bind(&io.c, &peer, io_now(&io)), 0);
+  IO_UNTIL(&io, turn_client_binding(&io.c, &peer) != TURN_PEER_PENDING,
+           STEP_TIMEOUT_MS);
+  assert_int_equal(turn_client_binding(&io.c, &peer), TURN_PEER_READY);
+  assert_int_equal(turn_client_channel(&io.c, &peer), TURN_CHANNEL_MIN);
+  send_via_relay(&io, &peer, "via channel", true);
+  expect_at_peer(peer_fd, &io, "via channel");
+  peer_answers(&io, peer_fd, &peer, "back on the channel", true);
+
+  /* Jump past every refresh time (allocation 540 s, permission 240 s,
+   * channel 540 s): all three go out, coturn accepts them. */
+  uint64_t before = io_now(&io);
+  io.offset_ns += (uint64_t)(TURN_DEFAULT_LIFETIME_S - 55) * 1000000000ull;
+  uint64_t jumped = io_now(&io);
+  IO_UNTIL(&io,
+           io.c.refresh_ns > jumped && io.c.peers[0].permission_refresh_ns >
+                                           jumped &&
+               io.c.peers[0].binding_refresh_ns > jumped,
+           STEP_TIMEOUT_MS);
+  expect_allocated(&io);
+  assert_true(io.c.refresh_ns > jumped);
+  assert_true(io.c.peers[0].permission_refresh_ns > jumped);
+  assert_true(io.c.peers[0].binding_refresh_ns > jumped);
+  assert_true(jumped > before);
+  assert_int_equal(turn_client_binding(&io.c, &peer), TURN_PEER_READY);
+  send_via_relay(&io, &peer, "after the refreshes", true);
+  expect_at_peer(peer_fd, &io, "after the refreshes");
+
+  /* Deallocate. The same 5-tuple can allocate again only once the first
+   * allocation is gone: coturn answers 437 (Allocation Mismatch) until its
+   * next cleanup tick, about a second later; without the Deallocate that
+   * would last the whole 600 s lifetime. */
+  turn_client_close(&io.c, io_now(&io));
+  IO_UNTIL(&io, settled(&io), STEP_TIMEOUT_MS);
+  assert_int_equal(turn_client_state(&io.c), TURN_STATE_CLOSED);
+  turn_config cfg = io.c.cfg;
+  int64_t closed = tu_now_ms();
+  int attempts = 0;
+  do {
+    io_step(&io, 100); /* paces the attempts; nothing is pending */
+    assert_int_equal(turn_client_init(&io.c, &cfg), 0);
+    io_allocate(&io);
+    attempts++;
+  } while (turn_client_state(&io.c) != TURN_STATE_ALLOCATED &&
+           tu_now_ms() - closed < REALLOCATE_TIMEOUT_MS);
+  print_message("same 5-tuple allocated again %lld ms after the Deallocate "
+                "(%d attempts)\n",
+                (long long)(tu_now_ms() - closed), attempts);
+  expect_allocated(&io);
+  io_close(&io);
+  assert_int_equal(turn_client_state(&io.c), TURN_STATE_CLOSED);
+  close(peer_fd);
+}
+
+static void wrong_password_is_a_401_error(void **state) {
+  fixture *f = *state;
+  REQUIRE_COTURN(f);
+  static turn_io io;
+  io_open(&io, f->server.port, "u", "not-p");
+  io_allocate(&io);
+  assert_int_equal(turn_client_state(&io.c), TURN_STATE_FAILED);
+  assert_int_equal(io.c.error, QP_ERR_RELAY);
+  char want[128];
+  snprintf(want, sizeof(want),
+           "TURN server 127.0.0.1:%u answered 401 to user 'u': wrong "
+           "credentials",
+           f->server.port);
+  TU_ASSERT_CONTAINS(turn_client_error(&io.c), want);
+  io_close(&io);
+}
+
+static void dead_server_times_out(void **state) {
+  (void)state;
+  static turn_io io;
+  uint16_t port = tu_free_udp_port(); /* nobody listens there */
+  io_open(&io, port, "u", "p");
+  io.c.cfg.timeout_ms = DEAD_TIMEOUT_MS;
+  int64_t start = tu_now_ms();
+  io_allocate(&io);
+  IO_UNTIL(&io, settled(&io), DEAD_TIMEOUT_MS + DEAD_SLACK_MS);
+  int64_t elapsed = tu_now_ms() - start;
+  assert_int_equal(turn_client_state(&io.c), TURN_STATE_FAILED);
+  print_message("dead server: failed after %lld ms, %zu requests: %s\n",
+                (long long)elapsed, io.sent, turn_client_error(&io.c));
+  assert_true(elapsed >= DEAD_TIMEOUT_MS - 50);
+  assert_true(elapsed <= DEAD_TIMEOUT_MS + DEAD_SLACK_MS);
+  /* RFC 8489 schedule: sent at 0 and 500 ms; the third, due at 1500 ms,
+   * meets the limit instead. */
+  assert_int_equal(io.sent, 2);
+  char want[96];
+  snprintf(want, sizeof(want), "TURN server 127.0.0.1:%u did not answer",
+           port);
+  TU_ASSERT_CONTAINS(turn_client_error(&io.c), want);
+  TU_ASSERT_CONTAINS(turn_client_error(&io.c), "no response in 1500 ms");
+  io_close(&io);
+}
+
+static void rest_secret_allocates(void **state) {
+  fixture *f = *state;
+  REQUIRE_COTURN(f);
+  static const char *const rest[] = {"--use-auth-secret",
+                                     "--static-auth-secret", "S3cr3t",
+                                     "--realm", "r", NULL};
+  coturn server;
+  coturn_start(&server, rest);
+  char text[64];
+  turn_server_spec spec;
+  static turn_io io;
+  /* The right secret allocates; a wrong one is a 401. */
+  const char *secrets[] = {"S3cr3t", "wrong"};
+  for (size_t i = 0; i < 2; i++) {
+    snprintf(text, sizeof(text), "%s@127.0.0.1:%u", secrets[i], server.port);
+    assert_int_equal(turn_spec_parse(text, true, &spec), 0);
+    char user[TURN_USERNAME_MAX], pass[TURN_PASSWORD_MAX];
+    assert_int_equal(
+        turn_spec_credentials(&spec, (int64_t)time(NULL), 3600, user, pass),
+        0);
+    io_open(&io, spec.port, user, pass);
+    io_allocate(&io);
+    if (i == 0) {
+      expect_allocated(&io);
+    } else {
+      assert_int_equal(turn_client_state(&io.c), TURN_STATE_FAILED);
+      TU_ASSERT_CONTAINS(turn_client_error(&io.c), "answered 401");
+    }
+    io_close(&io);
+  }
+  coturn_stop(&server);
+}
+
+static void quota_exceeded_is_486(void **state) {
+  fixture *f = *state;
+  REQUIRE_COTURN(f);
+  static const char *const quota[] = {"--lt-cred-mech", "--user", "u:p",
+                                      "--realm", "r", "--user-quota", "1",
+                                      NULL};
+  coturn server;
+  coturn_start(&server, quota);
+  static turn_io first, second;
+  io_open(&first, server.port, "u", "p");
+  io_allocate(&first);
+  expect_allocated(&first);
+  io_open(&second, server.port, "u", "p");
+  io_allocate(&second);
+  assert_int_equal(turn_client_state(&second.c), TURN_STATE_FAILED);
+  TU_ASSERT_CONTAINS(turn_client_error(&second.c),
+                     "answered 486 to user 'u': allocation quota exceeded");
+  io_close(&second);
+  io_close(&first);
+  coturn_stop(&server);
+}
+
+/* coturn with --stale-nonce=1 answers 438 once a nonce is older than 1 s;
+ * the client takes the new nonce and the Refresh goes through. */
+static void stale_nonce_is_renewed(void **state) {
+  fixture *f = *state;
+  REQUIRE_COTURN(f);
+  static const char *const stale[] = {"--lt-cred-mech", "--user", "u:p",
+                                      "--realm", "r", "--stale-nonce=1",
+                                      NULL};
+  coturn server;
+  coturn_start(&server, stale);
+  static turn_io io;
+  io_open(&io, server.port, "u", "p");
+  io_allocate(&io);
+  expect_allocated(&io);
+  uint8_t old_nonce[TURN_TEXT_MAX];
+  size_t old_len = io.c.nonce_len;
+  memcpy(old_nonce, io.c.nonce, old_len);
+  /* Let the nonce go stale in real time (coturn's clock), then jump our
+   * clock to the refresh. */
+  int64_t until = tu_now_ms() + 2100;
+  while (tu_now_ms() < until)
+    io_step(&io, 50);
+  io.offset_ns += (uint64_t)(TURN_DEFAULT_LIFETIME_S - 55) * 1000000000ull;
+  uint64_t jumped = io_now(&io);
+  IO_UNTIL(&io, io.c.refresh_ns > jumped || !settled(&io), STEP_TIMEOUT_MS);
+  expect_allocated(&io);
+  assert_true(io.c.refresh_ns > jumped);
+  assert_true(io.c.nonce_len != old_len ||
+              memcmp(io.c.nonce, old_nonce, old_len) != 0);
+  io_close(&io);
+  coturn_stop(&server);
+}
+
+/* A coturn with --alternate-server answers 300; the client allocates on
+ * the alternate. */
+static void try_alternate_moves_to_the_other_server(void **state) {
+  fixture *f = *state;
+  REQUIRE_COTURN(f);
+  char alt[32];
+  snprintf(alt, sizeof(alt), "127.0.0.1:%u", f->server.port);
+  const char *const redirect[] = {"--lt-cred-mech", "--user", "u:p",
+                                  "--realm", "r", "--alternate-server", alt,
+                                  NULL};
+  coturn server;
+  coturn_start(&server, redirect);
+  static turn_io io;
+  io_open(&io, server.port, "u", "p");
+  io_allocate(&io);
+  expect_allocated(&io);
+  assert_int_equal(io.c.redirects, 1);
+  assert_int_equal(udp_addr_port(turn_client_server(&io.c)), f->server.port);
+  io_close(&io);
+  coturn_stop(&server);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(relay_both_ways),
+      cmocka_unit_test(wrong_password_is_a_401_error),
+      cmocka_unit_test(dead_server_times_out),
+      cmocka_unit_test(rest_secret_allocates),
+      cmocka_unit_test(quota_exceeded_is_486),
+      cmocka_unit_test(stale_nonce_is_renewed),
+      cmocka_unit_test(try_alternate_moves_to_the_other_server),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
