@@ -50,10 +50,10 @@ void qp_stun_server_stop(qp_stun_server_t *s) {
 static int resolve_servers(const char *const *names, size_t n, int timeout_ms,
                            udp_addr_t *out) {
   udp_resolved_t r[2];
-  uint64_t deadline = qp_deadline_ns(timeout_ms);
+  uint64_t deadline = clock_deadline_ns(timeout_ms);
   udp_resolve_names(names, n, STUN_DEFAULT_PORT, AF_INET, timeout_ms, NULL, NULL, r);
   for (size_t i = 0; i < n; i++) {
-    uint64_t now = qp_now_ns();
+    uint64_t now = clock_now_ns();
     int left_ms = now < deadline ? (int)((deadline - now) / 1000000u) : 0;
     if (r[i].rc == QP_ERR_RESOLVE) /* no IPv4 address: take any */
       udp_resolve_names(&names[i], 1, STUN_DEFAULT_PORT, AF_UNSPEC, left_ms, NULL,
@@ -90,7 +90,7 @@ int qp_nat_discover(const char *server, const char *second_server, int timeout_m
   stun_nat_config cfg = {0};
   const char *names[2] = {server, second_server};
   udp_addr_t addrs[2];
-  uint64_t start = qp_now_ns();
+  uint64_t start = clock_now_ns();
   int rc = resolve_servers(names, second_server != NULL ? 2 : 1, timeout_ms, addrs);
   if (rc != 0)
     return rc;
@@ -100,7 +100,7 @@ int qp_nat_discover(const char *server, const char *second_server, int timeout_m
     cfg.second_server = addrs[1];
   /* The lookups count against the caller's timeout: at least 1 ms is left
    * for the discovery itself, which reports a silent server. */
-  int spent_ms = (int)((qp_now_ns() - start) / 1000000u);
+  int spent_ms = (int)((clock_now_ns() - start) / 1000000u);
   cfg.timeout_ms = timeout_ms - spent_ms > 0 ? timeout_ms - spent_ms : 1;
   stun_nat_result r;
   rc = stun_nat_discover(&cfg, &r);

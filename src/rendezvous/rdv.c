@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "rendezvous/rdv_backend.h"
@@ -205,11 +206,7 @@ int rdv_delete(rdv_t *rdv, const char *key) {
   return rdv->ops->del(rdv->state, full);
 }
 
-int64_t rdv_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t rdv_now_ms(void) { return clock_now_ms(); }
 
 int rdv_wait_next_pause_ms(int prev_ms) {
   if (prev_ms <= 0)

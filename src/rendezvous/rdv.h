@@ -115,7 +115,8 @@ int rdv_wait_get(rdv_t *rdv, const char *key, int64_t deadline_ms,
  * prev_ms (pass 0 to get the first pause). */
 int rdv_wait_next_pause_ms(int prev_ms);
 
-/* CLOCK_MONOTONIC in milliseconds, the clock of rdv_wait_get deadlines. */
+/* The clock of rdv_wait_get deadlines: clock_now_ms() of common/clock.h,
+ * which traversal also reads through this function. */
 int64_t rdv_now_ms(void);
 
 /* The URL (or "callbacks") and session of the handle, for messages. */

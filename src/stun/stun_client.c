@@ -5,8 +5,8 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -215,12 +215,6 @@ const stun_client_result *stun_client_result_of(const stun_client *c, int txn) {
 
 /* ---- blocking driver --------------------------------------------------- */
 
-static int64_t monotonic_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The distinct sockets of a run, for poll(). */
 typedef struct run_fds {
   struct pollfd pfd[STUN_CLIENT_MAX_TRANSACTIONS];
@@ -262,7 +256,7 @@ static void read_responses(stun_client *c, udp_socket_t *sock) {
     size_t n;
     if (udp_recv_one(sock, buf, sizeof(buf), &n, &from) != 1)
       return; /* nothing left, or an ICMP error of some server: keep waiting */
-    (void)stun_client_on_response(c, buf, n, &from, monotonic_ms());
+    (void)stun_client_on_response(c, buf, n, &from, clock_now_ms());
   }
 }
 
@@ -302,14 +296,14 @@ int stun_client_run(const stun_client_request *reqs, size_t n, int timeout_ms,
   stun_client_init(&c);
   run_fds fds;
   collect_fds(reqs, n, &fds);
-  int64_t start = monotonic_ms();
+  int64_t start = clock_now_ms();
   int64_t deadline = start + (timeout_ms < 0 ? 0 : timeout_ms);
   /* Slots are handed out in order, so transaction i is request i. */
   for (size_t i = 0; i < n && rc >= 0; i++)
     rc = stun_client_start(&c, &reqs[i].server, reqs[i].change_flags, start,
                            deadline);
   for (int64_t next; rc >= 0 && (next = stun_client_next_timeout(&c)) >= 0;) {
-    int64_t now = monotonic_ms();
+    int64_t now = clock_now_ms();
     if (now >= next)
       send_due(&c, reqs, now);
     else

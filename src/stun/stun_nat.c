@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "stun/stun_client.h"
@@ -22,12 +22,6 @@ typedef struct nat_sockets {
   udp_socket_t mapping;   /* tests I, II, III of section 4.3 */
   udp_socket_t filtering; /* tests I, II, III of section 4.4 */
 } nat_sockets;
-
-static int64_t monotonic_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *stun_nat_type_name(stun_nat_type type) {
   static const char *const names[] = {"unknown",
@@ -308,7 +302,7 @@ static bool usable_other_address(const stun_client_result *t,
 
 static int run_phases(const stun_nat_config *cfg, nat_sockets *s,
                       stun_nat_result *r) {
-  int64_t deadline = monotonic_ms() + cfg->timeout_ms;
+  int64_t deadline = clock_now_ms() + cfg->timeout_ms;
   stun_client_result test1;
   int rc = local_address(&s->mapping, &cfg->server, &r->local);
   if (rc == 0)
@@ -323,7 +317,7 @@ static int run_phases(const stun_nat_config *cfg, nat_sockets *s,
   r->mapped = test1.mapped;
   r->behind_nat = !udp_addr_equal(&r->mapped, &r->local);
   r->rfc5780 = usable_other_address(&test1, &cfg->server);
-  int remaining = (int)(deadline - monotonic_ms());
+  int remaining = (int)(deadline - clock_now_ms());
   if (remaining < 0)
     remaining = 0;
   if (r->rfc5780) {

@@ -106,8 +106,8 @@ static bool all_done(job_t **jobs, size_t n) {
 /* Returns true when cancel ended the wait. */
 static bool wait_jobs(job_t **jobs, size_t n, int timeout_ms, bool (*cancel)(void *),
                       void *cancel_user) {
-  uint64_t deadline = qp_deadline_ns(timeout_ms);
-  while (!all_done(jobs, n) && qp_now_ns() < deadline) {
+  uint64_t deadline = clock_deadline_ns(timeout_ms);
+  while (!all_done(jobs, n) && clock_now_ns() < deadline) {
     if (cancel && cancel(cancel_user))
       return true;
     struct timespec ts = {.tv_nsec = UDP_RESOLVE_POLL_MS * 1000000L};
