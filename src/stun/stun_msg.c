@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/secret.h"
 
 
 /* RFC 8489 section 14.3: USERNAME "MUST contain a UTF-8-encoded sequence
@@ -90,15 +91,6 @@ static uint16_t decode_method(uint16_t type) {
 
 static stun_class decode_class(uint16_t type) {
   return (stun_class)(((type >> 4) & 1) | ((type >> 7) & 2));
-}
-
-/* Compare without an early exit, so timing says nothing about where two
- * HMACs first differ. */
-static bool equal_const_time(const uint8_t *a, const uint8_t *b, size_t n) {
-  uint8_t diff = 0;
-  for (size_t i = 0; i < n; i++)
-    diff |= (uint8_t)(a[i] ^ b[i]);
-  return diff == 0;
 }
 
 uint32_t stun_msg_crc32(const uint8_t *data, size_t len) {
@@ -492,7 +484,7 @@ static int check_hmac(const stun_msg *msg, gnutls_mac_algorithm_t alg,
   if (rc)
     return rc;
   const uint8_t *got = msg->raw + offset + STUN_ATTR_HEADER_SIZE;
-  if (!equal_const_time(got, digest, attr_len))
+  if (!secret_equal(got, digest, attr_len))
     return qp_fail(QP_ERR_STUN,
                    "STUN %s does not match: wrong password or altered "
                    "message",

@@ -11,6 +11,7 @@
 #include <gnutls/x509.h>
 
 #include "common/error.h"
+#include "common/secret.h"
 
 /* The certificate lives as long as the process that made it; one day of
  * clock skew is tolerated on either side. */
@@ -164,13 +165,6 @@ int tls_fingerprint_parse(const char *text, uint8_t fp[TLS_FINGERPRINT_LEN]) {
   return 0;
 }
 
-bool tls_const_time_equal(const uint8_t *a, const uint8_t *b, size_t len) {
-  volatile uint8_t diff = 0;
-  for (size_t i = 0; i < len; i++)
-    diff |= a[i] ^ b[i];
-  return diff == 0;
-}
-
 int tls_check_peer_pin(gnutls_session_t session,
                        const uint8_t pin[TLS_FINGERPRINT_LEN], char *why,
                        size_t why_size) {
@@ -191,7 +185,7 @@ int tls_check_peer_pin(gnutls_session_t session,
              gnutls_strerror(rv));
     return QP_ERR_PEER_VERIFY;
   }
-  if (!tls_const_time_equal(got, pin, sizeof(got))) {
+  if (!secret_equal(got, pin, sizeof(got))) {
     char have[2 * TLS_FINGERPRINT_LEN + 1];
     tls_fingerprint_to_hex(got, have);
     snprintf(why, why_size,

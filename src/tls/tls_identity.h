@@ -46,9 +46,6 @@ int tls_check_peer_pin(gnutls_session_t session,
                        const uint8_t pin[TLS_FINGERPRINT_LEN], char *why,
                        size_t why_size);
 
-/* Constant-time equality of two byte strings of length len. */
-bool tls_const_time_equal(const uint8_t *a, const uint8_t *b, size_t len);
-
 /* The TLS 1.3-only priority string QUIC needs (no middlebox compat mode). */
 extern const char tls_quic_priority[];
 
