@@ -72,17 +72,17 @@ int rdv_record_add_candidate(rdv_record *rec, rdv_cand_type type,
                              const char *addr, uint16_t port,
                              uint32_t priority) {
   if (rec->candidate_count >= RDV_RECORD_MAX_CANDIDATES)
-    return qp_fail(QP_ERR_TOO_LARGE,
+    return err_fail(QP_ERR_TOO_LARGE,
                    "rendezvous record already holds %d candidates",
                    RDV_RECORD_MAX_CANDIDATES);
   rdv_candidate *c = &rec->candidates[rec->candidate_count];
   if (addr == NULL || !canonical_addr(addr, c->addr))
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "candidate address \"%.60s\" is not a numeric IPv4 or "
                    "IPv6 address",
                    addr ? addr : "(null)");
   if (port == 0 || (unsigned)type >= CAND_COUNT)
-    return qp_fail(QP_ERR_INVALID, "candidate %s:%u has a bad port or type",
+    return err_fail(QP_ERR_INVALID, "candidate %s:%u has a bad port or type",
                    c->addr, port);
   c->type = type;
   c->port = port;
@@ -155,13 +155,13 @@ static int check_candidate(const rdv_candidate *c, size_t i, int code,
                            const char *prefix) {
   char canon[RDV_RECORD_ADDR_MAX];
   if ((unsigned)c->type >= CAND_COUNT)
-    return qp_fail(code, "%s: candidate %zu has an unknown type", prefix, i);
+    return err_fail(code, "%s: candidate %zu has an unknown type", prefix, i);
   if (strnlen(c->addr, RDV_RECORD_ADDR_MAX) == RDV_RECORD_ADDR_MAX ||
       !canonical_addr(c->addr, canon))
-    return qp_fail(code, "%s: candidate %zu has no numeric IP address", prefix,
+    return err_fail(code, "%s: candidate %zu has no numeric IP address", prefix,
                    i);
   if (c->port == 0)
-    return qp_fail(code, "%s: candidate %zu has port 0", prefix, i);
+    return err_fail(code, "%s: candidate %zu has port 0", prefix, i);
   return 0;
 }
 
@@ -169,23 +169,28 @@ static int check_candidate(const rdv_candidate *c, size_t i, int code,
  * (QP_ERR_INVALID), a bad record received is the peer's (QP_ERR_PROTOCOL). */
 static int validate(const rdv_record *rec, int code, const char *prefix) {
   if (rec->version != RDV_RECORD_VERSION)
-    return qp_fail(code, "%s: version %d is not %d", prefix, rec->version,
+    return err_fail(code, "%s: version %d is not %d", prefix, rec->version,
                    RDV_RECORD_VERSION);
   if ((unsigned)rec->role >= ROLE_COUNT)
-    return qp_fail(code, "%s: unknown role %d", prefix, (int)rec->role);
+    return err_fail(code, "%s: unknown role %d", prefix, (int)rec->role);
   for (size_t i = 0; i < STRING_RULE_COUNT; i++) {
     const string_rule *rule = &string_rules[i];
     const char *value = (const char *)rec + rule->offset;
     if (!field_ok(value, rule->set, rule->min, rule->max))
-      return qp_fail(code, "%s: \"%s\" must be %zu to %zu %s", prefix,
+      return err_fail(code, "%s: \"%s\" must be %zu to %zu %s", prefix,
                      rule->name, rule->min, rule->max, rule->expect);
   }
+  if (rec->answers[0] != '\0' &&
+      !field_ok(rec->answers, ICE, RDV_RECORD_UFRAG_MIN, RDV_RECORD_UFRAG_MAX))
+    return err_fail(code, "%s: \"answers\" must be %d to %d characters of "
+                   "A-Z a-z 0-9 + /", prefix, RDV_RECORD_UFRAG_MIN,
+                   RDV_RECORD_UFRAG_MAX);
   if (rec->nat.port_delta < -RDV_RECORD_PORT_DELTA_MAX ||
       rec->nat.port_delta > RDV_RECORD_PORT_DELTA_MAX)
-    return qp_fail(code, "%s: \"port_delta\" %d is out of range", prefix,
+    return err_fail(code, "%s: \"port_delta\" %d is out of range", prefix,
                    (int)rec->nat.port_delta);
   if (rec->candidate_count > RDV_RECORD_MAX_CANDIDATES)
-    return qp_fail(code, "%s: more than %d candidates", prefix,
+    return err_fail(code, "%s: more than %d candidates", prefix,
                    RDV_RECORD_MAX_CANDIDATES);
   for (size_t i = 0; i < rec->candidate_count; i++) {
     int rc = check_candidate(&rec->candidates[i], i, code, prefix);
@@ -193,7 +198,7 @@ static int validate(const rdv_record *rec, int code, const char *prefix) {
       return rc;
   }
   if (rec->time_ms == 0 || rec->time_ms > RECORD_TIME_MAX)
-    return qp_fail(code, "%s: \"time_ms\" must be the publishing time", prefix);
+    return err_fail(code, "%s: \"time_ms\" must be the publishing time", prefix);
   return 0;
 }
 
@@ -244,13 +249,15 @@ static void write_record(rdv_json_writer *w, const rdv_record *rec) {
   rdv_json_end_array(w);
   rdv_json_name(w, "time_ms");
   rdv_json_uint(w, rec->time_ms);
+  if (rec->answers[0] != '\0')
+    write_string_member(w, "answers", rec->answers);
   rdv_json_end_object(w);
 }
 
 int rdv_record_encode(const rdv_record *rec, char *buf, size_t cap,
                       size_t *len) {
   if (rec == NULL || buf == NULL || len == NULL)
-    return qp_fail(QP_ERR_INVALID, "rdv_record_encode: missing argument");
+    return err_fail(QP_ERR_INVALID, "rdv_record_encode: missing argument");
   int rc = validate(rec, QP_ERR_INVALID, "cannot publish rendezvous record");
   if (rc < 0)
     return rc;
@@ -258,7 +265,7 @@ int rdv_record_encode(const rdv_record *rec, char *buf, size_t cap,
   rdv_json_writer_init(&w, buf, cap);
   write_record(&w, rec);
   if (w.overflow || w.len > RDV_RECORD_MAX_SIZE)
-    return qp_fail(QP_ERR_TOO_LARGE,
+    return err_fail(QP_ERR_TOO_LARGE,
                    "rendezvous record does not fit in %zu bytes", cap);
   *len = w.len;
   return 0;
@@ -274,6 +281,7 @@ typedef struct seen_set {
   const char *const *names;
   size_t count;
   uint32_t bits;
+  size_t required; /* names[0..required) must appear; the rest may */
 } seen_set;
 
 /* Index of name, marking it seen; -1 for an unknown name (to be skipped);
@@ -293,9 +301,9 @@ static int mark_seen(rdv_json_reader *r, seen_set *seen, const char *name,
 }
 
 static int check_all_seen(const seen_set *seen, const char *what) {
-  for (size_t i = 0; i < seen->count; i++)
+  for (size_t i = 0; i < seen->required; i++)
     if (!(seen->bits & (UINT32_C(1) << i)))
-      return qp_fail(QP_ERR_PROTOCOL,
+      return err_fail(QP_ERR_PROTOCOL,
                      "malformed rendezvous record: %s has no \"%s\" member",
                      what, seen->names[i]);
   return 0;
@@ -365,7 +373,7 @@ static int on_candidate_member(rdv_json_reader *r, const char *name,
 static int on_candidate(rdv_json_reader *r, size_t index, void *arg) {
   rdv_record *rec = arg;
   cand_ctx ctx = {.cand = &rec->candidates[index],
-                  .seen = {cand_fields, CAND_FIELDS, 0}};
+                  .seen = {cand_fields, CAND_FIELDS, 0, CAND_FIELDS}};
   int rc = rdv_json_read_object(r, "a candidate", on_candidate_member, &ctx);
   if (rc < 0)
     return rc;
@@ -406,7 +414,7 @@ static int on_nat_member(rdv_json_reader *r, const char *name, void *arg) {
 }
 
 static int read_nat(rdv_json_reader *r, rdv_nat *nat) {
-  nat_ctx ctx = {.nat = nat, .seen = {nat_fields, NAT_FIELDS, 0}};
+  nat_ctx ctx = {.nat = nat, .seen = {nat_fields, NAT_FIELDS, 0, NAT_FIELDS}};
   int rc = rdv_json_read_object(r, "\"nat\"", on_nat_member, &ctx);
   return rc < 0 ? rc : check_all_seen(&ctx.seen, "\"nat\"");
 }
@@ -422,11 +430,13 @@ enum {
   REC_NAT,
   REC_CANDIDATES,
   REC_TIME,
+  REC_REQUIRED, /* optional members follow */
+  REC_ANSWERS = REC_REQUIRED,
   REC_FIELDS
 };
 static const char *const rec_fields[REC_FIELDS] = {
     "v",   "software",    "role", "session",    "ufrag",
-    "pwd", "fingerprint", "nat",  "candidates", "time_ms"};
+    "pwd", "fingerprint", "nat",  "candidates", "time_ms", "answers"};
 
 typedef struct rec_ctx {
   rdv_record *rec;
@@ -477,6 +487,8 @@ static int on_record_member(rdv_json_reader *r, const char *name, void *arg) {
     rc = rdv_json_read_int(r, "\"time_ms\"", 1, (int64_t)RECORD_TIME_MAX, &v);
     rec->time_ms = (uint64_t)v;
     return rc;
+  case REC_ANSWERS:
+    return READ_FIELD(r, name, rec->answers);
   default:
     return rdv_json_skip_member(r, name);
   }
@@ -499,10 +511,10 @@ static int check_version(const char *text, size_t len) {
   if (rdv_json_read_object(&r, "the record", on_version_member, &version) < 0)
     return 0;
   if (version < 0)
-    return qp_fail(QP_ERR_PROTOCOL,
+    return err_fail(QP_ERR_PROTOCOL,
                    "malformed rendezvous record: it has no \"v\" member");
   if (version != RDV_RECORD_VERSION)
-    return qp_fail(QP_ERR_PROTOCOL,
+    return err_fail(QP_ERR_PROTOCOL,
                    "rendezvous record has version %" PRId64 "; quic-portal "
                    "%s reads only version %d: upgrade the older peer",
                    version, QP_VERSION, RDV_RECORD_VERSION);
@@ -511,9 +523,9 @@ static int check_version(const char *text, size_t len) {
 
 int rdv_record_decode(const char *text, size_t len, rdv_record *out) {
   if (text == NULL || out == NULL)
-    return qp_fail(QP_ERR_INVALID, "rdv_record_decode: missing argument");
+    return err_fail(QP_ERR_INVALID, "rdv_record_decode: missing argument");
   if (len > RDV_RECORD_MAX_SIZE)
-    return qp_fail(QP_ERR_PROTOCOL,
+    return err_fail(QP_ERR_PROTOCOL,
                    "rendezvous record is %zu bytes; the limit is %d", len,
                    RDV_RECORD_MAX_SIZE);
   int rc = check_version(text, len);
@@ -521,7 +533,7 @@ int rdv_record_decode(const char *text, size_t len, rdv_record *out) {
     return rc;
   rdv_record rec;
   memset(&rec, 0, sizeof(rec));
-  rec_ctx ctx = {.rec = &rec, .seen = {rec_fields, REC_FIELDS, 0}};
+  rec_ctx ctx = {.rec = &rec, .seen = {rec_fields, REC_FIELDS, 0, REC_REQUIRED}};
   rdv_json_reader r;
   rdv_json_reader_init(&r, text, len);
   if ((rc = rdv_json_read_object(&r, "the record", on_record_member, &ctx)) <
@@ -541,14 +553,14 @@ int rdv_record_decode(const char *text, size_t len, rdv_record *out) {
 static int check_age(const rdv_record *rec, uint64_t now, uint64_t max_age) {
   const char *who = rdv_role_to_string(rec->role);
   if (now > rec->time_ms && now - rec->time_ms > max_age)
-    return qp_fail(QP_ERR_RENDEZVOUS,
+    return err_fail(QP_ERR_RENDEZVOUS,
                    "the %s's rendezvous record for session \"%s\" is %" PRIu64
                    " s old (the limit is %" PRIu64
                    " s): it was probably left by an earlier run",
                    who, rec->session, (now - rec->time_ms) / 1000,
                    max_age / 1000);
   if (rec->time_ms > now && rec->time_ms - now > max_age)
-    return qp_fail(
+    return err_fail(
         QP_ERR_RENDEZVOUS,
         "the %s's rendezvous record for session \"%s\" is dated %" PRIu64
         " s in the future: the two machines' clocks disagree",
@@ -559,13 +571,13 @@ static int check_age(const rdv_record *rec, uint64_t now, uint64_t max_age) {
 int rdv_record_check(const rdv_record *rec, const char *session, rdv_role role,
                      uint64_t now_unix_ms, uint64_t max_age_ms) {
   if (rec == NULL || session == NULL)
-    return qp_fail(QP_ERR_INVALID, "rdv_record_check: missing argument");
+    return err_fail(QP_ERR_INVALID, "rdv_record_check: missing argument");
   if (strcmp(rec->session, session) != 0)
-    return qp_fail(QP_ERR_RENDEZVOUS,
+    return err_fail(QP_ERR_RENDEZVOUS,
                    "rendezvous record is for session \"%s\", not \"%s\"",
                    rec->session, session);
   if (rec->role != role)
-    return qp_fail(QP_ERR_RENDEZVOUS,
+    return err_fail(QP_ERR_RENDEZVOUS,
                    "rendezvous record for session \"%s\" was published by a "
                    "%s; expected the %s's",
                    session, rdv_role_to_string(rec->role),

@@ -8,8 +8,9 @@
  *           "port_delta":0},
  *    "candidates":[{"type":"srflx","addr":"203.0.113.7","port":4242,
  *                   "priority":1694498815}],
- *    "time_ms":1700000000000}
- * All members are required; members this version does not know are skipped,
+ *    "time_ms":1700000000000,"answers":"<server ufrag>"}
+ * All members but "answers" (client records only) are required; members
+ * this version does not know are skipped,
  * so version 1 can grow optional members; a member twice is an error.
  * Decoding is bounded (RDV_RECORD_MAX_SIZE bytes, RDV_RECORD_MAX_CANDIDATES
  * candidates, every string length) and never allocates.
@@ -84,6 +85,10 @@ typedef struct rdv_record {
   size_t candidate_count;
   rdv_candidate candidates[RDV_RECORD_MAX_CANDIDATES];
   uint64_t time_ms; /* Unix time in ms when published */
+  /* Optional member "answers": in a client record, the ufrag of the server
+   * record it answers, so that a server adopts only client records written
+   * for it (no need to delete the key at start). "" = absent. */
+  char answers[RDV_RECORD_UFRAG_MAX + 1];
 } rdv_record;
 
 /* Zero *rec and fill version, software ("quic-portal/" QP_VERSION), role,

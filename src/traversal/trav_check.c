@@ -13,6 +13,12 @@
  * The answer is a Binding success response with XOR-MAPPED-ADDRESS (the
  * check's source), MESSAGE-INTEGRITY keyed with the answerer's own pwd and
  * FINGERPRINT.
+ *
+ * Roles (RFC 8445 section 7.3.1.1): a check claiming the role we hold is a
+ * role conflict. When our tie-breaker is larger or equal we answer 487
+ * (Role Conflict); when it is smaller the RFC has us switch roles, but ours
+ * is bound to the QUIC role (the server controls), so the check is left
+ * unanswered and counted: no success answer ever goes to such a check.
  */
 #include "traversal/trav_internal.h"
 
@@ -48,6 +54,31 @@ size_t trav_check_write(const trav_creds_t *local, const trav_creds_t *remote,
   return w.len;
 }
 
+static size_t write_role_conflict(const char *pwd, const stun_msg *msg,
+                                  uint8_t *resp, size_t cap) {
+  stun_msg_writer w;
+  if (stun_msg_write_header(&w, resp, cap, STUN_METHOD_BINDING,
+                            STUN_CLASS_ERROR, msg->txid) != 0 ||
+      stun_msg_write_error_code(&w, STUN_ERROR_ROLE_CONFLICT, "Role Conflict") != 0 ||
+      stun_msg_write_integrity(&w, (const uint8_t *)pwd, strlen(pwd)) != 0 ||
+      stun_msg_write_fingerprint(&w) != 0)
+    return 0;
+  return w.len;
+}
+
+/* The check claims our role: 487 when our tie-breaker wins, else nothing. */
+static bool role_conflict(const trav_role_t *role, const stun_msg *msg,
+                          const char *pwd, uint8_t *resp, size_t cap,
+                          size_t *resp_len) {
+  bool same = role->controlling ? msg->has_ice_controlling
+                                : msg->has_ice_controlled;
+  if (!same)
+    return false;
+  if (role->tiebreaker >= msg->ice_tiebreaker)
+    *resp_len = write_role_conflict(pwd, msg, resp, cap);
+  return true;
+}
+
 static size_t write_answer(const char *pwd, const stun_msg *msg,
                            const udp_addr_t *from, uint8_t *resp, size_t cap) {
   stun_msg_writer w;
@@ -76,6 +107,7 @@ static bool username_is_ours(const stun_msg *msg, const char *local_ufrag,
 trav_req_verdict trav_check_answer(const char *local_ufrag,
                                    const char *local_pwd,
                                    const char *remote_ufrag,
+                                   const trav_role_t *role,
                                    const stun_msg *msg, const udp_addr_t *from,
                                    uint8_t *resp, size_t cap,
                                    size_t *resp_len) {
@@ -92,6 +124,8 @@ trav_req_verdict trav_check_answer(const char *local_ufrag,
   if (remote_ufrag != NULL && (rest.len != strlen(remote_ufrag) ||
                                memcmp(rest.data, remote_ufrag, rest.len) != 0))
     return TRAV_REQ_FOREIGN_PEER;
+  if (role != NULL && role_conflict(role, msg, local_pwd, resp, cap, resp_len))
+    return TRAV_REQ_ROLE_CONFLICT;
   *resp_len = write_answer(local_pwd, msg, from, resp, cap);
   return *resp_len > 0 ? TRAV_REQ_ANSWERED : TRAV_REQ_NOT_REQUEST;
 }
@@ -104,7 +138,7 @@ static const char ice_chars[] =
 static int random_string(char *out, size_t len, gnutls_rnd_level_t level) {
   uint8_t raw[RDV_RECORD_PWD_MAX];
   if (len > sizeof(raw) || gnutls_rnd(level, raw, len) != 0)
-    return qp_fail(QP_ERR_INTERNAL, "no random bytes for ICE credentials");
+    return err_fail(QP_ERR_INTERNAL, "no random bytes for ICE credentials");
   for (size_t i = 0; i < len; i++)
     out[i] = ice_chars[raw[i] & 63];
   out[len] = '\0';
@@ -121,6 +155,6 @@ int trav_creds_generate(trav_creds_t *c) {
 
 int trav_random_u64(uint64_t *v) {
   if (gnutls_rnd(GNUTLS_RND_NONCE, v, sizeof(*v)) != 0)
-    return qp_fail(QP_ERR_INTERNAL, "no random bytes for the ICE tie-breaker");
+    return err_fail(QP_ERR_INTERNAL, "no random bytes for the ICE tie-breaker");
   return 0;
 }

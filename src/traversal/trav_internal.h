@@ -174,6 +174,8 @@ typedef struct trav_pair {
   int64_t last_sent_ms;
   int64_t rtt_ms;
   uint32_t requests_in;  /* authenticated checks the peer sent from there */
+  bool peer_nominated;   /* controlled side: the peer sent USE-CANDIDATE on
+                            it; it wins once our own check validated it */
   uint32_t error_code;   /* of an authenticated error response, else 0 */
   bool asymmetric;       /* a success came from another address */
   bool birthday;         /* found by the birthday technique */
@@ -187,6 +189,9 @@ typedef struct trav_counters {
   uint32_t unmatched;       /* responses to no pending check */
   uint32_t answered;        /* checks we answered */
   uint32_t early_dropped;   /* non-STUN beyond TRAV_EARLY_MAX */
+  uint32_t role_conflicts;  /* checks claiming our own ICE role */
+  uint32_t nominations_held; /* USE-CANDIDATE on a pair not yet validated */
+  uint32_t bad_candidates;  /* record candidates refused (trav_pairs.c) */
 } trav_counters_t;
 
 /* The birthday technique's state (trav_hard.c). */
@@ -264,6 +269,13 @@ typedef struct trav_agent {
   int winner_pair;   /* index into pairs, -1 if none */
   size_t winner_sock; /* the socket the winner runs on */
 
+  /* Controlled side: the answer to the peer's nomination on a pair we have
+   * not validated yet, sent once our own check on it succeeds (so the peer
+   * stays in its loop, answering that check, until then). */
+  uint8_t held_answer[TRAV_RESPONSE_MAX];
+  size_t held_len;
+  int held_pair; /* -1: none */
+
   int rec_err;        /* why the last peer record was refused, or 0 */
   char rec_why[256];
   uint32_t records_refused;
@@ -305,7 +317,17 @@ typedef enum trav_req_verdict {
   TRAV_REQ_NOT_REQUEST,     /* not a Binding request: not for us */
   TRAV_REQ_UNAUTHENTICATED, /* USERNAME not ours or integrity fails */
   TRAV_REQ_FOREIGN_PEER,    /* ours and valid, but another peer's ufrag */
+  TRAV_REQ_ROLE_CONFLICT,   /* the sender claims our role; resp holds a 487
+                               when our tie-breaker wins, else it is empty
+                               (our role is fixed by the QUIC role) */
 } trav_req_verdict;
+
+/* Our ICE role, judged against the role a check claims (RFC 8445 section
+ * 7.3.1.1). */
+typedef struct trav_role {
+  bool controlling;
+  uint64_t tiebreaker;
+} trav_role_t;
 
 /* Write a check: Binding request from `local` to the peer `remote`. */
 size_t trav_check_write(const trav_creds_t *local, const trav_creds_t *remote,
@@ -319,6 +341,7 @@ size_t trav_check_write(const trav_creds_t *local, const trav_creds_t *remote,
 trav_req_verdict trav_check_answer(const char *local_ufrag,
                                    const char *local_pwd,
                                    const char *remote_ufrag,
+                                   const trav_role_t *role,
                                    const stun_msg *msg, const udp_addr_t *from,
                                    uint8_t *resp, size_t cap,
                                    size_t *resp_len);
@@ -349,6 +372,20 @@ int trav_pair_send(trav_agent_t *a, int i, int64_t now_ms);
 /* Rebuild the pair list from the peer record's candidates. */
 void trav_pairs_from_record(trav_agent_t *a, const rdv_record *rec,
                             int64_t now_ms);
+/* Controlled side: the peer nominated pair i (USE-CANDIDATE from that
+ * pair's address; i < 0: an address we have no pair for) and answer (len
+ * bytes) is our success response. RFC 8445 section 7.3.1.5: the pair is
+ * selected once our own check on it succeeded. Returns true when the
+ * answer is held (or dropped) instead of sent now: the pair is not
+ * validated yet, so its check is sent at once and the answer goes out when
+ * it succeeds (trav_pair_maybe_selected). */
+bool trav_pair_nominated_by_peer(trav_agent_t *a, int i, const uint8_t *answer,
+                                 size_t len, int64_t now_ms);
+/* Controlled side: pair i is nominated and validated: it wins. */
+void trav_pair_maybe_selected(trav_agent_t *a, int i);
+/* Is this a usable peer address (not unspecified, multicast, broadcast or
+ * reserved)? */
+bool trav_addr_usable(const udp_addr_t *addr);
 /* The pair whose pending check has this txid, or -1. */
 int trav_pair_by_txid(const trav_agent_t *a, const uint8_t *txid);
 /* Append one line per pair to buf (never past size). */
@@ -408,6 +445,6 @@ void trav_hard_describe(const trav_agent_t *a, char *buf, size_t size);
 /* ---- trav_responder.c -------------------------------------------------- */
 
 int trav_responder_create(const trav_creds_t *local, const trav_creds_t *remote,
-                          trav_responder_t **out);
+                          const trav_role_t *role, trav_responder_t **out);
 
 #endif

@@ -4,6 +4,7 @@
  */
 #include "traversal/trav_internal.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -93,7 +94,7 @@ int trav_pair_send(trav_agent_t *a, int i, int64_t now_ms) {
                                 trav_cand_priority(RDV_CAND_PRFLX, 65535),
                                 p->nominate, buf, sizeof(buf));
   if (len == 0)
-    return qp_fail(QP_ERR_INTERNAL, "could not build a connectivity check");
+    return err_fail(QP_ERR_INTERNAL, "could not build a connectivity check");
   if (p->checks_sent == 0)
     p->first_sent_ms = now_ms;
   p->checks_sent++;
@@ -111,16 +112,84 @@ int trav_pair_send(trav_agent_t *a, int i, int64_t now_ms) {
   return 0;
 }
 
+bool trav_pair_nominated_by_peer(trav_agent_t *a, int i, const uint8_t *answer,
+                                 size_t len, int64_t now_ms) {
+  if (i < 0)
+    return true; /* no pair for that address: nothing we can validate */
+  trav_pair_t *p = &a->pairs[i];
+  p->peer_nominated = true;
+  if (p->state == TRAV_PAIR_SUCCEEDED) {
+    trav_pair_maybe_selected(a, i);
+    return false;
+  }
+  a->n.nominations_held++;
+  if (len <= sizeof(a->held_answer)) {
+    memcpy(a->held_answer, answer, len);
+    a->held_len = len;
+    a->held_pair = i;
+  }
+  /* Our own check on it, now: the answer decides. */
+  if (p->state != TRAV_PAIR_FAILED)
+    p->next_send_ms = now_ms;
+  a->next_send_ms = now_ms;
+  return true;
+}
+
+void trav_pair_maybe_selected(trav_agent_t *a, int i) {
+  trav_pair_t *p = &a->pairs[i];
+  if (a->controlling || a->done || !p->peer_nominated ||
+      p->state != TRAV_PAIR_SUCCEEDED)
+    return;
+  if (a->held_pair == i && a->held_len > 0) {
+    udp_send(a->socks[p->sock_index], &p->remote, a->held_answer, a->held_len,
+             a->held_len);
+    a->n.answered++;
+    a->held_len = 0;
+  }
+  a->done = true;
+  a->winner = p->remote;
+  a->winner_pair = i;
+  a->winner_sock = p->sock_index;
+}
+
+/* 0.0.0.0/8, 224.0.0.0/4 (multicast) and 240.0.0.0/4 (reserved, with
+ * 255.255.255.255): nobody's unicast address. */
+static bool ipv4_usable(const uint8_t *b) {
+  return b[0] != 0 && b[0] < 224;
+}
+
+bool trav_addr_usable(const udp_addr_t *addr) {
+  if (addr->ss.ss_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)&addr->ss;
+    return ipv4_usable((const uint8_t *)&in->sin_addr);
+  }
+  if (addr->ss.ss_family != AF_INET6)
+    return false;
+  const struct in6_addr *a6 = &((const struct sockaddr_in6 *)&addr->ss)->sin6_addr;
+  if (IN6_IS_ADDR_V4MAPPED(a6))
+    return ipv4_usable(a6->s6_addr + 12);
+  return !IN6_IS_ADDR_UNSPECIFIED(a6) && !IN6_IS_ADDR_MULTICAST(a6);
+}
+
 void trav_pairs_from_record(trav_agent_t *a, const rdv_record *rec,
                             int64_t now_ms) {
   a->pair_count = 0;
   a->prflx_count = 0;
   a->winner_pair = -1;
+  a->held_pair = -1;
+  a->held_len = 0;
+  a->n.bad_candidates = 0;
+  /* The record's decoder already bounds the count (RDV_RECORD_MAX_CANDIDATES,
+   * which TRAV_MAX_PAIRS covers); the addresses are checked here. */
   for (size_t i = 0; i < rec->candidate_count; i++) {
     const rdv_candidate *c = &rec->candidates[i];
     udp_addr_t addr;
     if (udp_addr_from_ip(c->addr, c->port, &addr) != 0)
       continue;
+    if (!trav_addr_usable(&addr)) {
+      a->n.bad_candidates++;
+      continue;
+    }
     /* Socket 0 only: the birthday technique's extra sockets get a pair
      * when a probe of the peer reaches them (trav_hard.c). */
     trav_pair_add(a, 0, &addr, c->type, c->priority, now_ms);

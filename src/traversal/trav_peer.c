@@ -2,8 +2,10 @@
  * trav_peer.c: our record in the rendezvous store and the peer's.
  *
  * Freshness without trusting clocks (docs/internals/traversal.md):
- * - the server deletes "client" before it publishes "server", so any client
- *   record it reads afterwards was written after its start;
+ * - a client record names the server record it answers ("answers": that
+ *   server's ufrag, fresh for every run), and a server adopts only client
+ *   records that answer its own: one left by an earlier run, or written for
+ *   a second server in the same session, is ignored, never deleted;
  * - the client publishes only after it adopted a server record, and again
  *   whenever it adopts a newer one (another ufrag), so a server that
  *   restarted meets it again;
@@ -46,6 +48,8 @@ static int fill_record(const trav_agent_t *a, rdv_record *rec) {
     if (rc != 0)
       return rc;
   }
+  if (!a->controlling && a->have_remote)
+    snprintf(rec->answers, sizeof(rec->answers), "%s", a->remote.ufrag);
   rec->time_ms = rdv_record_now_unix_ms();
   return 0;
 }
@@ -111,8 +115,15 @@ static int read_record(trav_agent_t *a, const char *text, size_t len,
                         RDV_RECORD_DEFAULT_MAX_AGE_MS);
   if (rc != 0)
     return rc;
+  if (a->controlling && strcmp(rec->answers, a->local.ufrag) != 0)
+    return err_fail(QP_ERR_RENDEZVOUS,
+                   "the client record answers %s%s%s, not this server (ufrag "
+                   "%s): it was left by an earlier run or written for another "
+                   "server of the same session",
+                   rec->answers[0] ? "server ufrag \"" : "no server record",
+                   rec->answers, rec->answers[0] ? "\"" : "", a->local.ufrag);
   if (tls_fingerprint_parse(rec->fingerprint, fp) != 0)
-    return qp_fail(QP_ERR_PROTOCOL, "the %s record's fingerprint is not "
+    return err_fail(QP_ERR_PROTOCOL, "the %s record's fingerprint is not "
                    "64 hex digits", trav_peer_key(a));
   return 0;
 }

@@ -14,16 +14,18 @@
 struct trav_responder {
   trav_creds_t local;
   char remote_ufrag[RDV_RECORD_UFRAG_MAX + 1];
+  trav_role_t role;
   uint64_t answered;
   uint64_t ignored;
 };
 
 int trav_responder_create(const trav_creds_t *local, const trav_creds_t *remote,
-                          trav_responder_t **out) {
+                          const trav_role_t *role, trav_responder_t **out) {
   trav_responder_t *r = calloc(1, sizeof(*r));
   if (r == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory for the STUN responder");
+    return err_fail(QP_ERR_NOMEM, "out of memory for the STUN responder");
   r->local = *local;
+  r->role = *role;
   memcpy(r->remote_ufrag, remote->ufrag, sizeof(r->remote_ufrag));
   *out = r;
   return 0;
@@ -37,8 +39,9 @@ size_t trav_responder_handle(trav_responder_t *r, const uint8_t *pkt,
   stun_msg msg;
   size_t out_len = 0;
   if (stun_msg_parse(pkt, len, &msg) != 0 ||
-      trav_check_answer(r->local.ufrag, r->local.pwd, r->remote_ufrag, &msg,
-                        from, resp, resp_cap, &out_len) != TRAV_REQ_ANSWERED) {
+      trav_check_answer(r->local.ufrag, r->local.pwd, r->remote_ufrag,
+                        &r->role, &msg, from, resp, resp_cap,
+                        &out_len) != TRAV_REQ_ANSWERED) {
     r->ignored++;
     return 0;
   }

@@ -62,8 +62,9 @@ static void on_request(trav_agent_t *a, size_t s, const stun_msg *msg,
   size_t len = 0;
   /* "" never matches: before we know the peer, every check is foreign. */
   const char *peer = a->have_remote ? a->remote.ufrag : "";
-  switch (trav_check_answer(a->local.ufrag, a->local.pwd, peer, msg, from,
-                            resp, sizeof(resp), &len)) {
+  trav_role_t role = {a->controlling, a->tiebreaker};
+  switch (trav_check_answer(a->local.ufrag, a->local.pwd, peer, &role, msg,
+                            from, resp, sizeof(resp), &len)) {
   case TRAV_REQ_NOT_REQUEST:
     return;
   case TRAV_REQ_UNAUTHENTICATED:
@@ -75,18 +76,23 @@ static void on_request(trav_agent_t *a, size_t s, const stun_msg *msg,
     a->n.foreign++;
     a->next_poll_ms = min64(a->next_poll_ms, now_ms + RDV_WAIT_FIRST_MS);
     return;
+  case TRAV_REQ_ROLE_CONFLICT:
+    a->n.role_conflicts++;
+    if (len > 0)
+      udp_send(a->socks[s], from, resp, len, len);
+    return;
   case TRAV_REQ_ANSWERED:
     break;
   }
+  int i = learn_pair(a, s, msg, from, now_ms);
+  /* A nomination counts only for a pair we validated ourselves (RFC 8445
+   * section 7.3.1.5): one that knows our credentials (from the store) but
+   * cannot answer our checks at its address cannot become the winner. */
+  if (!a->controlling && msg->use_candidate && msg->has_ice_controlling &&
+      trav_pair_nominated_by_peer(a, i, resp, len, now_ms))
+    return;
   udp_send(a->socks[s], from, resp, len, len);
   a->n.answered++;
-  int i = learn_pair(a, s, msg, from, now_ms);
-  if (!a->controlling && msg->use_candidate && msg->has_ice_controlling) {
-    a->done = true;
-    a->winner = *from;
-    a->winner_pair = i;
-    a->winner_sock = s;
-  }
 }
 
 static void nominate(trav_agent_t *a, int i, int64_t now_ms) {
@@ -110,6 +116,8 @@ static void on_response(trav_agent_t *a, size_t s, const stun_msg *msg,
     int i = trav_hard_on_response(a, s, msg, from, now_ms);
     if (i >= 0 && a->controlling && a->winner_pair < 0)
       nominate(a, i, now_ms);
+    else if (i >= 0 && !a->controlling)
+      trav_pair_maybe_selected(a, i);
     return;
   }
   int i = trav_pair_by_txid(a, msg->txid);
@@ -139,8 +147,10 @@ static void on_response(trav_agent_t *a, size_t s, const stun_msg *msg,
     p->state = TRAV_PAIR_SUCCEEDED;
     p->rtt_ms = now_ms - p->last_sent_ms;
   }
-  if (!a->controlling)
+  if (!a->controlling) {
+    trav_pair_maybe_selected(a, i);
     return;
+  }
   if (p->nominate) { /* the answer to our USE-CANDIDATE check */
     a->done = true;
     a->winner = p->remote;
@@ -198,7 +208,7 @@ static int service(trav_agent_t *a, int64_t wait_ms) {
     wait_ms = TRAV_CANCEL_POLL_MS;
   int n = poll(a->pfd, count, (int)wait_ms);
   if (n < 0 && errno != EINTR)
-    return qp_fail(QP_ERR_SOCKET, "poll on the traversal socket failed: %s",
+    return err_fail(QP_ERR_SOCKET, "poll on the traversal socket failed: %s",
                    strerror(errno));
   for (nfds_t k = 0; n > 0 && k < count && !a->done; k++) {
     size_t s = a->pfd_sock[k];
@@ -217,7 +227,7 @@ static bool cancelled(const trav_agent_t *a) {
 }
 
 static int interrupted(void) {
-  return qp_fail(QP_ERR_INTERRUPTED, "NAT traversal interrupted");
+  return err_fail(QP_ERR_INTERRUPTED, "NAT traversal interrupted");
 }
 
 /* ---- phases ------------------------------------------------------------ */
@@ -274,12 +284,11 @@ static int timed_out(trav_agent_t *a);
 
 static int meet(trav_agent_t *a) {
   int rc = 0;
-  if (a->controlling) {
-    /* Whatever "client" holds now predates this server: drop it. */
-    if ((rc = rdv_delete(a->rdv, trav_peer_key(a))) != 0 ||
-        (rc = trav_peer_publish(a)) != 0)
-      return rc;
-  }
+  /* The "client" key is left alone: a client record that does not answer
+   * this server's record is ignored (trav_peer.c), so a second server of
+   * the same session cannot take the first one's client away. */
+  if (a->controlling && (rc = trav_peer_publish(a)) != 0)
+    return rc;
   a->next_poll_ms = rdv_now_ms();
   while (!a->done) {
     int64_t now = rdv_now_ms();
@@ -331,6 +340,12 @@ static void describe_ignored(const trav_agent_t *a, char *buf, size_t size) {
   count(buf, size, n->unmatched, "unmatched", &first);
   count(buf, size, n->early_dropped, "early non-STUN beyond the stash",
         &first);
+  count(buf, size, n->role_conflicts, "claiming our ICE role", &first);
+  count(buf, size, n->nominations_held,
+        "nominations before we validated the pair (held)",
+        &first);
+  count(buf, size, n->bad_candidates,
+        "record candidates (unspecified, multicast or broadcast)", &first);
 }
 
 static void ellipsize(char *buf, size_t size) {
@@ -362,10 +377,10 @@ static int timed_out(trav_agent_t *a) {
   int ms = a->cfg->punch_timeout_ms;
   build_summary(a, a->out->summary, sizeof(a->out->summary));
   if (!a->have_remote && a->rec_err != 0)
-    return qp_fail(a->rec_err, "no usable %s record in %s within %d ms: %s",
+    return err_fail(a->rec_err, "no usable %s record in %s within %d ms: %s",
                    trav_peer_key(a), rdv_describe(a->rdv), ms, a->rec_why);
   if (!a->have_remote)
-    return qp_fail(QP_ERR_PUNCH,
+    return err_fail(QP_ERR_PUNCH,
                    "Failed to punch NAT within %d ms: the %s never published "
                    "its record (key \"%s\" in %s)", ms, trav_peer_key(a),
                    trav_peer_key(a), rdv_describe(a->rdv));
@@ -387,7 +402,7 @@ static int timed_out(trav_agent_t *a) {
                      a->peer_nat.ports == TRAV_PORTS_SEQUENTIAL
                  ? " and port prediction found no path"
                  : "");
-  return qp_fail(QP_ERR_PUNCH, "Failed to punch NAT within %d ms:%s %s %zu "
+  return err_fail(QP_ERR_PUNCH, "Failed to punch NAT within %d ms:%s %s %zu "
                  "pair%s: %s%s", ms, hard, hard[0] ? "Tried" : "tried",
                  a->pair_count,
                  a->pair_count == 1 ? "" : "s",
@@ -396,7 +411,8 @@ static int timed_out(trav_agent_t *a) {
 }
 
 static int finish(trav_agent_t *a, trav_result_t *out) {
-  int rc = trav_responder_create(&a->local, &a->remote, &out->responder);
+  trav_role_t role = {a->controlling, a->tiebreaker};
+  int rc = trav_responder_create(&a->local, &a->remote, &role, &out->responder);
   if (rc != 0)
     return rc;
   out->peer = a->winner;
@@ -421,27 +437,27 @@ static int finish(trav_agent_t *a, trav_result_t *out) {
 static int check_args(const udp_socket_t *sock, const rdv_t *rdv,
                       const trav_config_t *cfg, const trav_result_t *out) {
   if (sock == NULL || rdv == NULL || cfg == NULL || out == NULL)
-    return qp_fail(QP_ERR_INVALID, "trav_run: sock, rdv, cfg and out are "
+    return err_fail(QP_ERR_INVALID, "trav_run: sock, rdv, cfg and out are "
                                    "required");
   if (cfg->session == NULL || cfg->session[0] == '\0')
-    return qp_fail(QP_ERR_INVALID, "trav_run: a rendezvous session is required");
+    return err_fail(QP_ERR_INVALID, "trav_run: a rendezvous session is required");
   if (cfg->punch_timeout_ms <= 0)
-    return qp_fail(QP_ERR_INVALID, "punch timeout must be positive (got %d ms)",
+    return err_fail(QP_ERR_INVALID, "punch timeout must be positive (got %d ms)",
                    cfg->punch_timeout_ms);
   if (cfg->stun_server_count > 0 && cfg->stun_servers == NULL)
-    return qp_fail(QP_ERR_INVALID, "trav_run: stun_servers is NULL");
+    return err_fail(QP_ERR_INVALID, "trav_run: stun_servers is NULL");
   if (cfg->hard_nat_sockets > TRAV_BIRTHDAY_MAX_SOCKETS)
-    return qp_fail(QP_ERR_INVALID, "hard_nat_sockets=%d: at most %d (-1 = "
+    return err_fail(QP_ERR_INVALID, "hard_nat_sockets=%d: at most %d (-1 = "
                    "none, 0 = %d)", cfg->hard_nat_sockets,
                    TRAV_BIRTHDAY_MAX_SOCKETS, TRAV_BIRTHDAY_SOCKETS_DEFAULT);
   if (cfg->hard_nat_probe_rate < 0 ||
       cfg->hard_nat_probe_rate > TRAV_PROBE_RATE_MAX)
-    return qp_fail(QP_ERR_INVALID, "hard_nat_probe_rate=%d: must be 1 to %d "
+    return err_fail(QP_ERR_INVALID, "hard_nat_probe_rate=%d: must be 1 to %d "
                    "per second (0 = %d)", cfg->hard_nat_probe_rate,
                    TRAV_PROBE_RATE_MAX, TRAV_PROBE_RATE_DEFAULT);
   if (cfg->hard_nat_max_probes < 0 ||
       cfg->hard_nat_max_probes > TRAV_PROBES_MAX_LIMIT)
-    return qp_fail(QP_ERR_INVALID, "hard_nat_max_probes=%d: must be 1 to %d "
+    return err_fail(QP_ERR_INVALID, "hard_nat_max_probes=%d: must be 1 to %d "
                    "(0 = %d)", cfg->hard_nat_max_probes, TRAV_PROBES_MAX_LIMIT,
                    TRAV_PROBES_MAX_DEFAULT);
   return 0;
@@ -456,11 +472,12 @@ static int agent_init(trav_agent_t *a, udp_socket_t *sock, rdv_t *rdv,
   a->out = out;
   a->controlling = cfg->is_server;
   a->winner_pair = -1;
+  a->held_pair = -1;
   a->start_ms = rdv_now_ms();
   a->deadline_ms = a->start_ms + cfg->punch_timeout_ms;
   a->batch = malloc(sizeof(*a->batch));
   if (a->batch == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory for the receive batch");
+    return err_fail(QP_ERR_NOMEM, "out of memory for the receive batch");
   int rc = trav_creds_generate(&a->local);
   if (rc == 0)
     rc = trav_random_u64(&a->tiebreaker);
@@ -476,7 +493,7 @@ int trav_run(udp_socket_t *sock, rdv_t *rdv, const trav_config_t *cfg,
   out->sock.fd = -1;
   trav_agent_t *a = calloc(1, sizeof(*a));
   if (a == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory for NAT traversal");
+    return err_fail(QP_ERR_NOMEM, "out of memory for NAT traversal");
   a->cancel = cancel;
   a->cancel_arg = cancel_arg;
   rc = agent_init(a, sock, rdv, cfg, out);

@@ -50,9 +50,10 @@ static void script_answer(script_t *sc, const stun_msg *msg,
     assert_int_equal(stun_msg_write_fingerprint(&w), 0);
     len = w.len;
   } else {
+    trav_role_t role = {false, 42};
     assert_int_equal(trav_check_answer(sc->me.ufrag, sc->me.pwd,
-                                       sc->server.ufrag, msg, from, resp,
-                                       sizeof(resp), &len),
+                                       sc->server.ufrag, &role, msg, from,
+                                       resp, sizeof(resp), &len),
                      TRAV_REQ_ANSWERED);
   }
   if (msg->use_candidate && sc->send_quic_early && !sc->nominated) {

@@ -138,6 +138,13 @@ static inline void tt_put_record(rdv_t *rdv, const char *key,
   rec.time_ms = (uint64_t)((int64_t)rdv_record_now_unix_ms() + age_offset_ms);
   char text[RDV_RECORD_MAX_SIZE + 1];
   size_t len;
+  /* A client record answers the server record in the store, if any. */
+  char *srv = NULL;
+  rdv_record srec;
+  if (rec.role == RDV_ROLE_CLIENT && rdv_get(rdv, "server", &srv, &len) == 1 &&
+      rdv_record_decode(srv, len, &srec) == 0)
+    snprintf(rec.answers, sizeof(rec.answers), "%s", srec.ufrag);
+  free(srv);
   assert_int_equal(rdv_record_encode(&rec, text, sizeof(text), &len), 0);
   assert_int_equal(rdv_put(rdv, key, text, len), 0);
 }
