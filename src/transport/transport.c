@@ -101,6 +101,16 @@ struct transport {
   uint64_t credit_deferred;
 
   uint64_t packets_sent, packets_received;
+  /* Dead-path detection (transport_path_dead): since when ack-eliciting
+   * bytes have been in flight without an acknowledgement making progress
+   * (0: nothing in flight, or progress on the last read). */
+  uint64_t stall_since;
+  /* Recovery (transport_hold_timers, transport_migrate). */
+  bool timers_held;
+  uint64_t held_at_rx; /* packets_received when the hold began */
+  bool migrated;       /* client: the path's local side is `alias` */
+  udp_addr_t alias, migrate_remote;
+  uint8_t alias_gen;
   FILE *qlog; /* QUIC_PORTAL_QLOG_DIR set: this connection's qlog trace */
   /* Loopback peer: nothing between us and the peer's socket buffer can
    * queue, so send what the window allows at once, as TCP does on lo. */
@@ -292,7 +302,7 @@ void transport_msg_free(transport_msg_t *m) { free(m); }
 int transport_queue(transport_t *t, transport_msg_t *m) {
   if (t->state == TRANSPORT_CLOSED) {
     free(m);
-    return qp_fail(t->err_code ? t->err_code : QP_ERR_CLOSED, "%s", t->err_msg);
+    return err_fail(t->err_code ? t->err_code : QP_ERR_CLOSED, "%s", t->err_msg);
   }
   t->out_enqueued += m->len;
   m->end_offset = t->out_enqueued;
@@ -571,16 +581,16 @@ static int setup_tls(transport_t *t) {
                                         GNUTLS_ENABLE_EARLY_DATA |
                                         GNUTLS_NO_END_OF_EARLY_DATA);
   if (rv < 0)
-    return qp_fail(QP_ERR_TLS, "gnutls_init: %s", gnutls_strerror(rv));
+    return err_fail(QP_ERR_TLS, "gnutls_init: %s", gnutls_strerror(rv));
   rv = server ? ngtcp2_crypto_gnutls_configure_server_session(t->session)
               : ngtcp2_crypto_gnutls_configure_client_session(t->session);
   if (rv != 0)
-    return qp_fail(QP_ERR_TLS, "ngtcp2_crypto_gnutls could not configure the "
+    return err_fail(QP_ERR_TLS, "ngtcp2_crypto_gnutls could not configure the "
                                "TLS session for QUIC");
   if ((rv = gnutls_priority_set_direct(t->session, tls_quic_priority, NULL)) < 0 ||
       (rv = gnutls_credentials_set(t->session, GNUTLS_CRD_CERTIFICATE,
                                    tls_identity_credentials(t->cfg.identity))) < 0)
-    return qp_fail(QP_ERR_TLS, "GnuTLS session setup: %s", gnutls_strerror(rv));
+    return err_fail(QP_ERR_TLS, "GnuTLS session setup: %s", gnutls_strerror(rv));
   if (!server)
     gnutls_server_name_set(t->session, GNUTLS_NAME_DNS, TRANSPORT_SERVER_NAME,
                            strlen(TRANSPORT_SERVER_NAME));
@@ -724,7 +734,7 @@ static ngtcp2_path path_of(transport_t *t) {
 static int random_cid(ngtcp2_cid *cid) {
   cid->datalen = TRANSPORT_CID_LEN;
   if (fill_cid(cid->data, cid->datalen) != 0)
-    return qp_fail(QP_ERR_TLS, "gnutls_rnd failed to make a connection ID");
+    return err_fail(QP_ERR_TLS, "gnutls_rnd failed to make a connection ID");
   return 0;
 }
 
@@ -734,7 +744,7 @@ static int finish_create(transport_t *t, int rv, const char *what,
                          transport_t **out) {
   int rc;
   if (rv != 0) {
-    rc = qp_fail(QP_ERR_TRANSPORT, "%s: %s", what, ngtcp2_strerror(rv));
+    rc = err_fail(QP_ERR_TRANSPORT, "%s: %s", what, ngtcp2_strerror(rv));
   } else if ((rc = setup_tls(t)) == 0) {
     ngtcp2_conn_set_tls_native_handle(t->conn, t->session);
     *out = t;
@@ -748,7 +758,7 @@ int transport_create_client(const transport_config_t *cfg, uint64_t now,
                             transport_t **out) {
   transport_t *t = transport_alloc(cfg);
   if (t == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory creating a QUIC connection");
+    return err_fail(QP_ERR_NOMEM, "out of memory creating a QUIC connection");
   ngtcp2_cid dcid, scid;
   int rc;
   if ((rc = random_cid(&dcid)) != 0 || (rc = random_cid(&scid)) != 0)
@@ -775,10 +785,10 @@ int transport_create_server(const transport_config_t *cfg, const uint8_t *pkt,
                             size_t len, uint64_t now, transport_t **out) {
   ngtcp2_pkt_hd hd;
   if (ngtcp2_accept(&hd, pkt, len) != 0)
-    return qp_fail(QP_ERR_PROTOCOL, "datagram is not a QUIC client Initial");
+    return err_fail(QP_ERR_PROTOCOL, "datagram is not a QUIC client Initial");
   transport_t *t = transport_alloc(cfg);
   if (t == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory creating a QUIC connection");
+    return err_fail(QP_ERR_NOMEM, "out of memory creating a QUIC connection");
   ngtcp2_cid scid;
   int rc = random_cid(&scid);
   if (rc != 0)
@@ -794,7 +804,7 @@ int transport_create_server(const transport_config_t *cfg, const uint8_t *pkt,
   params.original_dcid = hd.dcid;
   if (gnutls_rnd(GNUTLS_RND_RANDOM, params.stateless_reset_token,
                  sizeof(params.stateless_reset_token)) != 0) {
-    rc = qp_fail(QP_ERR_TLS, "gnutls_rnd failed to make a reset token");
+    rc = err_fail(QP_ERR_TLS, "gnutls_rnd failed to make a reset token");
     goto fail;
   }
   params.stateless_reset_token_present = 1;
@@ -831,33 +841,165 @@ void transport_destroy(transport_t *t) {
   free(t);
 }
 
+/* ---- path health and recovery (docs/internals/resilience.md) ------------ */
+
+/* A path is dead when acknowledgements stopped for this long at least ... */
+#define TRANSPORT_DEAD_MIN_NS (2 * NGTCP2_SECONDS)
+/* ... and for this many probe timeouts (RFC 9002 PTO), whichever is later:
+ * 2 s covers a lossy WAN path (acks come every RTT, well under a second),
+ * 3 PTOs covers a path whose RTT is itself seconds long. */
+#define TRANSPORT_DEAD_PTOS 3
+/* RFC 9002's default max_ack_delay and timer granularity, for the PTO. */
+#define TRANSPORT_PTO_ACK_DELAY (25 * NGTCP2_MILLISECONDS)
+#define TRANSPORT_PTO_GRANULARITY (1 * NGTCP2_MILLISECONDS)
+
+static uint64_t bytes_in_flight(transport_t *t) {
+  ngtcp2_conn_stat cs;
+  ngtcp2_conn_get_conn_stat(t->conn, &cs);
+  return cs.bytes_in_flight;
+}
+
+/* Called after a read (in_flight_before: bytes in flight before it) or a
+ * flush (UINT64_MAX): an acknowledgement that took bytes out of flight is
+ * progress; bytes in flight without progress are a stall. */
+static void track_acks(transport_t *t, uint64_t now, uint64_t in_flight_before) {
+  uint64_t in_flight = bytes_in_flight(t);
+  if (in_flight == 0)
+    t->stall_since = 0;
+  else if (in_flight_before != UINT64_MAX && in_flight < in_flight_before)
+    t->stall_since = now;
+  else if (t->stall_since == 0)
+    t->stall_since = now;
+}
+
+bool transport_path_dead(transport_t *t, uint64_t now) {
+  if (t->state != TRANSPORT_ESTABLISHED || t->stall_since == 0 || now < t->stall_since)
+    return false;
+  ngtcp2_conn_stat cs;
+  ngtcp2_conn_get_conn_stat(t->conn, &cs);
+  uint64_t var4 = 4 * cs.rttvar;
+  uint64_t pto = cs.smoothed_rtt +
+                 (var4 > TRANSPORT_PTO_GRANULARITY ? var4 : TRANSPORT_PTO_GRANULARITY) +
+                 TRANSPORT_PTO_ACK_DELAY;
+  uint64_t limit = TRANSPORT_DEAD_PTOS * pto;
+  if (limit < TRANSPORT_DEAD_MIN_NS)
+    limit = TRANSPORT_DEAD_MIN_NS;
+  return now - t->stall_since >= limit;
+}
+
+uint64_t transport_stalled_ns(const transport_t *t, uint64_t now) {
+  return t->stall_since == 0 || now < t->stall_since ? 0 : now - t->stall_since;
+}
+
+/* While the portal looks for a new path the timers stand still: no probes
+ * into a dead path, and no idle close while traversal runs (it may take
+ * longer than the idle timeout; the portal bounds it). The first packet
+ * read from the peer starts them again. */
+static bool timers_frozen(transport_t *t) {
+  if (t->timers_held && t->packets_received != t->held_at_rx)
+    t->timers_held = false;
+  return t->timers_held;
+}
+
+void transport_hold_timers(transport_t *t, bool hold) {
+  t->timers_held = hold;
+  t->held_at_rx = t->packets_received;
+}
+
+bool transport_timers_held(transport_t *t) { return timers_frozen(t); }
+
+/* The local address ngtcp2 knows a datagram's path by: after a migration,
+ * packets from the peer's new address belong to the path made with the
+ * alias (our socket did not change, only ngtcp2's name for it). */
+static const udp_addr_t *local_for(transport_t *t, const udp_addr_t *from) {
+  if (t->migrated && udp_addr_equal(from, &t->migrate_remote))
+    return &t->alias;
+  return &t->cfg.local;
+}
+
+static bool packet_to_remote(transport_t *t, const ngtcp2_path *path) {
+  udp_addr_t to = {.len = path->remote.addrlen};
+  if (path->remote.addrlen == 0 || path->remote.addrlen > sizeof(to.ss))
+    return true;
+  memcpy(&to.ss, path->remote.addr, path->remote.addrlen);
+  return udp_addr_equal(&to, &t->cfg.remote);
+}
+
+static int send_probe(transport_t *t, const ngtcp2_path *path, const uint8_t *pkt,
+                      size_t len, transport_send_cb send, void *ctx) {
+  udp_addr_t to = {.len = path->remote.addrlen};
+  memcpy(&to.ss, path->remote.addr, path->remote.addrlen);
+  (void)t;
+  return send(ctx, &to, pkt, len, len);
+}
+
+/* ngtcp2 0.12 migrates only to a path with another local address, but our
+ * socket stays the same (the NAT in front of it or the peer's moved). The
+ * path gets a new name for our side instead: the bound address with its
+ * last byte set to a generation number. ngtcp2 uses it only to tell paths
+ * apart; datagrams still leave through the one socket. */
+static void next_alias(transport_t *t) {
+  t->alias = t->cfg.local;
+  uint8_t gen = (uint8_t)(++t->alias_gen == 0 ? ++t->alias_gen : t->alias_gen);
+  if (t->alias.ss.ss_family == AF_INET)
+    ((uint8_t *)&((struct sockaddr_in *)&t->alias.ss)->sin_addr)[3] ^= gen;
+  else
+    ((struct sockaddr_in6 *)&t->alias.ss)->sin6_addr.s6_addr[15] ^= gen;
+}
+
+int transport_migrate(transport_t *t, const udp_addr_t *remote, uint64_t now) {
+  if (t->cfg.is_server || t->state != TRANSPORT_ESTABLISHED)
+    return err_fail(QP_ERR_STATE, "only an established client connection migrates");
+  udp_addr_t old_alias = t->alias;
+  next_alias(t);
+  ngtcp2_path path = {
+      .local = {.addr = (ngtcp2_sockaddr *)&t->alias.ss, .addrlen = t->alias.len},
+      .remote = {.addr = (ngtcp2_sockaddr *)&remote->ss, .addrlen = remote->len},
+  };
+  int rv = ngtcp2_conn_initiate_migration(t->conn, &path, now);
+  if (rv != 0) {
+    t->alias = old_alias;
+    char who[UDP_ADDRSTRLEN];
+    return err_fail(rv == NGTCP2_ERR_CONN_ID_BLOCKED ? QP_ERR_TRANSPORT : QP_ERR_STATE,
+                   "QUIC migration to %s refused: %s",
+                   udp_addr_to_string(remote, who, sizeof(who)), ngtcp2_strerror(rv));
+  }
+  t->migrated = true;
+  t->migrate_remote = *remote;
+  t->stall_since = 0;
+  return 0;
+}
+
 /* ---- driving ------------------------------------------------------------ */
 
 int transport_read(transport_t *t, const udp_addr_t *from, const uint8_t *pkt,
                    size_t len, uint64_t now) {
   if (t->state == TRANSPORT_CLOSED)
     return 0;
+  const udp_addr_t *local = local_for(t, from);
   ngtcp2_path path = {
-      .local = {.addr = (ngtcp2_sockaddr *)&t->cfg.local.ss,
-                .addrlen = t->cfg.local.len},
+      .local = {.addr = (ngtcp2_sockaddr *)&local->ss, .addrlen = local->len},
       .remote = {.addr = (ngtcp2_sockaddr *)&from->ss, .addrlen = from->len},
   };
   ngtcp2_pkt_info pi = {0};
+  uint64_t in_flight = bytes_in_flight(t);
   int rv = ngtcp2_conn_read_pkt(t->conn, &path, &pi, pkt, len, now);
   t->packets_received++;
   if (rv != 0 && t->state != TRANSPORT_CLOSED)
     end_by_liberr(t, rv, "packet processing");
+  else if (rv == 0)
+    track_acks(t, now, in_flight);
   return 0;
 }
 
 uint64_t transport_expiry(transport_t *t) {
-  if (t->state == TRANSPORT_CLOSED)
+  if (t->state == TRANSPORT_CLOSED || timers_frozen(t))
     return UINT64_MAX;
   return ngtcp2_conn_get_expiry(t->conn);
 }
 
 void transport_handle_expiry(transport_t *t, uint64_t now) {
-  if (t->state == TRANSPORT_CLOSED)
+  if (t->state == TRANSPORT_CLOSED || timers_frozen(t))
     return;
   int rv = ngtcp2_conn_handle_expiry(t->conn, now);
   if (rv != 0)
@@ -898,9 +1040,11 @@ static int flush_close(transport_t *t, uint64_t now, transport_send_cb send,
 }
 
 /* ngtcp2 moves to a new peer address once it validated it (a NAT rebinding
- * on the client side): send there from now on. One path per connection, so a
- * change between two packets of a batch cannot happen. */
-static void follow_path(transport_t *t, const ngtcp2_path *path) {
+ * on the client side, or our own migration): send there from now on. A path
+ * probe (PATH_CHALLENGE on a path under validation) goes where its packet
+ * says, in a batch of its own (see transport_flush). */
+static void follow_path(transport_t *t) {
+  const ngtcp2_path *path = ngtcp2_conn_get_path(t->conn);
   if (path->remote.addrlen == 0 || path->remote.addrlen > sizeof(t->cfg.remote.ss))
     return;
   udp_addr_t now_remote = {.len = path->remote.addrlen};
@@ -981,7 +1125,17 @@ int transport_flush(transport_t *t, uint64_t now, transport_send_cb send,
         break;
       }
       t->packets_sent++;
-      follow_path(t, &ps.path);
+      follow_path(t);
+      if (!packet_to_remote(t, &ps.path)) {
+        /* A probe on another path: send what came before, then it alone. */
+        int rc = used > 0 ? send(ctx, &t->cfg.remote, t->sendbuf, used, seg) : 0;
+        if (rc == 0)
+          rc = send_probe(t, &ps.path, t->sendbuf + used, (size_t)n, send, ctx);
+        if (rc != 0)
+          return rc;
+        used = seg = npkts = 0;
+        continue;
+      }
       if (npkts == 0)
         seg = (size_t)n;
       used += (size_t)n;
@@ -999,6 +1153,7 @@ int transport_flush(transport_t *t, uint64_t now, transport_send_cb send,
     if (!more)
       break;
   }
+  track_acks(t, now, UINT64_MAX);
   return 0;
 }
 

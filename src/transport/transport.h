@@ -103,6 +103,28 @@ bool transport_pop(transport_t *t, uint8_t **data, size_t *len,
  * popped plus the buffer of the one being assembled. */
 uint64_t transport_held_bytes(const transport_t *t);
 
+/* Dead-path signal: ack-eliciting bytes have been in flight without any
+ * acknowledgement making progress for max(2 s, 3 PTOs). Normal loss does not
+ * fire it (acks keep coming); a path that drops everything does, on the side
+ * with something in flight (keep-alive PINGs count, so an idle connection
+ * with keep-alive on notices within keep-alive + 2 s). */
+bool transport_path_dead(transport_t *t, uint64_t now);
+/* How long acknowledgements have stalled (0: nothing waits for one). */
+uint64_t transport_stalled_ns(const transport_t *t, uint64_t now);
+
+/* Recovery. hold=true freezes the timers (no probes, no idle close) until the
+ * next packet from the peer is read or hold=false; transport_expiry returns
+ * UINT64_MAX meanwhile. */
+void transport_hold_timers(transport_t *t, bool hold);
+bool transport_timers_held(transport_t *t);
+/* Client: validate the path to remote (PATH_CHALLENGE with a fresh
+ * connection ID, sent by the next flush) and move the connection onto it
+ * once answered. remote may be the current peer address: the packets then
+ * reach the server from our new public address, and it follows. Errors:
+ * QP_ERR_STATE (server, or not established), QP_ERR_TRANSPORT (no spare
+ * connection ID from the peer). */
+int transport_migrate(transport_t *t, const udp_addr_t *remote, uint64_t now);
+
 typedef struct transport_stats {
   uint64_t packets_sent;
   uint64_t packets_received;
