@@ -54,15 +54,31 @@ uint64_t turn_txn_elapsed_ms(const turn_txn *t, uint64_t now_ns) {
                                 : 0;
 }
 
+/* The lifetime we ask for in Allocate and in every Refresh. */
+static uint32_t wanted_lifetime(const turn_client *c) {
+  return c->cfg.lifetime_s ? c->cfg.lifetime_s : TURN_DEFAULT_LIFETIME_S;
+}
+
+/* The LIFETIME an answer grants, if it carries a usable one: 0 would make
+ * us refresh in a loop, so it leaves the current value. */
+static void take_lifetime(turn_client *c, const stun_msg *msg) {
+  stun_bytes v;
+  if (!stun_msg_find_attr(msg, TURN_ATTR_LIFETIME, &v) || v.len != 4)
+    return;
+  uint32_t s = (uint32_t)v.data[0] << 24 | (uint32_t)v.data[1] << 16 |
+               (uint32_t)v.data[2] << 8 | v.data[3];
+  if (s > 0)
+    c->lifetime_s = s;
+}
+
 static int write_method_attrs(stun_msg_writer *w, const turn_client *c,
                               const turn_txn *t, const turn_peer *p) {
-  uint32_t lifetime =
-      c->cfg.lifetime_s ? c->cfg.lifetime_s : TURN_DEFAULT_LIFETIME_S;
   switch (t->method) {
   case TURN_METHOD_ALLOCATE: {
     int rc = stun_msg_write_u32(w, TURN_ATTR_REQUESTED_TRANSPORT,
                                 TURN_TRANSPORT_UDP << 24);
-    return rc ? rc : stun_msg_write_u32(w, TURN_ATTR_LIFETIME, lifetime);
+    return rc ? rc
+              : stun_msg_write_u32(w, TURN_ATTR_LIFETIME, wanted_lifetime(c));
   }
   case TURN_METHOD_REFRESH:
     return stun_msg_write_u32(w, TURN_ATTR_LIFETIME, c->refresh_lifetime_s);
@@ -77,7 +93,7 @@ static int write_method_attrs(stun_msg_writer *w, const turn_client *c,
   case TURN_METHOD_CREATE_PERMISSION:
     return stun_msg_write_xor_address(w, TURN_ATTR_XOR_PEER_ADDRESS, &p->addr);
   default:
-    return qp_fail(QP_ERR_INTERNAL, "TURN: no request for method 0x%03x",
+    return err_fail(QP_ERR_INTERNAL, "TURN: no request for method 0x%03x",
                    t->method);
   }
 }
@@ -208,12 +224,12 @@ static int fail(turn_client *c, const char *fmt, ...) {
   c->alloc_txn.active = false;
   turn_peer_stop_all(c);
   QP_LOG_WARN("%s", c->error_msg);
-  return qp_fail(QP_ERR_RELAY, "%s", c->error_msg);
+  return err_fail(QP_ERR_RELAY, "%s", c->error_msg);
 }
 
 int turn_client_init(turn_client *c, const turn_config *cfg) {
   if (!c || !cfg || !turn_addr_usable(&cfg->server) || !cfg->username[0])
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "TURN client: a server address (IPv4 or IPv6) and a "
                    "user name are required");
   memset(c, 0, sizeof(*c));
@@ -227,7 +243,7 @@ int turn_client_init(turn_client *c, const turn_config *cfg) {
 
 int turn_client_allocate(turn_client *c, uint64_t now_ns) {
   if (!c || c->state != TURN_STATE_IDLE)
-    return qp_fail(QP_ERR_STATE, "TURN client: Allocate only once, when idle");
+    return err_fail(QP_ERR_STATE, "TURN client: Allocate only once, when idle");
   int rc = turn_txn_start(&c->alloc_txn, TURN_METHOD_ALLOCATE, now_ns);
   if (rc == 0)
     c->state = TURN_STATE_ALLOCATING;
@@ -268,10 +284,10 @@ static int alloc_expired(turn_client *c, uint64_t now_ns) {
 int turn_client_poll(turn_client *c, uint64_t now_ns, uint8_t *out,
                      size_t cap, size_t *out_len, udp_addr_t *to) {
   if (!c || !out || !out_len || !to)
-    return qp_fail(QP_ERR_INVALID, "turn_client_poll: NULL argument");
+    return err_fail(QP_ERR_INVALID, "turn_client_poll: NULL argument");
   if (c->state == TURN_STATE_ALLOCATED && !c->alloc_txn.active &&
       now_ns >= c->refresh_ns) {
-    int rc = start_refresh(c, c->lifetime_s, now_ns);
+    int rc = start_refresh(c, wanted_lifetime(c), now_ns);
     if (rc)
       return rc;
   }
@@ -318,11 +334,8 @@ static int on_allocated(turn_client *c, const stun_msg *msg, uint64_t now_ns) {
   if (stun_msg_find_attr(msg, STUN_ATTR_XOR_MAPPED_ADDRESS, &v))
     stun_msg_decode_address(msg, STUN_ATTR_XOR_MAPPED_ADDRESS, v, true,
                             &c->mapped);
-  c->lifetime_s =
-      c->cfg.lifetime_s ? c->cfg.lifetime_s : TURN_DEFAULT_LIFETIME_S;
-  if (stun_msg_find_attr(msg, TURN_ATTR_LIFETIME, &v) && v.len == 4)
-    c->lifetime_s = (uint32_t)v.data[0] << 24 | (uint32_t)v.data[1] << 16 |
-                    (uint32_t)v.data[2] << 8 | v.data[3];
+  c->lifetime_s = wanted_lifetime(c);
+  take_lifetime(c, msg);
   c->refresh_ns = turn_refresh_time(now_ns, c->lifetime_s);
   c->alloc_txn.active = false;
   c->state = TURN_STATE_ALLOCATED;
@@ -425,10 +438,7 @@ static int on_refresh_answer(turn_client *c, const stun_msg *msg,
     return fail(c, "TURN relay lost: server %s refused the Refresh: %s",
                 turn_server_text(c, server),
                 turn_error_text(msg, why, sizeof(why)));
-  stun_bytes v;
-  if (stun_msg_find_attr(msg, TURN_ATTR_LIFETIME, &v) && v.len == 4)
-    c->lifetime_s = (uint32_t)v.data[0] << 24 | (uint32_t)v.data[1] << 16 |
-                    (uint32_t)v.data[2] << 8 | v.data[3];
+  take_lifetime(c, msg);
   c->alloc_txn.active = false;
   c->refresh_ns = turn_refresh_time(now_ns, c->lifetime_s);
   QP_LOG_DEBUG("TURN allocation on %s refreshed for %u s",
@@ -453,8 +463,12 @@ static int on_stun(turn_client *c, const uint8_t *buf, size_t len,
   if (!stun_msg_is_stun(buf, len) || stun_msg_parse(buf, len, &msg) != 0)
     return TURN_RX_IGNORED;
   if (msg.cls == STUN_CLASS_INDICATION && msg.method == TURN_METHOD_DATA)
-    return turn_peer_data_indication(&msg, rx);
-  if (msg.cls != STUN_CLASS_SUCCESS && msg.cls != STUN_CLASS_ERROR)
+    return c->state == TURN_STATE_ALLOCATED
+               ? turn_peer_data_indication(&msg, rx)
+               : TURN_RX_IGNORED;
+  /* An error answer without ERROR-CODE is malformed: as if lost. */
+  if ((msg.cls != STUN_CLASS_SUCCESS && msg.cls != STUN_CLASS_ERROR) ||
+      (msg.cls == STUN_CLASS_ERROR && !msg.has_error_code))
     return TURN_RX_IGNORED;
   if (c->alloc_txn.active &&
       memcmp(msg.txid, c->alloc_txn.txid, STUN_TXID_SIZE) == 0 &&
@@ -468,14 +482,18 @@ int turn_client_handle(turn_client *c, const uint8_t *buf, size_t len,
                        const udp_addr_t *from, uint64_t now_ns,
                        turn_rx *rx) {
   if (!c || !buf || !from || !rx)
-    return qp_fail(QP_ERR_INVALID, "turn_client_handle: NULL argument");
+    return err_fail(QP_ERR_INVALID, "turn_client_handle: NULL argument");
   memset(rx, 0, sizeof(*rx));
   if (!turn_client_owns(c, from) || c->state == TURN_STATE_IDLE ||
       c->state == TURN_STATE_FAILED || c->state == TURN_STATE_CLOSED)
     return TURN_RX_IGNORED;
-  int kind = turn_is_channel_data(buf, len)
-                 ? (int)turn_peer_channel_data(c, buf, len, rx)
-                 : on_stun(c, buf, len, now_ns, rx);
+  int kind;
+  if (turn_is_channel_data(buf, len))
+    kind = c->state == TURN_STATE_ALLOCATED
+               ? (int)turn_peer_channel_data(c, buf, len, rx)
+               : TURN_RX_IGNORED;
+  else
+    kind = on_stun(c, buf, len, now_ns, rx);
   if (kind >= 0)
     rx->kind = (turn_rx_kind)kind;
   return kind;
@@ -483,7 +501,7 @@ int turn_client_handle(turn_client *c, const uint8_t *buf, size_t len,
 
 int turn_client_close(turn_client *c, uint64_t now_ns) {
   if (!c)
-    return qp_fail(QP_ERR_INVALID, "turn_client_close: NULL client");
+    return err_fail(QP_ERR_INVALID, "turn_client_close: NULL client");
   turn_peer_stop_all(c);
   if (c->state != TURN_STATE_ALLOCATED) {
     c->alloc_txn.active = false;

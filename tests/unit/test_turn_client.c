@@ -499,6 +499,126 @@ static void misuse_is_reported(void **state) {
   expect_nothing_due(&s);
 }
 
+/* Mutation fuzz: valid answers, indications and ChannelData with a few
+ * bytes changed (FINGERPRINT recomputed so the mutation reaches the TURN
+ * logic), fed to clients in every state. Nothing may crash (run under
+ * ASan in the sanitizer pass), data must point inside the datagram, and
+ * the only error is QP_ERR_RELAY. */
+#define FUZZ_ROUNDS 20000
+#define FUZZ_SEED 0x7452u
+
+static uint32_t fuzz_rand(uint32_t *x) {
+  *x ^= *x << 13; /* xorshift32: deterministic, so a failure replays */
+  *x ^= *x >> 17;
+  *x ^= *x << 5;
+  return *x;
+}
+
+static void refingerprint(uint8_t *buf, size_t len) {
+  if (len < STUN_HEADER_SIZE + 8 || buf[len - 8] != 0x80 ||
+      buf[len - 7] != 0x28)
+    return;
+  uint32_t crc = stun_msg_crc32(buf, len - 8) ^ STUN_FINGERPRINT_XOR;
+  for (int i = 0; i < 4; i++)
+    buf[len - 4 + i] = (uint8_t)(crc >> (24 - 8 * i));
+}
+
+typedef struct sample {
+  uint8_t buf[256];
+  size_t len;
+} sample;
+
+static void take_sample(sample *out, const answer *a) {
+  memcpy(out->buf, a->buf, a->w.len);
+  out->len = a->w.len;
+}
+
+static void garbage_never_breaks_the_client(void **state) {
+  (void)state;
+  static script s;
+  static sample samples[5];
+  script_init(&s);
+  assert_int_equal(turn_client_allocate(&s.c, s.now), 0);
+  expect_request(&s, TURN_METHOD_ALLOCATE);
+  answer a;
+  stun_msg_writer *w = answer_begin(&a, &s, STUN_CLASS_ERROR);
+  stun_msg_write_error_code(w, 401, "Unauthorized");
+  stun_msg_write_attr(w, STUN_ATTR_REALM, "r", 1);
+  stun_msg_write_attr(w, STUN_ATTR_NONCE, "n1", 2);
+  stun_msg_write_fingerprint(w);
+  take_sample(&samples[0], &a);
+  w = answer_begin(&a, &s, STUN_CLASS_ERROR);
+  stun_msg_write_error_code(w, 300, "Try Alternate");
+  stun_msg_write_address(w, TURN_ATTR_ALTERNATE_SERVER, &s.relayed);
+  stun_msg_write_fingerprint(w);
+  take_sample(&samples[1], &a);
+  w = answer_begin(&a, &s, STUN_CLASS_SUCCESS);
+  stun_msg_write_xor_address(w, TURN_ATTR_XOR_RELAYED_ADDRESS, &s.relayed);
+  stun_msg_write_u32(w, TURN_ATTR_LIFETIME, 600);
+  stun_msg_write_fingerprint(w);
+  take_sample(&samples[2], &a);
+  uint8_t txid[STUN_TXID_SIZE] = {9};
+  stun_msg_write_header(&a.w, a.buf, sizeof(a.buf), TURN_METHOD_DATA,
+                        STUN_CLASS_INDICATION, txid);
+  stun_msg_write_xor_address(&a.w, TURN_ATTR_XOR_PEER_ADDRESS, &s.peer);
+  stun_msg_write_attr(&a.w, TURN_ATTR_DATA, "payload", 7);
+  stun_msg_write_fingerprint(&a.w);
+  take_sample(&samples[3], &a);
+  static const uint8_t cd[] = {0x40, 0x00, 0x00, 0x04, 'd', 'a', 't', 'a'};
+  memcpy(samples[4].buf, cd, sizeof(cd));
+  samples[4].len = sizeof(cd);
+
+  uint32_t rng = FUZZ_SEED;
+  size_t data_seen = 0, errors = 0;
+  for (int round = 0; round < FUZZ_ROUNDS; round++) {
+    if (round % 500 == 0) { /* a fresh client, in a state of its own */
+      script_init(&s);
+      if ((round / 500) % 2) {
+        allocate(&s, 600);
+        turn_client_bind(&s.c, &s.peer, s.now);
+        expect_request(&s, TURN_METHOD_CHANNEL_BIND);
+      } else {
+        assert_int_equal(turn_client_allocate(&s.c, s.now), 0);
+        expect_request(&s, TURN_METHOD_ALLOCATE);
+      }
+    }
+    const sample *from = &samples[fuzz_rand(&rng) % 5];
+    uint8_t buf[sizeof(from->buf)];
+    size_t len = from->len;
+    memcpy(buf, from->buf, len);
+    /* Answers get the method and txid of the request in flight (keeping
+     * their class bits, 0x0110 of the type). */
+    if (from != &samples[3] && from != &samples[4]) {
+      uint16_t type = (uint16_t)((s.req[0] << 8 | s.req[1]) & ~0x0110) |
+                      (uint16_t)((buf[0] << 8 | buf[1]) & 0x0110);
+      buf[0] = (uint8_t)(type >> 8);
+      buf[1] = (uint8_t)type;
+      memcpy(buf + 8, s.msg.txid, STUN_TXID_SIZE);
+    }
+    for (uint32_t k = fuzz_rand(&rng) % 4 + 1; k > 0; k--)
+      buf[fuzz_rand(&rng) % len] ^= (uint8_t)(1u << (fuzz_rand(&rng) % 8));
+    if (fuzz_rand(&rng) % 8 == 0)
+      len = fuzz_rand(&rng) % len;
+    refingerprint(buf, len);
+    turn_rx rx;
+    int kind = turn_client_handle(&s.c, buf, len, &s.server, s.now, &rx);
+    if (kind == TURN_RX_DATA) {
+      assert_true(rx.data >= buf && rx.data + rx.len <= buf + len);
+      data_seen++;
+    } else if (kind < 0) {
+      assert_int_equal(kind, QP_ERR_RELAY);
+      errors++;
+    } else {
+      assert_true(kind == TURN_RX_IGNORED || kind == TURN_RX_CONTROL);
+    }
+    assert_true(turn_client_state(&s.c) <= TURN_STATE_FAILED);
+  }
+  print_message("%d mutated datagrams: %zu delivered data, %zu ended an "
+                "allocation\n",
+                FUZZ_ROUNDS, data_seen, errors);
+  assert_true(data_seen > 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(long_term_credentials),
@@ -511,6 +631,7 @@ int main(void) {
       cmocka_unit_test(permissions_and_channels),
       cmocka_unit_test(incoming_data),
       cmocka_unit_test(misuse_is_reported),
+      cmocka_unit_test(garbage_never_breaks_the_client),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
