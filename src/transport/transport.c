@@ -105,6 +105,9 @@ struct transport {
    * bytes have been in flight without an acknowledgement making progress
    * (0: nothing in flight, or progress on the last read). */
   uint64_t stall_since;
+  /* When the last packet from the peer was processed: the idle timeout
+   * counts from it (see transport_handle_expiry). */
+  uint64_t last_rx_ns;
   /* Recovery (transport_hold_timers, transport_migrate). */
   bool timers_held;
   uint64_t held_at_rx; /* packets_received when the hold began */
@@ -987,20 +990,38 @@ int transport_read(transport_t *t, const udp_addr_t *from, const uint8_t *pkt,
   t->packets_received++;
   if (rv != 0 && t->state != TRANSPORT_CLOSED)
     end_by_liberr(t, rv, "packet processing");
-  else if (rv == 0)
+  else if (rv == 0) {
+    t->last_rx_ns = now;
     track_acks(t, now, in_flight);
+  }
   return 0;
+}
+
+/* RFC 9000 restarts the idle timer on the first ack-eliciting packet sent
+ * after a receipt, so ngtcp2 alone ends a connection to a crashed peer only
+ * after the idle timeout plus up to one keep-alive interval. We promise the
+ * idle timeout counted from the peer's last packet: the earlier deadline. */
+static uint64_t idle_deadline(const transport_t *t) {
+  if (t->state != TRANSPORT_ESTABLISHED || t->last_rx_ns == 0)
+    return UINT64_MAX;
+  return t->last_rx_ns + (uint64_t)(t->cfg.opts.max_idle_timeout_secs * NGTCP2_SECONDS);
 }
 
 uint64_t transport_expiry(transport_t *t) {
   if (t->state == TRANSPORT_CLOSED || timers_frozen(t))
     return UINT64_MAX;
-  return ngtcp2_conn_get_expiry(t->conn);
+  uint64_t e = ngtcp2_conn_get_expiry(t->conn);
+  uint64_t idle = idle_deadline(t);
+  return idle < e ? idle : e;
 }
 
 void transport_handle_expiry(transport_t *t, uint64_t now) {
   if (t->state == TRANSPORT_CLOSED || timers_frozen(t))
     return;
+  if (now >= idle_deadline(t)) {
+    end_by_liberr(t, NGTCP2_ERR_IDLE_CLOSE, "timer handling");
+    return;
+  }
   int rv = ngtcp2_conn_handle_expiry(t->conn, now);
   if (rv != 0)
     end_by_liberr(t, rv, "timer handling");
