@@ -182,7 +182,11 @@ typedef struct qp_transport_options {
 QP_EXPORT void qp_transport_options_init(qp_transport_options *opts);
 
 /* Check every field: QP_OK, or QP_ERR_INVALID naming the field and its
- * allowed range (what listen/connect would refuse). */
+ * allowed range (what listen/connect would refuse). Settings that let an
+ * idle connection outlive a NAT's UDP mapping (keep-alive off or >= 25 s
+ * with an idle timeout above 30 s; mappings commonly expire after 30 s) are
+ * accepted but logged as a warning, once per process (listen/connect and
+ * qp_create_* log it too). */
 QP_EXPORT int qp_transport_options_check(const qp_transport_options *opts);
 
 /* Parse "cubic", "bbr", "bbr2", "reno" or "fixed" (case-insensitive).

@@ -20,6 +20,32 @@ static const char *const cc_names[] = {
 /* Documented process-wide state: each "cannot honor" warning logs once. */
 static atomic_bool warned_initial_window;
 static atomic_bool warned_fixed;
+static atomic_bool warned_nat;
+
+/* Many NATs forget a UDP mapping after 30 s without traffic (RFC 4787 asks
+ * at least 2 minutes, but 30 s is common in home routers and carrier NATs).
+ * A keep-alive at least this long cannot be trusted to refresh it in time. */
+#define NAT_MAPPING_SECS 30.0
+#define NAT_SAFE_KEEPALIVE_SECS 25.0
+
+/* Warn (once per process) about settings under which an idle connection
+ * silently loses its NAT mapping before its idle timeout ends it. */
+static void warn_nat_timeout(const qp_transport_options *o) {
+  double ka = o->keep_alive_interval_secs;
+  if (o->max_idle_timeout_secs <= NAT_MAPPING_SECS ||
+      (ka > 0 && ka < NAT_SAFE_KEEPALIVE_SECS))
+    return;
+  if (atomic_exchange(&warned_nat, true))
+    return;
+  QP_LOG_WARN("keep_alive_interval_secs=%g%s with max_idle_timeout_secs=%g: "
+              "NATs commonly forget a UDP mapping after %.0f s without "
+              "traffic, so an idle connection can lose its path silently "
+              "long before its idle timeout (the peer's packets stop "
+              "arriving). Keep the keep-alive below %.0f s (default 2) or "
+              "the idle timeout at most %.0f s",
+              ka, ka == 0 ? " (off)" : "", o->max_idle_timeout_secs,
+              NAT_MAPPING_SECS, NAT_SAFE_KEEPALIVE_SECS, NAT_MAPPING_SECS);
+}
 
 void qp_transport_options_init(qp_transport_options *o) {
   if (o == NULL)
@@ -109,10 +135,14 @@ int options_validate(const qp_transport_options *o) {
 int qp_transport_options_check(const qp_transport_options *o) {
   if (o == NULL)
     return qp_fail(QP_ERR_INVALID, "transport options are NULL");
-  return options_validate(o);
+  int rc = options_validate(o);
+  if (rc == 0)
+    warn_nat_timeout(o);
+  return rc;
 }
 
 void options_warn_unhonored(const qp_transport_options *o) {
+  warn_nat_timeout(o);
   qp_transport_options d;
   qp_transport_options_init(&d);
   if (o->initial_window != d.initial_window &&
