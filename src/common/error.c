@@ -38,9 +38,9 @@ const char *qp_strerror(int err) {
 
 const char *qp_last_error(void) { return last_error; }
 
-void qp_error_clear(void) { last_error[0] = '\0'; }
+void err_clear(void) { last_error[0] = '\0'; }
 
-int qp_fail(int code, const char *fmt, ...) {
+int err_fail(int code, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(last_error, sizeof(last_error), fmt, ap);

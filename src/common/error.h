@@ -2,7 +2,7 @@
  * Internal error reporting: a code from QP_ERR_MAP plus one sentence.
  *
  * The layer that knows the facts (address, errno, elapsed time) calls
- * qp_fail() once and returns its code; layers above only pass the code up,
+ * err_fail() once and returns its code; layers above only pass the code up,
  * so the most specific message is the one the user sees.
  */
 #ifndef QP_COMMON_ERROR_H
@@ -11,9 +11,15 @@
 #include "quic_portal.h"
 
 /* Record the thread's last-error message and return code (negative). */
-int qp_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int err_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Clear the thread's last-error message. */
-void qp_error_clear(void);
+void err_clear(void);
+
+/* Transitional names (issue 9: internals never use the public qp_ prefix):
+ * work in progress in other files still calls them; remove once none is
+ * left (grep -rw qp_fail src tests). */
+#define qp_fail err_fail
+#define qp_error_clear err_clear
 
 #endif

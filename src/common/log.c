@@ -56,7 +56,7 @@ void qp_log_set_handler(qp_log_cb handler, void *user) {
   pthread_mutex_unlock(&handler_lock);
 }
 
-bool qp_log_enabled(qp_log_level level) {
+bool log_enabled(qp_log_level level) {
   return level >= qp_log_get_level() && level < QP_LOG_LEVEL_NONE;
 }
 
@@ -78,9 +78,9 @@ static _Thread_local deferred_line_t deferred[QP_LOG_DEFER_MAX];
 
 static void emit(qp_log_level level, const char *where, const char *text);
 
-void qp_log_defer_begin(void) { defer_depth++; }
+void log_defer_begin(void) { defer_depth++; }
 
-void qp_log_defer_end(void) {
+void log_defer_end(void) {
   if (defer_depth == 0 || --defer_depth > 0)
     return;
   int n = deferred_count, dropped = deferred_dropped;
@@ -94,7 +94,7 @@ void qp_log_defer_end(void) {
   }
 }
 
-void qp_log_write(qp_log_level level, const char *file, int line,
+void log_write(qp_log_level level, const char *file, int line,
                   const char *fmt, ...) {
   char text[QP_LOG_LINE_MAX];
   char where[48];

@@ -9,25 +9,31 @@
 
 #include "quic_portal.h"
 
-bool qp_log_enabled(qp_log_level level);
-void qp_log_write(qp_log_level level, const char *file, int line,
+bool log_enabled(qp_log_level level);
+void log_write(qp_log_level level, const char *file, int line,
                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /*
- * Deferral: between qp_log_defer_begin() and the matching _end(), this
+ * Deferral: between log_defer_begin() and the matching _end(), this
  * thread's lines are queued (at most QP_LOG_DEFER_MAX; later ones are
  * counted and reported as dropped) and handed to the handler at _end().
  * The portal brackets its lock with these, so the user's handler never
  * runs while the library holds a lock.
  */
-void qp_log_defer_begin(void);
-void qp_log_defer_end(void);
+void log_defer_begin(void);
+void log_defer_end(void);
 
 #define QP_LOG_AT_(level, ...)                                                 \
   do {                                                                         \
-    if (qp_log_enabled(level))                                                 \
-      qp_log_write(level, __FILE__, __LINE__, __VA_ARGS__);                    \
+    if (log_enabled(level))                                                 \
+      log_write(level, __FILE__, __LINE__, __VA_ARGS__);                    \
   } while (0)
+
+/* Transitional names (issue 9), as in error.h: remove once unused. */
+#define qp_log_enabled log_enabled
+#define qp_log_write log_write
+#define qp_log_defer_begin log_defer_begin
+#define qp_log_defer_end log_defer_end
 
 #define QP_LOG_DEBUG(...) QP_LOG_AT_(QP_LOG_LEVEL_DEBUG, __VA_ARGS__)
 #define QP_LOG_INFO(...) QP_LOG_AT_(QP_LOG_LEVEL_INFO, __VA_ARGS__)

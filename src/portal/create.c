@@ -37,17 +37,17 @@ void qp_traverse_options_init(qp_traverse_options *o) {
 
 static int validate(const qp_traverse_options *o, qp_portal_t **out) {
   if (o == NULL || out == NULL)
-    return qp_fail(QP_ERR_INVALID, "qp_create_*: options and out are required");
+    return err_fail(QP_ERR_INVALID, "qp_create_*: options and out are required");
   if (o->callbacks == NULL && (o->rendezvous == NULL || *o->rendezvous == '\0'))
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "qp_create_*: give a rendezvous URL (mem:NAME, dir:PATH, "
                    "redis://HOST:PORT/DB) or rendezvous callbacks");
   if (o->callbacks && (!o->callbacks->put || !o->callbacks->get || !o->callbacks->del))
-    return qp_fail(QP_ERR_INVALID, "qp_create_*: put, get and del callbacks are all required");
+    return err_fail(QP_ERR_INVALID, "qp_create_*: put, get and del callbacks are all required");
   if (o->punch_timeout_ms <= 0)
-    return qp_fail(QP_ERR_INVALID, "punch_timeout_ms=%d: must be > 0", o->punch_timeout_ms);
+    return err_fail(QP_ERR_INVALID, "punch_timeout_ms=%d: must be > 0", o->punch_timeout_ms);
   if (o->stun_server_count > 0 && o->stun_servers == NULL)
-    return qp_fail(QP_ERR_INVALID, "stun_server_count is %zu but stun_servers is NULL",
+    return err_fail(QP_ERR_INVALID, "stun_server_count is %zu but stun_servers is NULL",
                    o->stun_server_count);
   return 0;
 }
@@ -100,7 +100,7 @@ static int traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p
   const char *stun[UDP_RESOLVE_MAX_NAMES];
   int budget = o->punch_timeout_ms / 4 < MAX_RESOLVE_MS ? o->punch_timeout_ms / 4
                                                          : MAX_RESOLVE_MS;
-  uint64_t t0 = qp_now_ns();
+  uint64_t t0 = clock_now_ns();
   size_t nstun = udp_resolve_names(o->stun_servers, o->stun_server_count,
                                    STUN_DEFAULT_PORT, AF_INET, budget, o->cancel,
                                    o->cancel_user, names);
@@ -109,7 +109,7 @@ static int traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p
     if (names[i].rc != 0)
       QP_LOG_INFO("STUN server %s skipped: %s", names[i].text, names[i].message);
   }
-  int spent_ms = (int)((qp_now_ns() - t0) / 1000000u);
+  int spent_ms = (int)((clock_now_ns() - t0) / 1000000u);
   trav_config_t cfg = {
       .is_server = is_server,
       .session = session,
@@ -130,7 +130,7 @@ static int create(const qp_traverse_options *o, bool is_server, qp_portal_t **ou
   int rc = validate(o, out);
   if (rc != 0)
     return rc;
-  uint64_t start = qp_now_ns();
+  uint64_t start = clock_now_ns();
   qp_portal_t *p = NULL;
   if ((rc = qp_portal_create(&p)) != 0)
     return rc;
@@ -154,7 +154,7 @@ static int create(const qp_traverse_options *o, bool is_server, qp_portal_t **ou
     sock = res.sock;
     res.sock_is_extra = false;
   }
-  int elapsed_ms = (int)((qp_now_ns() - start) / 1000000u);
+  int elapsed_ms = (int)((clock_now_ns() - start) / 1000000u);
   int left = o->punch_timeout_ms - elapsed_ms;
   portal_handoff_t h;
   fill_handoff(&h, o, is_server, &sock, &res);

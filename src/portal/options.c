@@ -68,14 +68,14 @@ void qp_transport_options_init(qp_transport_options *o) {
 
 int qp_cc_from_string(const char *name, qp_cc *out) {
   if (name == NULL || out == NULL)
-    return qp_fail(QP_ERR_INVALID, "congestion controller name is NULL");
+    return err_fail(QP_ERR_INVALID, "congestion controller name is NULL");
   for (size_t i = 0; i < CC_COUNT; i++) {
     if (strcasecmp(name, cc_names[i]) == 0) {
       *out = (qp_cc)i;
       return 0;
     }
   }
-  return qp_fail(QP_ERR_INVALID,
+  return err_fail(QP_ERR_INVALID,
                  "unknown congestion controller \"%.40s\": use cubic, bbr, "
                  "bbr2, reno or fixed",
                  name);
@@ -96,45 +96,45 @@ const char *qp_cc_to_string(qp_cc cc) {
 
 int options_validate(const qp_transport_options *o) {
   if (!(o->max_idle_timeout_secs > 0 && o->max_idle_timeout_secs <= MAX_IDLE_SECS))
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "max_idle_timeout_secs=%g: must be > 0 and <= %g",
                    o->max_idle_timeout_secs, MAX_IDLE_SECS);
   if (!(o->keep_alive_interval_secs >= 0 &&
         o->keep_alive_interval_secs < o->max_idle_timeout_secs))
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "keep_alive_interval_secs=%g: must be >= 0 (0 = off) and "
                    "below max_idle_timeout_secs=%g",
                    o->keep_alive_interval_secs, o->max_idle_timeout_secs);
   if ((unsigned)o->congestion_controller >= CC_COUNT)
-    return qp_fail(QP_ERR_INVALID, "congestion_controller=%d is not a qp_cc value",
+    return err_fail(QP_ERR_INVALID, "congestion_controller=%d is not a qp_cc value",
                    (int)o->congestion_controller);
   if (o->conn_receive_window < o->stream_receive_window ||
       o->stream_receive_window < MIN_UDP_PAYLOAD)
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "windows: stream_receive_window=%llu must be >= %d and <= "
                    "conn_receive_window=%llu",
                    (unsigned long long)o->stream_receive_window, MIN_UDP_PAYLOAD,
                    (unsigned long long)o->conn_receive_window);
   if (o->send_window == 0)
-    return qp_fail(QP_ERR_INVALID, "send_window must be > 0");
+    return err_fail(QP_ERR_INVALID, "send_window must be > 0");
   if (o->max_udp_payload < MIN_UDP_PAYLOAD || o->max_udp_payload > MAX_UDP_PAYLOAD)
-    return qp_fail(QP_ERR_INVALID, "max_udp_payload=%u: must be in [%d, %d]",
+    return err_fail(QP_ERR_INVALID, "max_udp_payload=%u: must be in [%d, %d]",
                    o->max_udp_payload, MIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD);
   if (o->max_message_size > QP_MAX_MESSAGE_SIZE)
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "max_message_size=%llu: must be <= %llu (the 4-byte length "
                    "prefix)",
                    (unsigned long long)o->max_message_size,
                    (unsigned long long)QP_MAX_MESSAGE_SIZE);
   if (o->initial_rtt_ms == 0 || o->max_concurrent_streams == 0)
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "initial_rtt_ms and max_concurrent_streams must be > 0");
   return 0;
 }
 
 int qp_transport_options_check(const qp_transport_options *o) {
   if (o == NULL)
-    return qp_fail(QP_ERR_INVALID, "transport options are NULL");
+    return err_fail(QP_ERR_INVALID, "transport options are NULL");
   int rc = options_validate(o);
   if (rc == 0)
     warn_nat_timeout(o);

@@ -82,25 +82,25 @@ struct qp_portal {
 };
 
 /* The portal's lock. Log lines written while holding it reach the user's
- * handler only after it is released (see qp_log_defer_begin). */
+ * handler only after it is released (see log_defer_begin). */
 static void portal_lock(qp_portal_t *p) {
   pthread_mutex_lock(&p->lock);
-  qp_log_defer_begin();
+  log_defer_begin();
 }
 
 static void portal_unlock(qp_portal_t *p) {
   pthread_mutex_unlock(&p->lock);
-  qp_log_defer_end();
+  log_defer_end();
 }
 
 /* ---- creation ----------------------------------------------------------- */
 
 int qp_portal_create(qp_portal_t **out) {
   if (out == NULL)
-    return qp_fail(QP_ERR_INVALID, "qp_portal_create: out is NULL");
+    return err_fail(QP_ERR_INVALID, "qp_portal_create: out is NULL");
   qp_portal_t *p = calloc(1, sizeof(*p));
   if (p == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory creating a portal");
+    return err_fail(QP_ERR_NOMEM, "out of memory creating a portal");
   p->sock.fd = -1;
   p->wake_fd = -1;
   p->driver_wake_fd = -1;
@@ -115,7 +115,7 @@ int qp_portal_create(qp_portal_t **out) {
     p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     p->driver_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (p->wake_fd < 0 || p->driver_wake_fd < 0)
-      rc = qp_fail(QP_ERR_SOCKET, "cannot create an eventfd: %s", strerror(errno));
+      rc = err_fail(QP_ERR_SOCKET, "cannot create an eventfd: %s", strerror(errno));
   }
   if (rc != 0) {
     qp_portal_destroy(p);
@@ -144,14 +144,14 @@ void qp_portal_destroy(qp_portal_t *p) {
 
 int qp_portal_fingerprint(const qp_portal_t *p, char *out) {
   if (p == NULL || out == NULL)
-    return qp_fail(QP_ERR_INVALID, "qp_portal_fingerprint: NULL argument");
+    return err_fail(QP_ERR_INVALID, "qp_portal_fingerprint: NULL argument");
   tls_fingerprint_to_hex(tls_identity_fingerprint(p->identity), out);
   return 0;
 }
 
 int qp_portal_pin_peer(qp_portal_t *p, const char *fingerprint) {
   if (p == NULL)
-    return qp_fail(QP_ERR_INVALID, "qp_portal_pin_peer: portal is NULL");
+    return err_fail(QP_ERR_INVALID, "qp_portal_pin_peer: portal is NULL");
   uint8_t fp[TLS_FINGERPRINT_LEN];
   if (fingerprint != NULL) {
     int rc = tls_fingerprint_parse(fingerprint, fp);
@@ -161,7 +161,7 @@ int qp_portal_pin_peer(qp_portal_t *p, const char *fingerprint) {
   portal_lock(p);
   int rc = 0;
   if (p->phase != PHASE_NEW) {
-    rc = qp_fail(QP_ERR_STATE, "pin the peer before listen/connect");
+    rc = err_fail(QP_ERR_STATE, "pin the peer before listen/connect");
   } else {
     p->has_pin = fingerprint != NULL;
     if (p->has_pin)
@@ -179,7 +179,7 @@ static bool wait_until(qp_portal_t *p, uint64_t deadline_ns) {
     pthread_cond_wait(&p->cond, &p->lock);
     return true;
   }
-  if (qp_now_ns() >= deadline_ns)
+  if (clock_now_ns() >= deadline_ns)
     return false;
   struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
                         .tv_nsec = (long)(deadline_ns % 1000000000u)};
@@ -220,7 +220,7 @@ static int send_datagrams(void *ctx, const udp_addr_t *to, const uint8_t *buf,
 static void flush_locked(qp_portal_t *p) {
   if (p->tr == NULL)
     return;
-  int rc = transport_flush(p->tr, qp_now_ns(), send_datagrams, p);
+  int rc = transport_flush(p->tr, clock_now_ns(), send_datagrams, p);
   if (rc != 0 && p->io_err == 0) {
     p->io_err = rc;
     snprintf(p->io_msg, sizeof(p->io_msg), "%s", qp_last_error());
@@ -232,7 +232,7 @@ static void flush_locked(qp_portal_t *p) {
 static void accept_client(qp_portal_t *p, const udp_datagram_t *d) {
   transport_config_t cfg = p->cfg;
   cfg.remote = d->from;
-  if (transport_create_server(&cfg, d->data, d->len, qp_now_ns(), &p->tr) != 0)
+  if (transport_create_server(&cfg, d->data, d->len, clock_now_ns(), &p->tr) != 0)
     p->tr = NULL; /* not an Initial, or no memory: keep listening */
   else
     p->cfg.remote = d->from; /* for messages about this client */
@@ -257,7 +257,7 @@ static void on_datagram(qp_portal_t *p, const udp_datagram_t *d) {
       (!p->accept_only_peer || udp_addr_equal(&d->from, &p->peer)))
     accept_client(p, d);
   if (p->tr != NULL)
-    transport_read(p->tr, &d->from, d->data, d->len, qp_now_ns());
+    transport_read(p->tr, &d->from, d->data, d->len, clock_now_ns());
 }
 
 static void read_socket(qp_portal_t *p) {
@@ -296,7 +296,7 @@ static void update_phase(qp_portal_t *p) {
   if ((p->phase == PHASE_LISTENING || p->phase == PHASE_CONNECTING) && p->tr &&
       transport_state(p->tr) == TRANSPORT_ESTABLISHED) {
     p->phase = PHASE_CONNECTED;
-    p->handshake_ns = qp_now_ns() - p->start_ns;
+    p->handshake_ns = clock_now_ns() - p->start_ns;
     char who[UDP_ADDRSTRLEN];
     QP_LOG_INFO("connected to %s in %.1f ms (%s, peer certificate %s)",
                 udp_addr_to_string(&p->cfg.remote, who, sizeof(who)),
@@ -308,7 +308,7 @@ static void update_phase(qp_portal_t *p) {
 
 /* Sleep until a datagram, a wake-up or the transport's next deadline. */
 static void io_wait(qp_portal_t *p, uint64_t deadline, bool with_socket) {
-  uint64_t now = qp_now_ns();
+  uint64_t now = clock_now_ns();
   uint64_t wait_ns = deadline <= now ? 0 : deadline - now;
   if (wait_ns > PORTAL_MAX_SLEEP_NS)
     wait_ns = PORTAL_MAX_SLEEP_NS;
@@ -327,8 +327,8 @@ static void io_wait(qp_portal_t *p, uint64_t deadline, bool with_socket) {
  * the receiver driving the socket. */
 static void io_round(qp_portal_t *p) {
   read_socket(p);
-  if (p->tr && qp_now_ns() >= transport_expiry(p->tr))
-    transport_handle_expiry(p->tr, qp_now_ns());
+  if (p->tr && clock_now_ns() >= transport_expiry(p->tr))
+    transport_handle_expiry(p->tr, clock_now_ns());
   flush_locked(p);
   update_phase(p);
   pthread_cond_broadcast(&p->cond);
@@ -361,11 +361,11 @@ static void *io_thread(void *arg) {
 static int start_io(qp_portal_t *p) {
   p->batch = malloc(sizeof(*p->batch));
   if (p->batch == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory for the receive batch");
+    return err_fail(QP_ERR_NOMEM, "out of memory for the receive batch");
   p->stop = false;
   int rv = pthread_create(&p->thread, NULL, io_thread, p);
   if (rv != 0)
-    return qp_fail(QP_ERR_INTERNAL, "cannot start the I/O thread: %s", strerror(rv));
+    return err_fail(QP_ERR_INTERNAL, "cannot start the I/O thread: %s", strerror(rv));
   p->thread_running = true;
   return 0;
 }
@@ -403,7 +403,7 @@ static int abandon_attempt(qp_portal_t *p, int code) {
     p->phase = PHASE_NEW;
   p->io_err = 0;
   portal_unlock(p);
-  return qp_fail(code, "%s", saved);
+  return err_fail(code, "%s", saved);
 }
 
 static int prepare(qp_portal_t *p, const qp_transport_options *opts,
@@ -438,7 +438,7 @@ static int claim(qp_portal_t *p, phase_t phase, const char *what) {
   portal_lock(p);
   int rc = 0;
   if (p->phase != PHASE_NEW)
-    rc = qp_fail(QP_ERR_STATE,
+    rc = err_fail(QP_ERR_STATE,
                  "%s: this portal is already %s; create a new portal", what,
                  p->phase == PHASE_CLOSED ? "closed" : "in use");
   else
@@ -462,37 +462,37 @@ static int wait_connected(qp_portal_t *p, uint64_t deadline, const char *what,
     if (p->phase == PHASE_CONNECTED)
       break;
     if (p->interrupts != gen) {
-      rc = qp_fail(QP_ERR_INTERRUPTED, "%s: interrupted", what);
+      rc = err_fail(QP_ERR_INTERRUPTED, "%s: interrupted", what);
       break;
     }
     if (p->phase == PHASE_CLOSED) {
-      rc = qp_fail(QP_ERR_CLOSED, "%s: the portal was closed while waiting", what);
+      rc = err_fail(QP_ERR_CLOSED, "%s: the portal was closed while waiting", what);
       break;
     }
     if (p->io_err) {
-      rc = qp_fail(p->io_err, "%s", p->io_msg);
+      rc = err_fail(p->io_err, "%s", p->io_msg);
       break;
     }
     if (p->tr && transport_state(p->tr) == TRANSPORT_CLOSED) {
       const char *msg;
       int code = transport_error(p->tr, &msg);
-      rc = qp_fail(code, "%s", msg);
+      rc = err_fail(code, "%s", msg);
       break;
     }
     if (!wait_until(p, deadline)) {
       char who[UDP_ADDRSTRLEN];
       if (p->phase == PHASE_LISTENING && p->tr == NULL)
-        rc = qp_fail(QP_ERR_TIMEOUT, "%s: no client connected to %s within %d ms",
+        rc = err_fail(QP_ERR_TIMEOUT, "%s: no client connected to %s within %d ms",
                      what, udp_addr_to_string(&p->sock.local, who, sizeof(who)),
                      timeout_ms);
       else if (p->datagrams_in == 0)
-        rc = qp_fail(QP_ERR_TIMEOUT,
+        rc = err_fail(QP_ERR_TIMEOUT,
                      "%s: no answer from %s within %d ms (is a quic-portal "
                      "server listening there, and is UDP open?)",
                      what, udp_addr_to_string(&p->cfg.remote, who, sizeof(who)),
                      timeout_ms);
       else
-        rc = qp_fail(QP_ERR_TIMEOUT,
+        rc = err_fail(QP_ERR_TIMEOUT,
                      "%s: QUIC handshake with %s did not complete within %d ms",
                      what, udp_addr_to_string(&p->cfg.remote, who, sizeof(who)),
                      timeout_ms);
@@ -516,8 +516,8 @@ static void install_socket(qp_portal_t *p, const udp_socket_t *sock) {
 int qp_portal_listen(qp_portal_t *p, const char *ip, uint16_t port,
                      const qp_transport_options *opts, int timeout_ms) {
   if (p == NULL)
-    return qp_fail(QP_ERR_INVALID, "qp_portal_listen: portal is NULL");
-  uint64_t deadline = qp_deadline_ns(timeout_ms);
+    return err_fail(QP_ERR_INVALID, "qp_portal_listen: portal is NULL");
+  uint64_t deadline = clock_deadline_ns(timeout_ms);
   udp_addr_t bind_addr;
   int rc = udp_addr_from_ip(ip, port, &bind_addr);
   if (rc != 0)
@@ -532,7 +532,7 @@ int qp_portal_listen(qp_portal_t *p, const char *ip, uint16_t port,
     return rc;
   }
   install_socket(p, &sock);
-  p->start_ns = qp_now_ns();
+  p->start_ns = clock_now_ns();
   if ((rc = start_io(p)) != 0)
     return abandon_attempt(p, rc);
   if ((rc = wait_connected(p, deadline, "listen", timeout_ms, gen)) != 0)
@@ -556,11 +556,11 @@ int qp_portal_connect(qp_portal_t *p, const char *host, uint16_t port,
                       uint16_t local_port, const qp_transport_options *opts,
                       int timeout_ms) {
   if (p == NULL || host == NULL)
-    return qp_fail(QP_ERR_INVALID, "qp_portal_connect: %s is NULL",
+    return err_fail(QP_ERR_INVALID, "qp_portal_connect: %s is NULL",
                    p ? "host" : "portal");
   if (port == 0)
-    return qp_fail(QP_ERR_INVALID, "qp_portal_connect: port 0 is not a server port");
-  uint64_t deadline = qp_deadline_ns(timeout_ms);
+    return err_fail(QP_ERR_INVALID, "qp_portal_connect: port 0 is not a server port");
+  uint64_t deadline = clock_deadline_ns(timeout_ms);
   udp_addr_t remote;
   int rc = udp_addr_resolve(host, port, &remote);
   if (rc != 0)
@@ -577,7 +577,7 @@ int qp_portal_connect(qp_portal_t *p, const char *host, uint16_t port,
     unclaim(p);
     return rc;
   }
-  p->start_ns = qp_now_ns();
+  p->start_ns = clock_now_ns();
   /* A client connected to itself-from-a-different-family never happens:
    * the local address follows the remote family. */
   rc = transport_create_client(&p->cfg, p->start_ns, &p->tr);
@@ -625,7 +625,7 @@ static void replay_early(qp_portal_t *p, const portal_handoff_t *h) {
 }
 
 int portal_start_on_socket(qp_portal_t *p, portal_handoff_t *h, int timeout_ms) {
-  uint64_t deadline = qp_deadline_ns(timeout_ms);
+  uint64_t deadline = clock_deadline_ns(timeout_ms);
   uint64_t gen = interrupt_gen(p);
   const char *what = h->is_server ? "create_server" : "create_client";
   int rc = claim(p, h->is_server ? PHASE_LISTENING : PHASE_CONNECTING, what);
@@ -641,7 +641,7 @@ int portal_start_on_socket(qp_portal_t *p, portal_handoff_t *h, int timeout_ms) 
   }
   adopt_handoff(p, h);
   p->cfg.remote = h->peer;
-  p->start_ns = qp_now_ns();
+  p->start_ns = clock_now_ns();
   if (!h->is_server)
     rc = transport_create_client(&p->cfg, p->start_ns, &p->tr);
   if (rc == 0)
@@ -662,20 +662,20 @@ static int usable(qp_portal_t *p) {
   case PHASE_NEW:
   case PHASE_LISTENING:
   case PHASE_CONNECTING:
-    return qp_fail(QP_ERR_NOT_CONNECTED,
+    return err_fail(QP_ERR_NOT_CONNECTED,
                    "not connected: call listen or connect first and wait for "
                    "it to succeed");
   case PHASE_CLOSED:
-    return qp_fail(QP_ERR_CLOSED, "the portal was closed by this side");
+    return err_fail(QP_ERR_CLOSED, "the portal was closed by this side");
   case PHASE_CONNECTED:
     break;
   }
   if (p->io_err)
-    return qp_fail(p->io_err, "%s", p->io_msg);
+    return err_fail(p->io_err, "%s", p->io_msg);
   if (transport_state(p->tr) == TRANSPORT_CLOSED) {
     const char *msg;
     int code = transport_error(p->tr, &msg);
-    return qp_fail(code, "%s", msg);
+    return err_fail(code, "%s", msg);
   }
   return 0;
 }
@@ -692,9 +692,9 @@ static int wait_send_room(qp_portal_t *p, uint64_t deadline, int timeout_ms,
     if (unacked == 0 || unacked < p->cfg.opts.send_window)
       return 0;
     if (p->interrupts != gen)
-      return qp_fail(QP_ERR_INTERRUPTED, "send: interrupted; nothing was queued");
+      return err_fail(QP_ERR_INTERRUPTED, "send: interrupted; nothing was queued");
     if (!wait_until(p, deadline))
-      return qp_fail(QP_ERR_TIMEOUT,
+      return err_fail(QP_ERR_TIMEOUT,
                      "send: %llu bytes still unacknowledged by the peer after "
                      "%d ms (send window %llu bytes); nothing was queued",
                      (unsigned long long)unacked, timeout_ms,
@@ -704,14 +704,14 @@ static int wait_send_room(qp_portal_t *p, uint64_t deadline, int timeout_ms,
 
 int qp_portal_send(qp_portal_t *p, const void *buf, size_t len, int timeout_ms) {
   if (p == NULL || (buf == NULL && len > 0))
-    return qp_fail(QP_ERR_INVALID, "qp_portal_send: %s is NULL",
+    return err_fail(QP_ERR_INVALID, "qp_portal_send: %s is NULL",
                    p ? "buffer" : "portal");
   if ((uint64_t)len > QP_MAX_MESSAGE_SIZE)
-    return qp_fail(QP_ERR_TOO_LARGE,
+    return err_fail(QP_ERR_TOO_LARGE,
                    "message of %zu bytes refused: the wire format's 4-byte "
                    "length allows at most %llu bytes",
                    len, (unsigned long long)QP_MAX_MESSAGE_SIZE);
-  uint64_t deadline = qp_deadline_ns(timeout_ms);
+  uint64_t deadline = clock_deadline_ns(timeout_ms);
   portal_lock(p);
   uint64_t gen = p->interrupts;
   /* Wait for room first, so a send that times out has copied nothing. */
@@ -724,7 +724,7 @@ int qp_portal_send(qp_portal_t *p, const void *buf, size_t len, int timeout_ms) 
    * by at most one message per sending thread. */
   transport_msg_t *m = transport_msg_new(buf, len);
   if (m == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory queueing a %zu-byte message", len);
+    return err_fail(QP_ERR_NOMEM, "out of memory queueing a %zu-byte message", len);
   portal_lock(p);
   rc = usable(p);
   if (rc == 0) {
@@ -748,7 +748,7 @@ int qp_portal_send(qp_portal_t *p, const void *buf, size_t len, int timeout_ms) 
 static bool wait_for_message(qp_portal_t *p, uint64_t deadline) {
   if (p->recv_driver || p->sock.fd < 0)
     return wait_until(p, deadline);
-  uint64_t now = qp_now_ns();
+  uint64_t now = clock_now_ns();
   if (now >= deadline)
     return false;
   uint64_t wait_ns = deadline - now;
@@ -778,8 +778,8 @@ static bool wait_for_message(qp_portal_t *p, uint64_t deadline) {
 
 int qp_portal_recv(qp_portal_t *p, void **msg, size_t *len, int timeout_ms) {
   if (p == NULL || msg == NULL || len == NULL)
-    return qp_fail(QP_ERR_INVALID, "qp_portal_recv: NULL argument");
-  uint64_t deadline = qp_deadline_ns(timeout_ms);
+    return err_fail(QP_ERR_INVALID, "qp_portal_recv: NULL argument");
+  uint64_t deadline = clock_deadline_ns(timeout_ms);
   portal_lock(p);
   uint64_t gen = p->interrupts;
   int rc;
@@ -799,16 +799,16 @@ int qp_portal_recv(qp_portal_t *p, void **msg, size_t *len, int timeout_ms) {
       break;
     if (transport_peer_finished(p->tr)) {
       char who[UDP_ADDRSTRLEN];
-      rc = qp_fail(QP_ERR_CLOSED, "peer %s finished sending",
+      rc = err_fail(QP_ERR_CLOSED, "peer %s finished sending",
                    udp_addr_to_string(&p->cfg.remote, who, sizeof(who)));
       break;
     }
     if (p->interrupts != gen) {
-      rc = qp_fail(QP_ERR_INTERRUPTED, "recv: interrupted; no data was lost");
+      rc = err_fail(QP_ERR_INTERRUPTED, "recv: interrupted; no data was lost");
       break;
     }
     if (!wait_for_message(p, deadline)) {
-      rc = qp_fail(QP_ERR_TIMEOUT, "recv: no whole message within %d ms",
+      rc = err_fail(QP_ERR_TIMEOUT, "recv: no whole message within %d ms",
                    timeout_ms);
       break;
     }
@@ -834,17 +834,17 @@ bool qp_portal_is_connected(const qp_portal_t *cp) {
 
 /* Wait until the peer acknowledged everything queued, or the linger ends. */
 static int drain(qp_portal_t *p, int linger_ms) {
-  uint64_t deadline = qp_deadline_ns(linger_ms);
+  uint64_t deadline = clock_deadline_ns(linger_ms);
   uint64_t gen = p->interrupts;
   while (p->phase == PHASE_CONNECTED && p->io_err == 0 &&
          transport_state(p->tr) != TRANSPORT_CLOSED &&
          transport_unacked_bytes(p->tr) > 0) {
     if (p->interrupts != gen)
-      return qp_fail(QP_ERR_INTERRUPTED,
+      return err_fail(QP_ERR_INTERRUPTED,
                      "close: interrupted with %llu bytes unacknowledged; closed anyway",
                      (unsigned long long)transport_unacked_bytes(p->tr));
     if (!wait_until(p, deadline))
-      return qp_fail(QP_ERR_TIMEOUT,
+      return err_fail(QP_ERR_TIMEOUT,
                      "close: %llu bytes were not acknowledged within %d ms; "
                      "closed anyway",
                      (unsigned long long)transport_unacked_bytes(p->tr), linger_ms);
@@ -854,7 +854,7 @@ static int drain(qp_portal_t *p, int linger_ms) {
 
 int qp_portal_close(qp_portal_t *p, int linger_ms) {
   if (p == NULL)
-    return qp_fail(QP_ERR_INVALID, "qp_portal_close: portal is NULL");
+    return err_fail(QP_ERR_INVALID, "qp_portal_close: portal is NULL");
   if (linger_ms < 0)
     linger_ms = PORTAL_DEFAULT_LINGER_MS;
   portal_lock(p);
@@ -876,7 +876,7 @@ int qp_portal_close(qp_portal_t *p, int linger_ms) {
 
 int qp_portal_interrupt(qp_portal_t *p) {
   if (p == NULL)
-    return qp_fail(QP_ERR_INVALID, "qp_portal_interrupt: portal is NULL");
+    return err_fail(QP_ERR_INVALID, "qp_portal_interrupt: portal is NULL");
   portal_lock(p);
   p->interrupts++;
   wake_all(p);
@@ -888,11 +888,11 @@ int qp_portal_interrupt(qp_portal_t *p) {
 
 int qp_portal_get_stats(qp_portal_t *p, qp_portal_stats *out) {
   if (p == NULL || out == NULL)
-    return qp_fail(QP_ERR_INVALID, "qp_portal_get_stats: NULL argument");
+    return err_fail(QP_ERR_INVALID, "qp_portal_get_stats: NULL argument");
   portal_lock(p);
   int rc = 0;
   if (p->tr == NULL || p->handshake_ns == 0) {
-    rc = qp_fail(QP_ERR_NOT_CONNECTED, "no connection was made yet");
+    rc = err_fail(QP_ERR_NOT_CONNECTED, "no connection was made yet");
   } else {
     transport_stats_t s;
     transport_get_stats(p->tr, &s);

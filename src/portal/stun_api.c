@@ -18,10 +18,10 @@ struct qp_stun_server {
 int qp_stun_server_start(const char *primary, const char *alternate,
                          qp_stun_server_t **out) {
   if (primary == NULL || out == NULL)
-    return qp_fail(QP_ERR_INVALID, "qp_stun_server_start: primary and out are required");
+    return err_fail(QP_ERR_INVALID, "qp_stun_server_start: primary and out are required");
   qp_stun_server_t *s = calloc(1, sizeof(*s));
   if (s == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory starting a STUN server");
+    return err_fail(QP_ERR_NOMEM, "out of memory starting a STUN server");
   int rc = stun_server_start(primary, alternate, &s->server);
   if (rc != 0) {
     free(s);
@@ -59,7 +59,7 @@ static int resolve_servers(const char *const *names, size_t n, int timeout_ms,
       udp_resolve_names(&names[i], 1, STUN_DEFAULT_PORT, AF_UNSPEC, left_ms, NULL,
                         NULL, &r[i]);
     if (r[i].rc != 0)
-      return qp_fail(r[i].rc == QP_ERR_TIMEOUT ? QP_ERR_RESOLVE : r[i].rc,
+      return err_fail(r[i].rc == QP_ERR_TIMEOUT ? QP_ERR_RESOLVE : r[i].rc,
                      "STUN server %s: %s", names[i], r[i].message);
     out[i] = r[i].addr;
   }
@@ -85,7 +85,7 @@ static void fill_report(const stun_nat_result *r, qp_nat_report *out) {
 int qp_nat_discover(const char *server, const char *second_server, int timeout_ms,
                     qp_nat_report *out) {
   if (server == NULL || out == NULL || timeout_ms <= 0)
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "qp_nat_discover: a server, a report and a positive timeout are required");
   stun_nat_config cfg = {0};
   const char *names[2] = {server, second_server};

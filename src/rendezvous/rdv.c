@@ -65,10 +65,10 @@ static void escape_component(const char *in, char *out) {
 
 static int check_name(const char *what, const char *name, size_t max) {
   if (name == NULL || name[0] == '\0')
-    return qp_fail(QP_ERR_INVALID, "rendezvous %s must not be empty", what);
+    return err_fail(QP_ERR_INVALID, "rendezvous %s must not be empty", what);
   size_t len = strnlen(name, max + 1);
   if (len > max)
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "rendezvous %s \"%.40s...\" is longer than %zu bytes", what,
                    name, max);
   return 0;
@@ -91,7 +91,7 @@ static int rdv_new(const char *session, rdv_t **out) {
     return rc;
   rdv_t *rdv = calloc(1, sizeof(*rdv));
   if (rdv == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory opening the rendezvous");
+    return err_fail(QP_ERR_NOMEM, "out of memory opening the rendezvous");
   escape_component(session, rdv->session);
   *out = rdv;
   return 0;
@@ -111,17 +111,17 @@ static int open_backend(const char *url, void **state, const rdv_ops **ops) {
     return rdv_dir_open(rest, state, ops);
   if (after_prefix(url, "redis://") != NULL)
     return rdv_redis_open(url, state, ops);
-  return qp_fail(
+  return err_fail(
       QP_ERR_INVALID,
       "rendezvous URL \"%.200s\" is not understood; use " ACCEPTED_URLS, url);
 }
 
 int rdv_open(const char *url, const char *session, rdv_t **out) {
   if (url == NULL || out == NULL)
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "rendezvous URL missing; use " ACCEPTED_URLS);
   if (strnlen(url, RDV_URL_MAX + 1) > RDV_URL_MAX)
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "rendezvous URL \"%.40s...\" is longer than %d bytes", url,
                    RDV_URL_MAX);
   rdv_t *rdv = NULL;
@@ -143,7 +143,7 @@ int rdv_open(const char *url, const char *session, rdv_t **out) {
 int rdv_open_callbacks(const rdv_callbacks *cb, void *user, const char *session,
                        rdv_t **out) {
   if (cb == NULL || out == NULL)
-    return qp_fail(QP_ERR_INVALID, "rendezvous callbacks missing");
+    return err_fail(QP_ERR_INVALID, "rendezvous callbacks missing");
   rdv_t *rdv = NULL;
   int rc = rdv_new(session, &rdv);
   if (rc < 0)
@@ -170,9 +170,9 @@ const char *rdv_describe(const rdv_t *rdv) { return rdv->describe; }
 
 int rdv_put(rdv_t *rdv, const char *key, const void *value, size_t len) {
   if (rdv == NULL || (value == NULL && len > 0))
-    return qp_fail(QP_ERR_INVALID, "rdv_put: missing handle or value");
+    return err_fail(QP_ERR_INVALID, "rdv_put: missing handle or value");
   if (len > RDV_VALUE_MAX)
-    return qp_fail(
+    return err_fail(
         QP_ERR_TOO_LARGE,
         "rendezvous value for \"%.40s\" is %zu bytes; the limit is %u",
         key ? key : "", len, RDV_VALUE_MAX);
@@ -186,7 +186,7 @@ int rdv_put(rdv_t *rdv, const char *key, const void *value, size_t len) {
 
 int rdv_get(rdv_t *rdv, const char *key, char **value, size_t *len) {
   if (rdv == NULL || value == NULL || len == NULL)
-    return qp_fail(QP_ERR_INVALID, "rdv_get: missing handle or output");
+    return err_fail(QP_ERR_INVALID, "rdv_get: missing handle or output");
   *value = NULL;
   *len = 0;
   char full[RDV_FULL_KEY_MAX];
@@ -198,7 +198,7 @@ int rdv_get(rdv_t *rdv, const char *key, char **value, size_t *len) {
 
 int rdv_delete(rdv_t *rdv, const char *key) {
   if (rdv == NULL)
-    return qp_fail(QP_ERR_INVALID, "rdv_delete: missing handle");
+    return err_fail(QP_ERR_INVALID, "rdv_delete: missing handle");
   char full[RDV_FULL_KEY_MAX];
   int rc = full_key(rdv, key, full);
   if (rc < 0)
@@ -230,7 +230,7 @@ int rdv_wait_get(rdv_t *rdv, const char *key, int64_t deadline_ms,
    * pause or returns, and the pass that starts at the deadline returns. */
   for (;;) {
     if (cancel != NULL && cancel(cancel_arg))
-      return qp_fail(QP_ERR_INTERRUPTED,
+      return err_fail(QP_ERR_INTERRUPTED,
                      "waiting for rendezvous key \"%.40s\" was interrupted",
                      key ? key : "");
     int rc = rdv_get(rdv, key, value, len);
@@ -238,7 +238,7 @@ int rdv_wait_get(rdv_t *rdv, const char *key, int64_t deadline_ms,
       return rc;
     int64_t now = rdv_now_ms();
     if (now >= deadline_ms)
-      return qp_fail(QP_ERR_TIMEOUT,
+      return err_fail(QP_ERR_TIMEOUT,
                      "rendezvous key \"%s\" did not appear in %s within "
                      "%lld ms",
                      key, rdv->describe, (long long)(now - start));

@@ -55,7 +55,7 @@ int rdv_open(const char *url, const char *session, rdv_t **out);
  *   its length in *len; 0 when the key is absent; negative on error.
  * - del: remove the key; absent keys are not an error. 0 or negative.
  * - close: optional; called once by rdv_close() to release user.
- * A callback that fails may call qp_fail() with its own message; otherwise
+ * A callback that fails may call err_fail() with its own message; otherwise
  * the library writes one naming the operation and key. Callbacks are never
  * called with a library lock held, so they may block.
  */

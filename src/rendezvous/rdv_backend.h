@@ -6,7 +6,7 @@
  * components escaped to [A-Za-z0-9_.%-], never starting with '.'), so a
  * backend receives keys that are safe as file names and bounded by
  * RDV_FULL_KEY_MAX, and values of at most RDV_VALUE_MAX bytes (never NULL).
- * Each backend writes its own failure messages with qp_fail().
+ * Each backend writes its own failure messages with err_fail().
  */
 #ifndef QP_RDV_BACKEND_H
 #define QP_RDV_BACKEND_H

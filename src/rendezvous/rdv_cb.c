@@ -4,7 +4,7 @@
  *
  * User code may fail in ways the library cannot describe, so each call
  * clears the thread's message first: if the callback wrote one with
- * qp_fail() it stands; otherwise a message naming the operation and key is
+ * err_fail() it stands; otherwise a message naming the operation and key is
  * written here. Codes outside QP_ERR_MAP become QP_ERR_RENDEZVOUS.
  */
 #include <stdlib.h>
@@ -27,13 +27,13 @@ static int callback_failed(int rc, const char *op, const char *key) {
   int code = is_known_code(rc) ? rc : QP_ERR_RENDEZVOUS;
   if (qp_last_error()[0] != '\0')
     return code;
-  return qp_fail(code, "rendezvous callback %s(\"%s\") failed with %d", op, key,
+  return err_fail(code, "rendezvous callback %s(\"%s\") failed with %d", op, key,
                  rc);
 }
 
 static int cb_put(void *state, const char *key, const void *value, size_t len) {
   cb_store *s = state;
-  qp_error_clear();
+  err_clear();
   int rc = s->cb.put(s->user, key, value, len);
   return rc < 0 ? callback_failed(rc, "put", key) : 0;
 }
@@ -42,7 +42,7 @@ static int cb_get(void *state, const char *key, char **value, size_t *len) {
   cb_store *s = state;
   char *raw = NULL;
   size_t raw_len = 0;
-  qp_error_clear();
+  err_clear();
   int rc = s->cb.get(s->user, key, &raw, &raw_len);
   if (rc < 0) {
     free(raw);
@@ -53,13 +53,13 @@ static int cb_get(void *state, const char *key, char **value, size_t *len) {
     return 0;
   }
   if (raw == NULL && raw_len > 0)
-    return qp_fail(QP_ERR_RENDEZVOUS,
+    return err_fail(QP_ERR_RENDEZVOUS,
                    "rendezvous callback get(\"%s\") found the key but "
                    "returned no value",
                    key);
   if (raw_len > RDV_VALUE_MAX) {
     free(raw);
-    return qp_fail(QP_ERR_RENDEZVOUS,
+    return err_fail(QP_ERR_RENDEZVOUS,
                    "rendezvous callback get(\"%s\") returned %zu bytes; the "
                    "limit is %u",
                    key, raw_len, RDV_VALUE_MAX);
@@ -69,7 +69,7 @@ static int cb_get(void *state, const char *key, char **value, size_t *len) {
   *value = rdv_copy_value(raw, raw_len);
   free(raw);
   if (*value == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory reading rendezvous key %s",
+    return err_fail(QP_ERR_NOMEM, "out of memory reading rendezvous key %s",
                    key);
   *len = raw_len;
   return 1;
@@ -77,7 +77,7 @@ static int cb_get(void *state, const char *key, char **value, size_t *len) {
 
 static int cb_del(void *state, const char *key) {
   cb_store *s = state;
-  qp_error_clear();
+  err_clear();
   int rc = s->cb.del(s->user, key);
   return rc < 0 ? callback_failed(rc, "delete", key) : 0;
 }
@@ -97,11 +97,11 @@ static const rdv_ops cb_ops = {
 int rdv_cb_open(const rdv_callbacks *cb, void *user, void **state,
                 const rdv_ops **ops) {
   if (cb->put == NULL || cb->get == NULL || cb->del == NULL)
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "rendezvous callbacks: put, get and del are all required");
   cb_store *s = calloc(1, sizeof(*s));
   if (s == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory opening the rendezvous");
+    return err_fail(QP_ERR_NOMEM, "out of memory opening the rendezvous");
   s->cb = *cb;
   s->user = user;
   *state = s;

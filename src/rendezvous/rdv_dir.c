@@ -31,7 +31,7 @@ typedef struct dir_store {
 } dir_store;
 
 static int fail_errno(const char *what, const char *path) {
-  return qp_fail(QP_ERR_RENDEZVOUS, "rendezvous folder: cannot %s %s: %s", what,
+  return err_fail(QP_ERR_RENDEZVOUS, "rendezvous folder: cannot %s %s: %s", what,
                  path, strerror(errno));
 }
 
@@ -133,7 +133,7 @@ static int read_file(int fd, const char *path, size_t size, char **value,
                      size_t *len) {
   char *buf = malloc(size + 1);
   if (buf == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory reading %s", path);
+    return err_fail(QP_ERR_NOMEM, "out of memory reading %s", path);
   size_t done = 0;
   int interrupts = 0;
   /* Reads size + 1 bytes at most, so a file that grew is noticed. */
@@ -153,7 +153,7 @@ static int read_file(int fd, const char *path, size_t size, char **value,
     /* Files are replaced by rename, never rewritten, so this means someone
      * else writes into the folder. */
     free(buf);
-    return qp_fail(QP_ERR_RENDEZVOUS,
+    return err_fail(QP_ERR_RENDEZVOUS,
                    "rendezvous file %s changed size while being read", path);
   }
   buf[done] = '\0';
@@ -174,9 +174,9 @@ static int dir_get(void *state, const char *key, char **value, size_t *len) {
   if (fstat(fd, &st) < 0)
     rc = fail_errno("stat", path);
   else if (!S_ISREG(st.st_mode))
-    rc = qp_fail(QP_ERR_RENDEZVOUS, "rendezvous file %s is not a file", path);
+    rc = err_fail(QP_ERR_RENDEZVOUS, "rendezvous file %s is not a file", path);
   else if ((uint64_t)st.st_size > RDV_VALUE_MAX)
-    rc = qp_fail(QP_ERR_RENDEZVOUS,
+    rc = err_fail(QP_ERR_RENDEZVOUS,
                  "rendezvous file %s is %lld bytes; the limit is %u", path,
                  (long long)st.st_size, RDV_VALUE_MAX);
   else
@@ -202,7 +202,7 @@ static const rdv_ops dir_ops = {
 int rdv_dir_open(const char *path, void **state, const rdv_ops **ops) {
   size_t len = strnlen(path, DIR_PATH_MAX + 1);
   if (len == 0 || len > DIR_PATH_MAX)
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "rendezvous URL \"dir:%.80s\": PATH must be 1 to %d bytes",
                    path, DIR_PATH_MAX);
   int rc = make_dir(path);
@@ -212,13 +212,13 @@ int rdv_dir_open(const char *path, void **state, const rdv_ops **ops) {
   if (stat(path, &st) < 0)
     return fail_errno("open folder", path);
   if (!S_ISDIR(st.st_mode))
-    return qp_fail(QP_ERR_RENDEZVOUS,
+    return err_fail(QP_ERR_RENDEZVOUS,
                    "rendezvous URL \"dir:%s\": %s is not a folder", path, path);
   if (access(path, W_OK | X_OK) < 0)
     return fail_errno("write into folder", path);
   dir_store *d = calloc(1, sizeof(*d));
   if (d == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory opening dir:%s", path);
+    return err_fail(QP_ERR_NOMEM, "out of memory opening dir:%s", path);
   memcpy(d->root, path, len + 1);
   *state = d;
   *ops = &dir_ops;

@@ -114,7 +114,7 @@ void rdv_json_reader_init(rdv_json_reader *r, const char *text, size_t len) {
 
 int rdv_json_fail(const rdv_json_reader *r, const char *what,
                   const char *problem) {
-  return qp_fail(QP_ERR_PROTOCOL,
+  return err_fail(QP_ERR_PROTOCOL,
                  "malformed rendezvous record: %s %s (at byte %zu)", what,
                  problem, (size_t)(r->p - r->start));
 }

@@ -61,7 +61,7 @@ static void entry_free(mem_entry *e) {
 static int insert_entry(mem_table *t, mem_entry **slot, const char *key,
                         char *value, size_t len) {
   if (t->count >= MEM_MAX_KEYS)
-    return qp_fail(QP_ERR_RENDEZVOUS,
+    return err_fail(QP_ERR_RENDEZVOUS,
                    "rendezvous mem:%s holds %d keys already; refusing more",
                    t->name, MEM_MAX_KEYS);
   mem_entry *e = calloc(1, sizeof(*e));
@@ -69,7 +69,7 @@ static int insert_entry(mem_table *t, mem_entry **slot, const char *key,
   if (e == NULL || key_copy == NULL) {
     free(e);
     free(key_copy);
-    return qp_fail(QP_ERR_NOMEM, "out of memory storing rendezvous key %s",
+    return err_fail(QP_ERR_NOMEM, "out of memory storing rendezvous key %s",
                    key);
   }
   e->key = key_copy;
@@ -85,7 +85,7 @@ static int mem_put(void *state, const char *key, const void *value,
   mem_table *t = state;
   char *copy = rdv_copy_value(value, len);
   if (copy == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory storing rendezvous key %s",
+    return err_fail(QP_ERR_NOMEM, "out of memory storing rendezvous key %s",
                    key);
   int rc = 0;
   pthread_mutex_lock(&t->lock);
@@ -116,7 +116,7 @@ static int mem_get(void *state, const char *key, char **value, size_t *len) {
   pthread_mutex_unlock(&t->lock);
   if (rc == 1 && *value == NULL) {
     *len = 0;
-    return qp_fail(QP_ERR_NOMEM, "out of memory reading rendezvous key %s",
+    return err_fail(QP_ERR_NOMEM, "out of memory reading rendezvous key %s",
                    key);
   }
   return rc;
@@ -179,16 +179,16 @@ static mem_table *find_table(const char *name) {
 /* Called with registry_lock held. */
 static int new_table(const char *name, size_t len, mem_table **out) {
   if (registry_count >= MEM_MAX_TABLES)
-    return qp_fail(QP_ERR_RENDEZVOUS,
+    return err_fail(QP_ERR_RENDEZVOUS,
                    "rendezvous mem:%s: %d tables are open already", name,
                    MEM_MAX_TABLES);
   mem_table *t = calloc(1, sizeof(*t));
   if (t == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory opening rendezvous mem:%s",
+    return err_fail(QP_ERR_NOMEM, "out of memory opening rendezvous mem:%s",
                    name);
   if (pthread_mutex_init(&t->lock, NULL) != 0) {
     free(t);
-    return qp_fail(QP_ERR_RENDEZVOUS, "rendezvous mem:%s: no mutex", name);
+    return err_fail(QP_ERR_RENDEZVOUS, "rendezvous mem:%s: no mutex", name);
   }
   memcpy(t->name, name, len + 1); /* len checked by the caller */
   t->next = registry;
@@ -201,7 +201,7 @@ static int new_table(const char *name, size_t len, mem_table **out) {
 int rdv_mem_open(const char *name, void **state, const rdv_ops **ops) {
   size_t len = strnlen(name, MEM_NAME_MAX + 1);
   if (len == 0 || len > MEM_NAME_MAX)
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "rendezvous URL \"mem:%.80s\": NAME must be 1 to %d bytes",
                    name, MEM_NAME_MAX);
   pthread_mutex_lock(&registry_lock);

@@ -41,7 +41,7 @@ static struct timeval ms_to_timeval(int ms) {
 }
 
 static int fail_bad_url(const char *url, const char *why) {
-  return qp_fail(QP_ERR_INVALID,
+  return err_fail(QP_ERR_INVALID,
                  "rendezvous URL \"%.200s\": %s; use " REDIS_URL_FORMS, url,
                  why);
 }
@@ -107,7 +107,7 @@ static int parse_url(const char *url, redis_store *r) {
 /* Fail with the context's error and drop the context, which hiredis has
  * marked unusable. */
 static int fail_io(redis_store *r, const char *what) {
-  int rc = qp_fail(QP_ERR_RENDEZVOUS, "Redis %s:%d: %s: %s", r->host, r->port,
+  int rc = err_fail(QP_ERR_RENDEZVOUS, "Redis %s:%d: %s: %s", r->host, r->port,
                    what, r->ctx->errstr);
   redisFree(r->ctx);
   r->ctx = NULL;
@@ -121,7 +121,7 @@ static int run(redis_store *r, const char *what, int argc, const char **argv,
   if (reply == NULL)
     return fail_io(r, what);
   if (reply->type == REDIS_REPLY_ERROR) {
-    int rc = qp_fail(QP_ERR_RENDEZVOUS, "Redis %s:%d: %s: %s", r->host, r->port,
+    int rc = err_fail(QP_ERR_RENDEZVOUS, "Redis %s:%d: %s: %s", r->host, r->port,
                      what, reply->str);
     freeReplyObject(reply);
     return rc;
@@ -146,7 +146,7 @@ static int connect_store(redis_store *r) {
   r->ctx = redisConnectWithTimeout(r->host, r->port,
                                    ms_to_timeval(REDIS_CONNECT_TIMEOUT_MS));
   if (r->ctx == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory connecting to Redis %s:%d",
+    return err_fail(QP_ERR_NOMEM, "out of memory connecting to Redis %s:%d",
                    r->host, r->port);
   if (r->ctx->err)
     return fail_io(r, "cannot connect");
@@ -192,16 +192,16 @@ static int take_string(redis_store *r, redisReply *reply, char **value,
   if (reply->type == REDIS_REPLY_NIL)
     return 0;
   if (reply->type != REDIS_REPLY_STRING)
-    return qp_fail(QP_ERR_RENDEZVOUS,
+    return err_fail(QP_ERR_RENDEZVOUS,
                    "Redis %s:%d: GET answered with reply type %d, not a string",
                    r->host, r->port, reply->type);
   if (reply->len > RDV_VALUE_MAX)
-    return qp_fail(QP_ERR_RENDEZVOUS,
+    return err_fail(QP_ERR_RENDEZVOUS,
                    "Redis %s:%d: value is %zu bytes; the limit is %u", r->host,
                    r->port, reply->len, RDV_VALUE_MAX);
   *value = rdv_copy_value(reply->str, reply->len);
   if (*value == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory reading a Redis value");
+    return err_fail(QP_ERR_NOMEM, "out of memory reading a Redis value");
   *len = reply->len;
   return 1;
 }
@@ -243,7 +243,7 @@ static const rdv_ops redis_ops = {
 int rdv_redis_open(const char *url, void **state, const rdv_ops **ops) {
   redis_store *r = calloc(1, sizeof(*r));
   if (r == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory opening %s", url);
+    return err_fail(QP_ERR_NOMEM, "out of memory opening %s", url);
   int rc = parse_url(url, r);
   if (rc == 0)
     rc = connect_store(r);

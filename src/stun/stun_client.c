@@ -45,11 +45,11 @@ int stun_client_start(stun_client *c, const udp_addr_t *server,
                       int64_t deadline_ms) {
   if (!c || !server ||
       (server->ss.ss_family != AF_INET && server->ss.ss_family != AF_INET6))
-    return qp_fail(QP_ERR_INVALID, "STUN transaction needs an IPv4 or IPv6 "
+    return err_fail(QP_ERR_INVALID, "STUN transaction needs an IPv4 or IPv6 "
                                    "server address");
   int i = free_slot(c);
   if (i < 0)
-    return qp_fail(QP_ERR_NOMEM, "all %d STUN transaction slots are in use",
+    return err_fail(QP_ERR_NOMEM, "all %d STUN transaction slots are in use",
                    STUN_CLIENT_MAX_TRANSACTIONS);
   stun_client_txn *t = &c->txns[i];
   memset(t, 0, sizeof(*t));
@@ -196,7 +196,7 @@ int stun_client_on_response(stun_client *c, const uint8_t *buf, size_t len,
     take_error_response(&t->result, &m);
   else
     take_success_response(&t->result, &m);
-  if (qp_log_enabled(QP_LOG_LEVEL_DEBUG)) {
+  if (log_enabled(QP_LOG_LEVEL_DEBUG)) {
     char a[UDP_ADDRSTRLEN], b[UDP_ADDRSTRLEN];
     QP_LOG_DEBUG("STUN %s from %s: mapped %s, rtt %lld ms",
                  stun_msg_type_name(m.method, m.cls),
@@ -263,11 +263,11 @@ static void read_responses(stun_client *c, udp_socket_t *sock) {
 static int check_run_args(const stun_client_request *reqs, size_t n,
                           const stun_client_result *results) {
   if (!reqs || !results || n == 0 || n > STUN_CLIENT_MAX_TRANSACTIONS)
-    return qp_fail(QP_ERR_INVALID, "STUN query needs 1 to %d servers (got %zu)",
+    return err_fail(QP_ERR_INVALID, "STUN query needs 1 to %d servers (got %zu)",
                    STUN_CLIENT_MAX_TRANSACTIONS, n);
   for (size_t i = 0; i < n; i++)
     if (reqs[i].sock == NULL || reqs[i].sock->fd < 0)
-      return qp_fail(QP_ERR_INVALID, "STUN query: request %zu has no socket",
+      return err_fail(QP_ERR_INVALID, "STUN query: request %zu has no socket",
                      i);
   return 0;
 }
@@ -277,9 +277,9 @@ static int wait_and_read(stun_client *c, run_fds *fds, int64_t wait_ms) {
   int rc =
       poll(fds->pfd, fds->count, wait_ms > INT_MAX ? INT_MAX : (int)wait_ms);
   if (rc < 0 && errno == EINTR)
-    return qp_fail(QP_ERR_INTERRUPTED, "STUN query interrupted by a signal");
+    return err_fail(QP_ERR_INTERRUPTED, "STUN query interrupted by a signal");
   if (rc < 0)
-    return qp_fail(QP_ERR_SOCKET, "poll on the STUN sockets failed: %s",
+    return err_fail(QP_ERR_SOCKET, "poll on the STUN sockets failed: %s",
                    strerror(errno));
   for (size_t i = 0; rc > 0 && i < fds->count; i++)
     if (fds->pfd[i].revents)
@@ -352,7 +352,7 @@ int stun_client_query(udp_socket_t *sock, const udp_addr_t *servers, size_t n,
                       int timeout_ms, stun_client_result *results) {
   stun_client_request reqs[STUN_CLIENT_MAX_TRANSACTIONS];
   if (!servers || n == 0 || n > STUN_CLIENT_MAX_TRANSACTIONS)
-    return qp_fail(QP_ERR_INVALID, "STUN query needs 1 to %d servers (got %zu)",
+    return err_fail(QP_ERR_INVALID, "STUN query needs 1 to %d servers (got %zu)",
                    STUN_CLIENT_MAX_TRANSACTIONS, n);
   for (size_t i = 0; i < n; i++)
     reqs[i] = (stun_client_request){.sock = sock, .server = servers[i]};
@@ -367,11 +367,11 @@ int stun_client_query(udp_socket_t *sock, const udp_addr_t *servers, size_t n,
   char summary[SUMMARY_MAX];
   char addr[UDP_ADDRSTRLEN];
   if (n == 1 && results[0].error == QP_ERR_TIMEOUT)
-    return qp_fail(QP_ERR_TIMEOUT, "STUN server %s did not answer in %d ms",
+    return err_fail(QP_ERR_TIMEOUT, "STUN server %s did not answer in %d ms",
                    udp_addr_to_string(&servers[0], addr, sizeof(addr)),
                    timeout_ms);
   summarize(results, n, summary, sizeof(summary));
-  return qp_fail(worst_error(results, n),
+  return err_fail(worst_error(results, n),
                  "no STUN server gave a mapped address within %d ms: %s",
                  timeout_ms, summary);
 }

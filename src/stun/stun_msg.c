@@ -127,7 +127,7 @@ const char *stun_msg_type_name(uint16_t method, stun_class cls) {
 static int parse_address(const stun_msg *msg, uint16_t type, const uint8_t *v,
                          size_t len, bool xored, udp_addr_t *out) {
   if (len < 4)
-    return qp_fail(QP_ERR_STUN,
+    return err_fail(QP_ERR_STUN,
                    "STUN address attribute 0x%04x is %zu bytes, "
                    "too short",
                    type, len);
@@ -159,7 +159,7 @@ static int parse_address(const stun_msg *msg, uint16_t type, const uint8_t *v,
     out->len = sizeof(*sin6);
     return 0;
   }
-  return qp_fail(QP_ERR_STUN,
+  return err_fail(QP_ERR_STUN,
                  "STUN address attribute 0x%04x has family %u with %zu bytes; "
                  "expected IPv4 (1) in 8 or IPv6 (2) in 20",
                  type, family, len);
@@ -168,7 +168,7 @@ static int parse_address(const stun_msg *msg, uint16_t type, const uint8_t *v,
 static int expect_len(uint16_t type, size_t len, size_t want) {
   if (len == want)
     return 0;
-  return qp_fail(QP_ERR_STUN,
+  return err_fail(QP_ERR_STUN,
                  "STUN attribute 0x%04x is %zu bytes long; it must be %zu",
                  type, len, want);
 }
@@ -176,7 +176,7 @@ static int expect_len(uint16_t type, size_t len, size_t want) {
 static int parse_text(uint16_t type, const uint8_t *v, size_t len, size_t max,
                       stun_bytes *out) {
   if (len > max)
-    return qp_fail(QP_ERR_STUN,
+    return err_fail(QP_ERR_STUN,
                    "STUN attribute 0x%04x is %zu bytes; at most %zu allowed",
                    type, len, max);
   if (!out->data) {
@@ -189,7 +189,7 @@ static int parse_text(uint16_t type, const uint8_t *v, size_t len, size_t max,
 static int parse_type_list(uint16_t type, const uint8_t *v, size_t len,
                            stun_bytes *out) {
   if (len % 2 != 0)
-    return qp_fail(QP_ERR_STUN, "STUN UNKNOWN-ATTRIBUTES of odd length %zu",
+    return err_fail(QP_ERR_STUN, "STUN UNKNOWN-ATTRIBUTES of odd length %zu",
                    len);
   return parse_text(type, v, len, len, out);
 }
@@ -197,11 +197,11 @@ static int parse_type_list(uint16_t type, const uint8_t *v, size_t len,
 static int parse_error_code(stun_msg *msg, const uint8_t *v, size_t len) {
   if (len < ERROR_CODE_HEADER_SIZE ||
       len > ERROR_CODE_HEADER_SIZE + STUN_MAX_REASON_BYTES)
-    return qp_fail(QP_ERR_STUN, "STUN ERROR-CODE attribute of %zu bytes", len);
+    return err_fail(QP_ERR_STUN, "STUN ERROR-CODE attribute of %zu bytes", len);
   int cls = v[2] & 0x07;
   int number = v[3];
   if (cls < 3 || cls > 6 || number > 99)
-    return qp_fail(QP_ERR_STUN,
+    return err_fail(QP_ERR_STUN,
                    "STUN ERROR-CODE has class %d number %d; expected 3..6 "
                    "and 0..99",
                    cls, number);
@@ -217,7 +217,7 @@ static int parse_error_code(stun_msg *msg, const uint8_t *v, size_t len) {
 static int parse_hmac_sha256(stun_msg *msg, size_t offset, size_t len) {
   if (len < MIN_HMAC_SHA256_BYTES || len > STUN_HMAC_SHA256_SIZE ||
       len % 4 != 0)
-    return qp_fail(QP_ERR_STUN,
+    return err_fail(QP_ERR_STUN,
                    "STUN MESSAGE-INTEGRITY-SHA256 of %zu bytes; expected "
                    "16..32 in steps of 4",
                    len);
@@ -232,7 +232,7 @@ static int check_fingerprint(stun_msg *msg, size_t offset, const uint8_t *v,
     return rc;
   uint32_t want = stun_msg_crc32(msg->raw, offset) ^ STUN_FINGERPRINT_XOR;
   if (get32(v) != want)
-    return qp_fail(QP_ERR_STUN,
+    return err_fail(QP_ERR_STUN,
                    "STUN FINGERPRINT mismatch: message says 0x%08x, content "
                    "gives 0x%08x",
                    get32(v), want);
@@ -350,20 +350,20 @@ static int parse_attr(stun_msg *msg, uint16_t type, size_t offset,
 
 static int parse_header(const uint8_t *buf, size_t len, stun_msg *out) {
   if (len < STUN_HEADER_SIZE)
-    return qp_fail(QP_ERR_STUN,
+    return err_fail(QP_ERR_STUN,
                    "STUN message of %zu bytes is shorter than the 20-byte "
                    "header",
                    len);
   if (buf[0] & 0xC0)
-    return qp_fail(QP_ERR_STUN, "not STUN: the first two bits are not zero");
+    return err_fail(QP_ERR_STUN, "not STUN: the first two bits are not zero");
   if (get32(buf + 4) != STUN_MAGIC_COOKIE)
-    return qp_fail(QP_ERR_STUN,
+    return err_fail(QP_ERR_STUN,
                    "not STUN (RFC 5389+): magic cookie is 0x%08x, not "
                    "0x2112a442",
                    get32(buf + 4));
   size_t msg_len = get16(buf + 2);
   if (msg_len % 4 != 0 || STUN_HEADER_SIZE + msg_len != len)
-    return qp_fail(QP_ERR_STUN,
+    return err_fail(QP_ERR_STUN,
                    "STUN Message Length %zu does not fit a %zu-byte datagram "
                    "(must be a multiple of 4 equal to the bytes after the "
                    "header)",
@@ -390,12 +390,12 @@ static bool ignored_after_integrity(const stun_msg *msg, uint16_t type) {
 
 int stun_msg_parse(const uint8_t *buf, size_t len, stun_msg *out) {
   if (!buf || !out)
-    return qp_fail(QP_ERR_INVALID, "stun_msg_parse: NULL argument");
+    return err_fail(QP_ERR_INVALID, "stun_msg_parse: NULL argument");
   int rc = parse_header(buf, len, out);
   size_t offset = STUN_HEADER_SIZE;
   while (rc == 0 && offset < len) {
     if (len - offset < STUN_ATTR_HEADER_SIZE)
-      return qp_fail(QP_ERR_STUN,
+      return err_fail(QP_ERR_STUN,
                      "STUN attribute header truncated at "
                      "offset %zu",
                      offset);
@@ -403,12 +403,12 @@ int stun_msg_parse(const uint8_t *buf, size_t len, stun_msg *out) {
     size_t attr_len = get16(buf + offset + 2);
     size_t room = len - offset - STUN_ATTR_HEADER_SIZE;
     if (padded(attr_len) > room)
-      return qp_fail(QP_ERR_STUN,
+      return err_fail(QP_ERR_STUN,
                      "STUN attribute 0x%04x at offset %zu claims %zu bytes "
                      "(padded %zu) but only %zu remain",
                      type, offset, attr_len, padded(attr_len), room);
     if (out->has_fingerprint)
-      return qp_fail(QP_ERR_STUN,
+      return err_fail(QP_ERR_STUN,
                      "STUN attribute 0x%04x follows FINGERPRINT, which must "
                      "be last",
                      type);
@@ -447,7 +447,7 @@ int stun_msg_decode_address(const stun_msg *msg, uint16_t type,
                             stun_bytes value, bool xored,
                             udp_addr_t *out) {
   if (!msg || !value.data || !out)
-    return qp_fail(QP_ERR_INVALID, "stun_msg_decode_address: NULL argument");
+    return err_fail(QP_ERR_INVALID, "stun_msg_decode_address: NULL argument");
   return parse_address(msg, type, value.data, value.len, xored, out);
 }
 
@@ -465,12 +465,12 @@ static int hmac_prefix(gnutls_mac_algorithm_t alg, const uint8_t *msg,
   gnutls_hmac_hd_t h;
   int rc = gnutls_hmac_init(&h, alg, key_len ? (const void *)key : "", key_len);
   if (rc < 0)
-    return qp_fail(QP_ERR_INTERNAL, "GnuTLS HMAC init failed: %s",
+    return err_fail(QP_ERR_INTERNAL, "GnuTLS HMAC init failed: %s",
                    gnutls_strerror(rc));
   if (gnutls_hmac(h, msg, 2) < 0 || gnutls_hmac(h, length_field, 2) < 0 ||
       gnutls_hmac(h, msg + 4, offset - 4) < 0) {
     gnutls_hmac_deinit(h, NULL);
-    return qp_fail(QP_ERR_INTERNAL, "GnuTLS HMAC computation failed");
+    return err_fail(QP_ERR_INTERNAL, "GnuTLS HMAC computation failed");
   }
   gnutls_hmac_deinit(h, digest);
   return 0;
@@ -485,7 +485,7 @@ static int check_hmac(const stun_msg *msg, gnutls_mac_algorithm_t alg,
     return rc;
   const uint8_t *got = msg->raw + offset + STUN_ATTR_HEADER_SIZE;
   if (!secret_equal(got, digest, attr_len))
-    return qp_fail(QP_ERR_STUN,
+    return err_fail(QP_ERR_STUN,
                    "STUN %s does not match: wrong password or altered "
                    "message",
                    alg == GNUTLS_MAC_SHA1 ? "MESSAGE-INTEGRITY"
@@ -496,25 +496,25 @@ static int check_hmac(const stun_msg *msg, gnutls_mac_algorithm_t alg,
 int stun_msg_check_integrity(const stun_msg *msg, const uint8_t *key,
                              size_t key_len) {
   if (!msg || !msg->raw || (!key && key_len))
-    return qp_fail(QP_ERR_INVALID, "stun_msg_check_integrity: NULL argument");
+    return err_fail(QP_ERR_INVALID, "stun_msg_check_integrity: NULL argument");
   if (msg->integrity_sha256_offset)
     return check_hmac(msg, GNUTLS_MAC_SHA256, msg->integrity_sha256_offset, key,
                       key_len);
   if (msg->integrity_offset)
     return check_hmac(msg, GNUTLS_MAC_SHA1, msg->integrity_offset, key,
                       key_len);
-  return qp_fail(QP_ERR_STUN, "STUN message has no MESSAGE-INTEGRITY");
+  return err_fail(QP_ERR_STUN, "STUN message has no MESSAGE-INTEGRITY");
 }
 
 int stun_msg_long_term_key(const char *username, const char *realm,
                            const char *password,
                            uint8_t key[STUN_LONG_TERM_KEY_SIZE]) {
   if (!username || !realm || !password || !key)
-    return qp_fail(QP_ERR_INVALID, "stun_msg_long_term_key: NULL argument");
+    return err_fail(QP_ERR_INVALID, "stun_msg_long_term_key: NULL argument");
   gnutls_hash_hd_t h;
   int rc = gnutls_hash_init(&h, GNUTLS_DIG_MD5);
   if (rc < 0)
-    return qp_fail(QP_ERR_INTERNAL, "GnuTLS MD5 unavailable: %s",
+    return err_fail(QP_ERR_INTERNAL, "GnuTLS MD5 unavailable: %s",
                    gnutls_strerror(rc));
   gnutls_hash(h, username, strlen(username));
   gnutls_hash(h, ":", 1);
@@ -528,7 +528,7 @@ int stun_msg_long_term_key(const char *username, const char *realm,
 int stun_msg_new_txid(uint8_t txid[STUN_TXID_SIZE]) {
   int rc = gnutls_rnd(GNUTLS_RND_NONCE, txid, STUN_TXID_SIZE);
   if (rc < 0)
-    return qp_fail(QP_ERR_INTERNAL, "no random transaction id: %s",
+    return err_fail(QP_ERR_INTERNAL, "no random transaction id: %s",
                    gnutls_strerror(rc));
   return 0;
 }
@@ -542,10 +542,10 @@ static void set_length(stun_msg_writer *w, size_t total) {
 static int check_room(const stun_msg_writer *w, size_t value_len) {
   size_t need = STUN_ATTR_HEADER_SIZE + padded(value_len);
   if (!w || !w->buf)
-    return qp_fail(QP_ERR_INVALID, "STUN writer used before its header");
+    return err_fail(QP_ERR_INVALID, "STUN writer used before its header");
   if (value_len > 0xFFFF || need > w->cap - w->len ||
       w->len + need > STUN_MAX_MESSAGE_SIZE)
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "STUN attribute of %zu bytes does not fit: %zu of %zu "
                    "bytes used",
                    value_len, w->len, w->cap);
@@ -556,7 +556,7 @@ int stun_msg_write_header(stun_msg_writer *w, uint8_t *buf, size_t cap,
                           uint16_t method, stun_class cls,
                           const uint8_t txid[STUN_TXID_SIZE]) {
   if (!w || !buf || !txid || cap < STUN_HEADER_SIZE || method > 0xFFF)
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "stun_msg_write_header: bad argument (buffer of %zu "
                    "bytes, method 0x%x)",
                    cap, method);
@@ -600,7 +600,7 @@ int stun_msg_write_u64(stun_msg_writer *w, uint16_t type, uint64_t value) {
 static int write_address(stun_msg_writer *w, uint16_t type,
                          const udp_addr_t *addr, bool xored) {
   if (!w || !w->buf || !addr)
-    return qp_fail(QP_ERR_INVALID, "STUN address attribute: NULL argument");
+    return err_fail(QP_ERR_INVALID, "STUN address attribute: NULL argument");
   uint8_t v[ADDR_IPV6_VALUE_SIZE] = {0};
   uint8_t mask[16];
   put32(mask, STUN_MAGIC_COOKIE);
@@ -616,7 +616,7 @@ static int write_address(stun_msg_writer *w, uint16_t type,
     ip = (const uint8_t *)&((const struct sockaddr_in6 *)&addr->ss)->sin6_addr;
     ip_len = 16;
   } else {
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "STUN address attribute 0x%04x: address "
                    "family %d is neither IPv4 nor IPv6",
                    type, addr->ss.ss_family);
@@ -655,7 +655,7 @@ int stun_msg_write_error_code(stun_msg_writer *w, int code,
                               const char *reason) {
   size_t reason_len = reason ? strlen(reason) : 0;
   if (code < 300 || code > 699 || reason_len > MAX_REASON_ENCODE_BYTES)
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "STUN ERROR-CODE %d with a %zu-byte reason is not "
                    "encodable",
                    code, reason_len);
@@ -675,7 +675,7 @@ static int write_hmac(stun_msg_writer *w, uint16_t type,
   if (rc)
     return rc;
   if (!key && key_len)
-    return qp_fail(QP_ERR_INVALID, "STUN integrity: NULL key");
+    return err_fail(QP_ERR_INVALID, "STUN integrity: NULL key");
   /* The HMAC covers a header whose length already counts this attribute. */
   set_length(w, w->len + STUN_ATTR_HEADER_SIZE + digest_len);
   uint8_t digest[STUN_HMAC_SHA256_SIZE];
@@ -683,7 +683,7 @@ static int write_hmac(stun_msg_writer *w, uint16_t type,
                         w->len, digest);
   if (rc < 0) {
     set_length(w, w->len);
-    return qp_fail(QP_ERR_INTERNAL, "GnuTLS HMAC failed: %s",
+    return err_fail(QP_ERR_INTERNAL, "GnuTLS HMAC failed: %s",
                    gnutls_strerror(rc));
   }
   return stun_msg_write_attr(w, type, digest, digest_len);

@@ -230,11 +230,11 @@ static int phase1(const stun_nat_config *cfg, nat_sockets *s,
   char addr[UDP_ADDRSTRLEN];
   udp_addr_to_string(&cfg->server, addr, sizeof(addr));
   if (res[0].state != STUN_TXN_SUCCEEDED && res[0].error == QP_ERR_SOCKET)
-    return qp_fail(QP_ERR_SOCKET,
+    return err_fail(QP_ERR_SOCKET,
                    "NAT discovery could not send to STUN server %s: %s", addr,
                    strerror(res[0].sys_errno));
   if (res[0].state != STUN_TXN_SUCCEEDED && res[0].error == QP_ERR_STUN)
-    return qp_fail(QP_ERR_STUN,
+    return err_fail(QP_ERR_STUN,
                    "STUN server %s refused NAT discovery test I: error %d "
                    "(%s)",
                    addr, res[0].error_code, res[0].error_reason);
@@ -331,7 +331,7 @@ int stun_nat_discover(const stun_nat_config *cfg, stun_nat_result *out) {
   if (!cfg || !out ||
       (cfg->server.ss.ss_family != AF_INET && cfg->server.ss.ss_family != AF_INET6) ||
       cfg->timeout_ms <= 0)
-    return qp_fail(QP_ERR_INVALID, "NAT discovery needs a server address and "
+    return err_fail(QP_ERR_INVALID, "NAT discovery needs a server address and "
                                    "a positive timeout");
   stun_nat_result r;
   memset(&r, 0, sizeof(r));

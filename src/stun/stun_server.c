@@ -118,7 +118,7 @@ int stun_server_handle(const stun_server_addrs *addrs, int local,
   if (!addrs || !req || !from || !out || !reply || local < 0 ||
       (size_t)local >= addrs->count ||
       (addrs->count != 1 && addrs->count != STUN_SERVER_MAX_SLOTS))
-    return qp_fail(QP_ERR_INVALID, "stun_server_handle: bad argument");
+    return err_fail(QP_ERR_INVALID, "stun_server_handle: bad argument");
   stun_msg m;
   if (!stun_msg_is_stun(req, len) || stun_msg_parse(req, len, &m) != 0 ||
       m.cls != STUN_CLASS_REQUEST)
@@ -271,12 +271,12 @@ static int parse_config(const char *primary, const char *alternate,
   if (rc == 0 && alternate)
     rc = udp_addr_parse(alternate, 0, a);
   if (rc == 0 && alternate && a->ss.ss_family != p->ss.ss_family)
-    rc = qp_fail(QP_ERR_INVALID,
+    rc = err_fail(QP_ERR_INVALID,
                  "STUN server addresses %s and %s must both be IPv4 or both "
                  "IPv6",
                  primary, alternate);
   if (rc == 0 && alternate && udp_addr_same_ip(p, a))
-    rc = qp_fail(QP_ERR_INVALID,
+    rc = err_fail(QP_ERR_INVALID,
                  "STUN server alternate address %s must have another IP than "
                  "the primary %s (RFC 5780)",
                  alternate, primary);
@@ -286,13 +286,13 @@ static int parse_config(const char *primary, const char *alternate,
 static int start_thread(stun_server_t *s) {
   int pipe_fds[2];
   if (pipe(pipe_fds) != 0)
-    return qp_fail(QP_ERR_SOCKET, "STUN server could not make a pipe: %s",
+    return err_fail(QP_ERR_SOCKET, "STUN server could not make a pipe: %s",
                    strerror(errno));
   s->wake_read = pipe_fds[0];
   s->wake_write = pipe_fds[1];
   int rc = pthread_create(&s->thread, NULL, server_thread, s);
   if (rc != 0)
-    return qp_fail(QP_ERR_INTERNAL, "STUN server could not start a thread: %s",
+    return err_fail(QP_ERR_INTERNAL, "STUN server could not start a thread: %s",
                    strerror(rc));
   s->thread_started = true;
   return 0;
@@ -302,13 +302,13 @@ int stun_server_start(const char *primary, const char *alternate,
                       stun_server_t **out) {
   udp_addr_t p, a;
   if (!out)
-    return qp_fail(QP_ERR_INVALID, "stun_server_start: out is NULL");
+    return err_fail(QP_ERR_INVALID, "stun_server_start: out is NULL");
   int rc = parse_config(primary, alternate, &p, &a);
   if (rc)
     return rc;
   stun_server_t *s = calloc(1, sizeof(*s));
   if (!s)
-    return qp_fail(QP_ERR_NOMEM, "no memory for the STUN server");
+    return err_fail(QP_ERR_NOMEM, "no memory for the STUN server");
   for (int i = 0; i < STUN_SERVER_MAX_SLOTS; i++)
     s->socks[i].fd = -1;
   s->wake_read = s->wake_write = -1;
@@ -346,7 +346,7 @@ void stun_server_stop(stun_server_t *s) {
 int stun_server_address(const stun_server_t *s, int slot,
                         udp_addr_t *out) {
   if (!s || !out || slot < 0 || (size_t)slot >= s->addrs.count)
-    return qp_fail(QP_ERR_INVALID, "STUN server has no address slot %d", slot);
+    return err_fail(QP_ERR_INVALID, "STUN server has no address slot %d", slot);
   *out = s->addrs.slot[slot];
   return 0;
 }

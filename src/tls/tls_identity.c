@@ -32,7 +32,7 @@ struct tls_identity {
 };
 
 static int tls_error(const char *what, int rv) {
-  return qp_fail(rv == GNUTLS_E_MEMORY_ERROR ? QP_ERR_NOMEM : QP_ERR_TLS,
+  return err_fail(rv == GNUTLS_E_MEMORY_ERROR ? QP_ERR_NOMEM : QP_ERR_TLS,
                  "GnuTLS %s failed: %s", what, gnutls_strerror(rv));
 }
 
@@ -67,7 +67,7 @@ static int fill_certificate(tls_identity_t *id) {
 int tls_identity_create(tls_identity_t **out) {
   tls_identity_t *id = calloc(1, sizeof(*id));
   if (id == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory creating a TLS identity");
+    return err_fail(QP_ERR_NOMEM, "out of memory creating a TLS identity");
   int rv, rc;
   if ((rv = gnutls_x509_privkey_init(&id->key)) < 0 ||
       (rv = gnutls_x509_crt_init(&id->crt)) < 0 ||
@@ -135,7 +135,7 @@ static int hex_value(int c) {
 
 int tls_fingerprint_parse(const char *text, uint8_t fp[TLS_FINGERPRINT_LEN]) {
   if (text == NULL)
-    return qp_fail(QP_ERR_INVALID, "fingerprint is NULL");
+    return err_fail(QP_ERR_INVALID, "fingerprint is NULL");
   const char *p = text;
   if (strncasecmp(p, "sha256:", 7) == 0)
     p += 7;
@@ -146,7 +146,7 @@ int tls_fingerprint_parse(const char *text, uint8_t fp[TLS_FINGERPRINT_LEN]) {
       continue;
     int v = hex_value((unsigned char)*p);
     if (v < 0 || digits >= 2 * TLS_FINGERPRINT_LEN)
-      return qp_fail(QP_ERR_INVALID,
+      return err_fail(QP_ERR_INVALID,
                      "fingerprint \"%.80s\" is not 64 hex digits of a SHA-256 "
                      "(colons and a \"sha256:\" prefix are allowed)",
                      text);
@@ -157,7 +157,7 @@ int tls_fingerprint_parse(const char *text, uint8_t fp[TLS_FINGERPRINT_LEN]) {
     digits++;
   }
   if (digits != 2 * TLS_FINGERPRINT_LEN)
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "fingerprint \"%.80s\" has %zu hex digits; a SHA-256 "
                    "fingerprint has 64",
                    text, digits);

@@ -39,7 +39,7 @@ static int grow(framing_parser_t *p, size_t need) {
     cap = p->len;
   uint8_t *data = realloc(p->data, cap);
   if (data == NULL)
-    return qp_fail(QP_ERR_NOMEM,
+    return err_fail(QP_ERR_NOMEM,
                    "out of memory growing a %zu-byte message to %zu bytes",
                    p->len, cap);
   p->data = data;
@@ -51,7 +51,7 @@ static int start_message(framing_parser_t *p, framing_msg_cb on_message, void *c
   uint32_t len = (uint32_t)p->hdr[0] << 24 | (uint32_t)p->hdr[1] << 16 |
                  (uint32_t)p->hdr[2] << 8 | p->hdr[3];
   if (len > p->max_len)
-    return qp_fail(QP_ERR_PROTOCOL,
+    return err_fail(QP_ERR_PROTOCOL,
                    "peer announced a message of %u bytes, more than this "
                    "side's max_message_size of %llu bytes",
                    len, (unsigned long long)p->max_len);
@@ -64,7 +64,7 @@ static int start_message(framing_parser_t *p, framing_msg_cb on_message, void *c
   /* malloc(0) may return NULL; a 0-byte message still gets a pointer. */
   p->data = malloc(1);
   if (p->data == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory for a 0-byte message");
+    return err_fail(QP_ERR_NOMEM, "out of memory for a 0-byte message");
   deliver(p, on_message, ctx);
   return 0;
 }

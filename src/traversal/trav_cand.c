@@ -125,7 +125,7 @@ int trav_gather_host(trav_agent_t *a, size_t sock_index) {
     return trav_cand_add(a, RDV_CAND_HOST, &s->local, 65535, sock_index);
   struct ifaddrs *list = NULL;
   if (getifaddrs(&list) != 0)
-    return qp_fail(QP_ERR_SOCKET, "could not list network interfaces "
+    return err_fail(QP_ERR_SOCKET, "could not list network interfaces "
                                   "(getifaddrs) for host candidates");
   uint16_t pref = 65535;
   size_t added = 0;
@@ -153,7 +153,7 @@ static int parse_server(const char *text, udp_addr_t *out) {
   if (rc != 0)
     return rc;
   if (udp_addr_from_ip(host, port, out) != 0)
-    return qp_fail(QP_ERR_RESOLVE, "STUN server \"%s\" is not resolved", text);
+    return err_fail(QP_ERR_RESOLVE, "STUN server \"%s\" is not resolved", text);
   return 0;
 }
 
@@ -192,16 +192,16 @@ int trav_gather_start(trav_agent_t *a, int64_t now_ms, int64_t deadline_ms) {
   if (cfg->stun_server_count == 0)
     return 0;
   if (cfg->stun_server_count > TRAV_MAX_STUN_SERVERS)
-    return qp_fail(QP_ERR_INVALID, "too many STUN servers: %zu (at most %d)",
+    return err_fail(QP_ERR_INVALID, "too many STUN servers: %zu (at most %d)",
                    cfg->stun_server_count, TRAV_MAX_STUN_SERVERS);
   a->stun = calloc(1, sizeof(*a->stun));
   if (a->stun == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory for STUN transactions");
+    return err_fail(QP_ERR_NOMEM, "out of memory for STUN transactions");
   stun_client_init(a->stun);
   a->gather_until_ms = deadline_ms;
   for (size_t i = 0; i < cfg->stun_server_count; i++) {
     if (cfg->stun_servers[i] == NULL)
-      return qp_fail(QP_ERR_INVALID, "STUN server %zu is NULL", i);
+      return err_fail(QP_ERR_INVALID, "STUN server %zu is NULL", i);
     int rc = start_one_server(a, cfg->stun_servers[i], now_ms);
     if (rc < 0)
       return rc;

@@ -185,7 +185,7 @@ static const rdv_candidate *first_srflx(const rdv_record *rec) {
 
 static int new_prefix(trav_spray_t *sp) {
   if (gnutls_rnd(GNUTLS_RND_NONCE, sp->prefix, sizeof(sp->prefix)) != 0)
-    return qp_fail(QP_ERR_INTERNAL, "no random bytes for probe ids");
+    return err_fail(QP_ERR_INTERNAL, "no random bytes for probe ids");
   return 0;
 }
 
@@ -267,7 +267,7 @@ static int open_extras(trav_agent_t *a, const rdv_record *rec, int64_t now_ms) {
     return 0;
   sp->extra = calloc((size_t)want, sizeof(*sp->extra));
   if (sp->extra == NULL)
-    return qp_fail(QP_ERR_NOMEM, "out of memory for %d extra sockets", want);
+    return err_fail(QP_ERR_NOMEM, "out of memory for %d extra sockets", want);
   udp_addr_t bind_addr = a->socks[0]->local;
   udp_addr_set_port(&bind_addr, 0);
   size_t n = 0;

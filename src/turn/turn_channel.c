@@ -23,12 +23,12 @@ int turn_channel_wrap(uint16_t channel, const uint8_t *data, size_t len,
                       uint8_t *out, size_t cap, size_t *out_len) {
   if (!out || !out_len || (!data && len) || channel < TURN_CHANNEL_MIN ||
       channel > TURN_CHANNEL_MAX)
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "ChannelData: channel 0x%04x is outside 0x4000-0x4FFF or "
                    "an argument is NULL",
                    channel);
   if (len > TURN_CHANNEL_DATA_MAX || cap < TURN_CHANNEL_HEADER_SIZE + len)
-    return qp_fail(QP_ERR_TOO_LARGE,
+    return err_fail(QP_ERR_TOO_LARGE,
                    "ChannelData: %zu bytes of data do not fit (at most %u, "
                    "buffer of %zu bytes with a %d-byte header)",
                    len, TURN_CHANNEL_DATA_MAX, cap, TURN_CHANNEL_HEADER_SIZE);
@@ -43,21 +43,21 @@ int turn_channel_wrap(uint16_t channel, const uint8_t *data, size_t len,
 int turn_channel_unwrap(const uint8_t *buf, size_t len, uint16_t *channel,
                         const uint8_t **data, size_t *data_len) {
   if (!buf || !channel || !data || !data_len)
-    return qp_fail(QP_ERR_INVALID, "turn_channel_unwrap: NULL argument");
+    return err_fail(QP_ERR_INVALID, "turn_channel_unwrap: NULL argument");
   if (len < TURN_CHANNEL_HEADER_SIZE)
-    return qp_fail(QP_ERR_PROTOCOL,
+    return err_fail(QP_ERR_PROTOCOL,
                    "ChannelData of %zu bytes is shorter than its header", len);
   uint16_t number = (uint16_t)((buf[0] << 8) | buf[1]);
   size_t length = (size_t)((buf[2] << 8) | buf[3]);
   if (number < TURN_CHANNEL_MIN || number > TURN_CHANNEL_MAX)
-    return qp_fail(QP_ERR_PROTOCOL,
+    return err_fail(QP_ERR_PROTOCOL,
                    "ChannelData on channel 0x%04x, outside 0x4000-0x4FFF",
                    number);
   size_t body = len - TURN_CHANNEL_HEADER_SIZE;
   /* RFC 8656 section 12.5: a datagram "too short to contain the claimed
    * length" is discarded; padding up to 4 bytes "MAY be included". */
   if (body < length || body > padded4(length))
-    return qp_fail(QP_ERR_PROTOCOL,
+    return err_fail(QP_ERR_PROTOCOL,
                    "ChannelData says %zu bytes but the datagram carries %zu",
                    length, body);
   *channel = number;

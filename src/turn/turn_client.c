@@ -93,7 +93,7 @@ static int write_method_attrs(stun_msg_writer *w, const turn_client *c,
   case TURN_METHOD_CREATE_PERMISSION:
     return stun_msg_write_xor_address(w, TURN_ATTR_XOR_PEER_ADDRESS, &p->addr);
   default:
-    return qp_fail(QP_ERR_INTERNAL, "TURN: no request for method 0x%03x",
+    return err_fail(QP_ERR_INTERNAL, "TURN: no request for method 0x%03x",
                    t->method);
   }
 }
@@ -224,12 +224,12 @@ static int fail(turn_client *c, const char *fmt, ...) {
   c->alloc_txn.active = false;
   turn_peer_stop_all(c);
   QP_LOG_WARN("%s", c->error_msg);
-  return qp_fail(QP_ERR_RELAY, "%s", c->error_msg);
+  return err_fail(QP_ERR_RELAY, "%s", c->error_msg);
 }
 
 int turn_client_init(turn_client *c, const turn_config *cfg) {
   if (!c || !cfg || !turn_addr_usable(&cfg->server) || !cfg->username[0])
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "TURN client: a server address (IPv4 or IPv6) and a "
                    "user name are required");
   memset(c, 0, sizeof(*c));
@@ -243,7 +243,7 @@ int turn_client_init(turn_client *c, const turn_config *cfg) {
 
 int turn_client_allocate(turn_client *c, uint64_t now_ns) {
   if (!c || c->state != TURN_STATE_IDLE)
-    return qp_fail(QP_ERR_STATE, "TURN client: Allocate only once, when idle");
+    return err_fail(QP_ERR_STATE, "TURN client: Allocate only once, when idle");
   int rc = turn_txn_start(&c->alloc_txn, TURN_METHOD_ALLOCATE, now_ns);
   if (rc == 0)
     c->state = TURN_STATE_ALLOCATING;
@@ -284,7 +284,7 @@ static int alloc_expired(turn_client *c, uint64_t now_ns) {
 int turn_client_poll(turn_client *c, uint64_t now_ns, uint8_t *out,
                      size_t cap, size_t *out_len, udp_addr_t *to) {
   if (!c || !out || !out_len || !to)
-    return qp_fail(QP_ERR_INVALID, "turn_client_poll: NULL argument");
+    return err_fail(QP_ERR_INVALID, "turn_client_poll: NULL argument");
   if (c->state == TURN_STATE_ALLOCATED && !c->alloc_txn.active &&
       now_ns >= c->refresh_ns) {
     int rc = start_refresh(c, wanted_lifetime(c), now_ns);
@@ -482,7 +482,7 @@ int turn_client_handle(turn_client *c, const uint8_t *buf, size_t len,
                        const udp_addr_t *from, uint64_t now_ns,
                        turn_rx *rx) {
   if (!c || !buf || !from || !rx)
-    return qp_fail(QP_ERR_INVALID, "turn_client_handle: NULL argument");
+    return err_fail(QP_ERR_INVALID, "turn_client_handle: NULL argument");
   memset(rx, 0, sizeof(*rx));
   if (!turn_client_owns(c, from) || c->state == TURN_STATE_IDLE ||
       c->state == TURN_STATE_FAILED || c->state == TURN_STATE_CLOSED)
@@ -501,7 +501,7 @@ int turn_client_handle(turn_client *c, const uint8_t *buf, size_t len,
 
 int turn_client_close(turn_client *c, uint64_t now_ns) {
   if (!c)
-    return qp_fail(QP_ERR_INVALID, "turn_client_close: NULL client");
+    return err_fail(QP_ERR_INVALID, "turn_client_close: NULL client");
   turn_peer_stop_all(c);
   if (c->state != TURN_STATE_ALLOCATED) {
     c->alloc_txn.active = false;

@@ -17,13 +17,13 @@ int turn_rest_credentials(const char *secret, const char *name,
                           int64_t expiry_unix, char user[TURN_USERNAME_MAX],
                           char password[TURN_PASSWORD_MAX]) {
   if (!secret || !user || !password)
-    return qp_fail(QP_ERR_INVALID, "turn_rest_credentials: NULL argument");
+    return err_fail(QP_ERR_INVALID, "turn_rest_credentials: NULL argument");
   int n = (name && *name) ? snprintf(user, TURN_USERNAME_MAX,
                                      "%" PRId64 ":%s", expiry_unix, name)
                           : snprintf(user, TURN_USERNAME_MAX, "%" PRId64,
                                      expiry_unix);
   if (n < 0 || n >= TURN_USERNAME_MAX)
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "TURN REST user name \"%.40s...\" is longer than %d bytes",
                    name, TURN_USERNAME_MAX - 1);
   uint8_t mac[STUN_HMAC_SHA1_SIZE];
@@ -33,7 +33,7 @@ int turn_rest_credentials(const char *secret, const char *name,
   if (rc == 0)
     rc = gnutls_base64_encode2(&raw, &b64);
   if (rc < 0)
-    return qp_fail(QP_ERR_INTERNAL, "TURN REST password: GnuTLS failed: %s",
+    return err_fail(QP_ERR_INTERNAL, "TURN REST password: GnuTLS failed: %s",
                    gnutls_strerror(rc));
   snprintf(password, TURN_PASSWORD_MAX, "%.*s", (int)b64.size,
            (const char *)b64.data);
@@ -63,12 +63,12 @@ int turn_spec_parse(const char *text, bool uses_secret, turn_server_spec *out) {
   const char *form =
       uses_secret ? "SECRET@HOST[:PORT]" : "USER:PASS@HOST[:PORT]";
   if (!text || !out)
-    return qp_fail(QP_ERR_INVALID, "TURN server: NULL spec");
+    return err_fail(QP_ERR_INVALID, "TURN server: NULL spec");
   memset(out, 0, sizeof(*out));
   out->uses_secret = uses_secret;
   const char *at = strrchr(text, '@');
   if (!at) /* never quote it: it may be a password */
-    return qp_fail(QP_ERR_INVALID, "TURN server spec has no '@': expected %s",
+    return err_fail(QP_ERR_INVALID, "TURN server spec has no '@': expected %s",
                    form);
   const char *host = at + 1;
   bool ok = parse_host_port(host, out);
@@ -83,7 +83,7 @@ int turn_spec_parse(const char *text, bool uses_secret, turn_server_spec *out) {
   if (!ok) {
     memset(out, 0, sizeof(*out));
     /* Quote only what follows '@': the rest holds a password. */
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "TURN server \"...@%.100s\" is not %s (a non-empty %s, "
                    "a host, an optional port 1-65535; IPv6 in brackets)",
                    host, form, uses_secret ? "secret" : "user and password");
@@ -95,7 +95,7 @@ int turn_spec_credentials(const turn_server_spec *spec, int64_t now_unix,
                           uint32_t ttl_s, char user[TURN_USERNAME_MAX],
                           char password[TURN_PASSWORD_MAX]) {
   if (!spec || !user || !password)
-    return qp_fail(QP_ERR_INVALID, "turn_spec_credentials: NULL argument");
+    return err_fail(QP_ERR_INVALID, "turn_spec_credentials: NULL argument");
   if (spec->uses_secret)
     return turn_rest_credentials(spec->password, TURN_REST_NAME,
                                  now_unix + (int64_t)ttl_s, user, password);

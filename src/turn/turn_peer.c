@@ -49,10 +49,10 @@ static const turn_peer *find_const(const turn_client *c,
 static int peer_get(turn_client *c, const udp_addr_t *addr,
                     turn_peer **out) {
   if (!c || !addr || !turn_addr_usable(addr))
-    return qp_fail(QP_ERR_INVALID, "TURN peer: missing or unknown address");
+    return err_fail(QP_ERR_INVALID, "TURN peer: missing or unknown address");
   if (c->state != TURN_STATE_IDLE && c->state != TURN_STATE_ALLOCATING &&
       c->state != TURN_STATE_ALLOCATED)
-    return qp_fail(QP_ERR_STATE, "TURN client is %s: no new peers",
+    return err_fail(QP_ERR_STATE, "TURN client is %s: no new peers",
                    turn_state_name(c->state));
   *out = turn_peer_find(c, addr);
   for (size_t i = 0; !*out && i < TURN_MAX_PEERS; i++) {
@@ -64,7 +64,7 @@ static int peer_get(turn_client *c, const udp_addr_t *addr,
     }
   }
   if (!*out)
-    return qp_fail(QP_ERR_NOMEM, "TURN client: all %d peer slots are in use",
+    return err_fail(QP_ERR_NOMEM, "TURN client: all %d peer slots are in use",
                    TURN_MAX_PEERS);
   return 0;
 }
@@ -303,7 +303,7 @@ static int write_send_indication(const udp_addr_t *peer,
                                  uint8_t *out, size_t cap, size_t *out_len) {
   if (len > STUN_MAX_MESSAGE_SIZE - TURN_SEND_OVERHEAD ||
       send_indication_size(peer, len) > cap)
-    return qp_fail(QP_ERR_TOO_LARGE,
+    return err_fail(QP_ERR_TOO_LARGE,
                    "TURN Send indication for %zu bytes does not fit in %zu",
                    len, cap);
   uint8_t txid[STUN_TXID_SIZE];
@@ -327,9 +327,9 @@ int turn_client_wrap(turn_client *c, const udp_addr_t *peer,
                      const uint8_t *data, size_t len, uint8_t *out,
                      size_t cap, size_t *out_len) {
   if (!c || !peer || (!data && len) || !out || !out_len)
-    return qp_fail(QP_ERR_INVALID, "turn_client_wrap: NULL argument");
+    return err_fail(QP_ERR_INVALID, "turn_client_wrap: NULL argument");
   if (c->state != TURN_STATE_ALLOCATED)
-    return qp_fail(QP_ERR_STATE, "no TURN allocation to relay through (%s)",
+    return err_fail(QP_ERR_STATE, "no TURN allocation to relay through (%s)",
                    turn_state_name(c->state));
   uint16_t channel = turn_client_channel(c, peer);
   if (channel)

@@ -45,7 +45,7 @@ int udp_socket_open(const udp_addr_t *bind_addr, udp_socket_t *out) {
   int family = bind_addr->ss.ss_family;
   int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
-    return qp_fail(QP_ERR_SOCKET, "cannot create a UDP socket for %s: %s", where,
+    return err_fail(QP_ERR_SOCKET, "cannot create a UDP socket for %s: %s", where,
                    strerror(errno));
   if (family == AF_INET6) {
     int off = 0; /* also accept IPv4-mapped peers on "::" */
@@ -54,7 +54,7 @@ int udp_socket_open(const udp_addr_t *bind_addr, udp_socket_t *out) {
   if (bind(fd, (const struct sockaddr *)&bind_addr->ss, bind_addr->len) != 0) {
     int err = errno;
     close(fd);
-    int rc = qp_fail(QP_ERR_SOCKET, "cannot bind UDP %s: %s%s", where, strerror(err),
+    int rc = err_fail(QP_ERR_SOCKET, "cannot bind UDP %s: %s%s", where, strerror(err),
                      err == EADDRINUSE ? " (another socket holds this port)" : "");
     errno = err; /* callers tell a taken port from other failures */
     return rc;
@@ -98,7 +98,7 @@ int udp_route_source(const udp_addr_t *to, uint16_t port, udp_addr_t *out) {
   if (probe >= 0)
     close(probe);
   if (!ok)
-    return qp_fail(QP_ERR_SOCKET, "no route to %s: %s",
+    return err_fail(QP_ERR_SOCKET, "no route to %s: %s",
                    udp_addr_to_string(to, where, sizeof(where)), strerror(err));
   *out = src;
   udp_addr_set_port(out, port);
@@ -114,7 +114,7 @@ static int send_one(udp_socket_t *sock, const udp_addr_t *to, const uint8_t *buf
   if (n < 0 && !udp_errno_is_loss(errno)) {
     int err = errno;
     char where[UDP_ADDRSTRLEN];
-    int rc = qp_fail(QP_ERR_SOCKET, "UDP send to %s failed: %s",
+    int rc = err_fail(QP_ERR_SOCKET, "UDP send to %s failed: %s",
                      udp_addr_to_string(to, where, sizeof(where)), strerror(err));
     errno = err;
     return rc;
@@ -159,7 +159,7 @@ static int send_gso(udp_socket_t *sock, const udp_addr_t *to, const uint8_t *buf
     return 0;
   int err = errno;
   char where[UDP_ADDRSTRLEN];
-  int rc = qp_fail(QP_ERR_SOCKET, "UDP GSO send to %s failed: %s",
+  int rc = err_fail(QP_ERR_SOCKET, "UDP GSO send to %s failed: %s",
                    udp_addr_to_string(to, where, sizeof(where)), strerror(err));
   errno = err;
   return rc;
@@ -226,7 +226,7 @@ int udp_recv(udp_socket_t *sock, udp_recv_batch_t *batch) {
     /* ICMP errors surface here as ECONNREFUSED and the like: not fatal. */
     if (udp_errno_is_loss(errno))
       return 0;
-    return qp_fail(QP_ERR_SOCKET, "UDP receive failed: %s", strerror(errno));
+    return err_fail(QP_ERR_SOCKET, "UDP receive failed: %s", strerror(errno));
   }
   int kept = 0;
   for (int i = 0; i < n; i++) {
@@ -258,7 +258,7 @@ int udp_recv_one(udp_socket_t *sock, uint8_t *buf, size_t cap, size_t *len,
   }
   if (udp_errno_is_loss(errno))
     return 0;
-  return qp_fail(QP_ERR_SOCKET, "UDP receive failed: %s", strerror(errno));
+  return err_fail(QP_ERR_SOCKET, "UDP receive failed: %s", strerror(errno));
 }
 
 bool udp_has_stun_cookie(const uint8_t *four) {

@@ -35,21 +35,21 @@ int udp_addr_from_ip(const char *ip, uint16_t port, udp_addr_t *out) {
     out->len = sizeof(*v6);
     return 0;
   }
-  return qp_fail(QP_ERR_INVALID, "\"%.100s\" is not an IPv4 or IPv6 address", ip);
+  return err_fail(QP_ERR_INVALID, "\"%.100s\" is not an IPv4 or IPv6 address", ip);
 }
 
 int udp_addr_lookup(const char *host, uint16_t port, int family, udp_addr_t *out) {
   if (host == NULL || *host == '\0')
-    return qp_fail(QP_ERR_INVALID, "host name is empty");
+    return err_fail(QP_ERR_INVALID, "host name is empty");
   if (udp_addr_from_ip(host, port, out) == 0)
     return 0;
   struct addrinfo hints = {.ai_family = family, .ai_socktype = SOCK_DGRAM};
   struct addrinfo *list = NULL;
   int rv = getaddrinfo(host, NULL, &hints, &list);
   if (rv != 0 || list == NULL)
-    return qp_fail(QP_ERR_RESOLVE, "cannot resolve host \"%.100s\": %s", host,
+    return err_fail(QP_ERR_RESOLVE, "cannot resolve host \"%.100s\": %s", host,
                    rv != 0 ? gai_strerror(rv) : "no address");
-  int rc = qp_fail(QP_ERR_RESOLVE, "host \"%.100s\" has no IPv4 or IPv6 address", host);
+  int rc = err_fail(QP_ERR_RESOLVE, "host \"%.100s\" has no IPv4 or IPv6 address", host);
   for (struct addrinfo *ai = list; ai != NULL; ai = ai->ai_next) {
     if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
       continue;
@@ -137,7 +137,7 @@ bool udp_addr_is_unspecified(const udp_addr_t *addr) {
 /* ---- "host:port" ------------------------------------------------------- */
 
 static int bad_hostport(const char *text, const char *why) {
-  return qp_fail(QP_ERR_INVALID,
+  return err_fail(QP_ERR_INVALID,
                  "\"%.*s\" is not an address (%s): expected host:port, ip:port, "
                  "[ipv6]:port, or a host or IP alone",
                  UDP_QUOTE_MAX, text, why);
@@ -158,7 +158,7 @@ static bool parse_port(const char *text, uint16_t *port) {
 int udp_hostport_split(const char *text, uint16_t default_port, char *host,
                        size_t host_size, uint16_t *port) {
   if (text == NULL || *text == '\0')
-    return qp_fail(QP_ERR_INVALID, "address is empty: expected host:port");
+    return err_fail(QP_ERR_INVALID, "address is empty: expected host:port");
   const char *begin = text, *end, *port_text = NULL;
   if (text[0] == '[') {
     begin = text + 1;

@@ -23,9 +23,9 @@ static void every_code_has_name_and_text(void **state) {
 
 static void fail_sets_message_and_returns_code(void **state) {
   (void)state;
-  qp_error_clear();
+  err_clear();
   assert_string_equal(qp_last_error(), "");
-  int rc = qp_fail(QP_ERR_TIMEOUT, "peer %s did not answer in %d ms",
+  int rc = err_fail(QP_ERR_TIMEOUT, "peer %s did not answer in %d ms",
                    "127.0.0.1:9", 1500);
   assert_int_equal(rc, QP_ERR_TIMEOUT);
   assert_string_equal(qp_last_error(),

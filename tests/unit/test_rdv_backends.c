@@ -162,7 +162,7 @@ static int cb_slot(cb_table *t, const char *key, bool create) {
 
 static int cb_fail(cb_table *t) {
   if (t->write_message)
-    return qp_fail(t->fail_with, "the mapping said no");
+    return err_fail(t->fail_with, "the mapping said no");
   return t->fail_with;
 }
 

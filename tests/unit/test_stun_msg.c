@@ -243,7 +243,7 @@ static void wrong_password_is_rejected(void **state) {
   stun_msg m;
   assert_int_equal(stun_msg_parse(sample_request, sizeof(sample_request), &m),
                    0);
-  qp_error_clear();
+  err_clear();
   assert_int_equal(stun_msg_check_integrity(&m, (const uint8_t *)"wrong", 5),
                    QP_ERR_STUN);
   assert_non_null(strstr(qp_last_error(), "MESSAGE-INTEGRITY does not match"));

@@ -190,7 +190,7 @@ static void spec_parser_rejects_without_leaking(void **state) {
   };
   turn_server_spec s;
   for (size_t i = 0; i < sizeof(bad_user) / sizeof(bad_user[0]); i++) {
-    qp_error_clear();
+    err_clear();
     if (turn_spec_parse(bad_user[i], false, &s) != QP_ERR_INVALID)
       fail_msg("\"%s\" was accepted", bad_user[i]);
     TU_ASSERT_CONTAINS(qp_last_error(), "USER:PASS@HOST[:PORT]");

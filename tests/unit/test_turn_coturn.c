@@ -33,6 +33,7 @@
 #include "common/error.h"
 #include "stun/stun_msg.h"
 #include "tu.h"
+#include "turn/turn_check.h"
 #include "turn/turn_client.h"
 #include "turn/turn_proto.h"
 #include "udp/udp.h"
@@ -54,6 +55,7 @@
 #define MAX_RECEIVED 8
 
 typedef struct coturn {
+  bool refuse_loopback_peers; /* leave out --allow-loopback-peers */
   pid_t pid;
   uint16_t port;
   char base[64]; /* /tmp/qp-turn-<pid>-<n>: log, pid and db files */
@@ -125,11 +127,13 @@ static void coturn_exec(const coturn *c, const char *const *extra) {
       "turnserver", "-n", "--listening-ip", "127.0.0.1", "--relay-ip",
       "127.0.0.1", "--listening-port", port, "--min-port", minp,
       "--max-port", maxp, "--no-tls", "--no-dtls", "--no-cli", "--no-tcp",
-      "--no-tcp-relay", "--allow-loopback-peers", "--userdb", db,
-      "--pidfile", pidfile, "--log-file", "stdout", "--simple-log"};
+      "--no-tcp-relay", "--userdb", db, "--pidfile", pidfile,
+      "--log-file", "stdout", "--simple-log"};
   size_t n = 0;
   while (args[n])
     n++;
+  if (!c->refuse_loopback_peers) /* our peers are on 127.0.0.1 */
+    args[n++] = "--allow-loopback-peers";
   for (size_t i = 0; extra[i] && n < COTURN_MAX_ARGS - 1; i++)
     args[n++] = extra[i];
   int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -158,9 +162,12 @@ static void coturn_stop(coturn *c) {
   }
 }
 
-/* Start turnserver with the common options plus extra (NULL-terminated). */
+/* Start turnserver with the common options plus extra (NULL-terminated).
+ * Set c->refuse_loopback_peers before, the rest is filled here. */
 static void coturn_start(coturn *c, const char *const *extra) {
+  bool refuse = c->refuse_loopback_peers;
   memset(c, 0, sizeof(*c));
+  c->refuse_loopback_peers = refuse;
   snprintf(c->base, sizeof(c->base), "/tmp/qp-turn-%d-%d", (int)getpid(),
            coturn_count++);
   c->port = tu_free_udp_port();
@@ -198,7 +205,7 @@ typedef struct turn_io {
   size_t sent; /* datagrams the client produced */
 } turn_io;
 
-static uint64_t io_now(const turn_io *io) { return qp_now_ns() + io->offset_ns; }
+static uint64_t io_now(const turn_io *io) { return clock_now_ns() + io->offset_ns; }
 
 static void io_flush(turn_io *io) {
   static uint8_t out[TURN_REQUEST_MAX];
@@ -592,6 +599,42 @@ static void try_alternate_moves_to_the_other_server(void **state) {
   coturn_stop(&server);
 }
 
+/* turn_check (the CLI's turn-check): the whole loop through the relay on
+ * a socket of its own; then the two ways it fails. */
+static void turn_check_loops_through_the_relay(void **state) {
+  fixture *f = *state;
+  REQUIRE_COTURN(f);
+  char text[64];
+  turn_server_spec spec;
+  snprintf(text, sizeof(text), "u:p@127.0.0.1:%u", f->server.port);
+  assert_int_equal(turn_spec_parse(text, false, &spec), 0);
+  turn_check_result r;
+  TU_QP_OK(turn_check(&spec, STEP_TIMEOUT_MS, &r));
+  char relayed[UDP_ADDRSTRLEN];
+  print_message("turn-check: relayed %s, allocated in %lld ms, relay loop "
+                "%lld ms\n",
+                udp_addr_to_string(&r.relayed, relayed, sizeof(relayed)),
+                (long long)r.allocate_ms, (long long)r.relay_ms);
+  assert_true(udp_addr_port(&r.relayed) != 0);
+  assert_true(udp_addr_is_loopback(&r.mapped));
+  assert_int_equal(r.lifetime_s, TURN_DEFAULT_LIFETIME_S);
+
+  snprintf(text, sizeof(text), "u:bad@127.0.0.1:%u", f->server.port);
+  assert_int_equal(turn_spec_parse(text, false, &spec), 0);
+  TU_QP_ERR(turn_check(&spec, STEP_TIMEOUT_MS, &r), QP_ERR_RELAY);
+  TU_ASSERT_CONTAINS(qp_last_error(), "answered 401 to user 'u'");
+
+  /* A coturn that refuses loopback peers allocates but relays nothing. */
+  coturn strict = {.refuse_loopback_peers = true};
+  coturn_start(&strict, lt_cred);
+  snprintf(text, sizeof(text), "u:p@127.0.0.1:%u", strict.port);
+  assert_int_equal(turn_spec_parse(text, false, &spec), 0);
+  TU_QP_ERR(turn_check(&spec, STEP_TIMEOUT_MS, &r), QP_ERR_RELAY);
+  print_message("strict coturn: %s\n", qp_last_error());
+  TU_ASSERT_CONTAINS(qp_last_error(), "CreatePermission");
+  coturn_stop(&strict);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(relay_both_ways),
@@ -601,6 +644,7 @@ int main(void) {
       cmocka_unit_test(quota_exceeded_is_486),
       cmocka_unit_test(stale_nonce_is_renewed),
       cmocka_unit_test(try_alternate_moves_to_the_other_server),
+      cmocka_unit_test(turn_check_loops_through_the_relay),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
