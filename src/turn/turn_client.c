@@ -6,9 +6,9 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "udp/udp.h"
 #include "stun/stun_client.h"
 #include "turn/turn_internal.h"
+#include "udp/udp.h"
 
 /* ---- transactions (RFC 8489 section 6.2.1) ------------------------------ */
 
@@ -50,8 +50,7 @@ static uint64_t txn_wait_ns(uint32_t sent) {
 }
 
 uint64_t turn_txn_elapsed_ms(const turn_txn *t, uint64_t now_ns) {
-  return now_ns > t->started_ns ? (now_ns - t->started_ns) / TURN_NS_PER_MS
-                                : 0;
+  return now_ns > t->started_ns ? (now_ns - t->started_ns) / TURN_NS_PER_MS : 0;
 }
 
 /* The lifetime we ask for in Allocate and in every Refresh. */
@@ -94,7 +93,7 @@ static int write_method_attrs(stun_msg_writer *w, const turn_client *c,
     return stun_msg_write_xor_address(w, TURN_ATTR_XOR_PEER_ADDRESS, &p->addr);
   default:
     return err_fail(QP_ERR_INTERNAL, "TURN: no request for method 0x%03x",
-                   t->method);
+                    t->method);
   }
 }
 
@@ -202,8 +201,8 @@ const char *turn_error_text(const stun_msg *msg, char *buf, size_t cap) {
     snprintf(buf, cap, "an error without ERROR-CODE");
     return buf;
   }
-  int reason_len = (int)(msg->error_reason.len < 100 ? msg->error_reason.len
-                                                     : 100);
+  int reason_len =
+      (int)(msg->error_reason.len < 100 ? msg->error_reason.len : 100);
   snprintf(buf, cap, "%d %.*s", msg->error_code, reason_len,
            msg->error_reason.data ? (const char *)msg->error_reason.data : "");
   return buf;
@@ -230,8 +229,8 @@ static int fail(turn_client *c, const char *fmt, ...) {
 int turn_client_init(turn_client *c, const turn_config *cfg) {
   if (!c || !cfg || !turn_addr_usable(&cfg->server) || !cfg->username[0])
     return err_fail(QP_ERR_INVALID,
-                   "TURN client: a server address (IPv4 or IPv6) and a "
-                   "user name are required");
+                    "TURN client: a server address (IPv4 or IPv6) and a "
+                    "user name are required");
   memset(c, 0, sizeof(*c));
   c->cfg = *cfg;
   c->cfg.username[TURN_USERNAME_MAX - 1] = '\0';
@@ -250,8 +249,7 @@ int turn_client_allocate(turn_client *c, uint64_t now_ns) {
   return rc;
 }
 
-static int start_refresh(turn_client *c, uint32_t lifetime_s,
-                         uint64_t now_ns) {
+static int start_refresh(turn_client *c, uint32_t lifetime_s, uint64_t now_ns) {
   c->refresh_lifetime_s = lifetime_s;
   c->alloc_txn.active = false;
   return turn_txn_start(&c->alloc_txn, TURN_METHOD_REFRESH, now_ns);
@@ -281,8 +279,8 @@ static int alloc_expired(turn_client *c, uint64_t now_ns) {
               turn_server_text(c, server), (unsigned long long)ms, sent);
 }
 
-int turn_client_poll(turn_client *c, uint64_t now_ns, uint8_t *out,
-                     size_t cap, size_t *out_len, udp_addr_t *to) {
+int turn_client_poll(turn_client *c, uint64_t now_ns, uint8_t *out, size_t cap,
+                     size_t *out_len, udp_addr_t *to) {
   if (!c || !out || !out_len || !to)
     return err_fail(QP_ERR_INVALID, "turn_client_poll: NULL argument");
   if (c->state == TURN_STATE_ALLOCATED && !c->alloc_txn.active &&
@@ -347,8 +345,7 @@ static int on_allocated(turn_client *c, const stun_msg *msg, uint64_t now_ns) {
 }
 
 /* RFC 8489 section 10: 300 with ALTERNATE-SERVER: start over there. */
-static int try_alternate(turn_client *c, const stun_msg *msg,
-                         uint64_t now_ns) {
+static int try_alternate(turn_client *c, const stun_msg *msg, uint64_t now_ns) {
   char server[UDP_ADDRSTRLEN];
   stun_bytes v;
   udp_addr_t alt;
@@ -423,8 +420,7 @@ static int on_refresh_answer(turn_client *c, const stun_msg *msg,
                              uint64_t now_ns) {
   char server[UDP_ADDRSTRLEN], why[128];
   if (msg->cls == STUN_CLASS_ERROR &&
-      turn_txn_challenge(c, &c->alloc_txn, msg, now_ns) ==
-          TURN_CHALLENGE_RETRY)
+      turn_txn_challenge(c, &c->alloc_txn, msg, now_ns) == TURN_CHALLENGE_RETRY)
     return TURN_RX_CONTROL;
   if (c->state == TURN_STATE_CLOSING) {
     /* Success, or 437: either way the allocation is gone. */
@@ -479,8 +475,7 @@ static int on_stun(turn_client *c, const uint8_t *buf, size_t len,
 }
 
 int turn_client_handle(turn_client *c, const uint8_t *buf, size_t len,
-                       const udp_addr_t *from, uint64_t now_ns,
-                       turn_rx *rx) {
+                       const udp_addr_t *from, uint64_t now_ns, turn_rx *rx) {
   if (!c || !buf || !from || !rx)
     return err_fail(QP_ERR_INVALID, "turn_client_handle: NULL argument");
   memset(rx, 0, sizeof(*rx));
@@ -532,8 +527,7 @@ const udp_addr_t *turn_client_server(const turn_client *c) {
   return &c->server;
 }
 
-bool turn_client_owns(const turn_client *c,
-                      const udp_addr_t *from) {
+bool turn_client_owns(const turn_client *c, const udp_addr_t *from) {
   return c && from && udp_addr_equal(from, &c->server);
 }
 

@@ -151,9 +151,9 @@ typedef struct turn_client {
   bool have_key;
   uint8_t key[STUN_LONG_TERM_KEY_SIZE];
   /* The allocation. */
-  udp_addr_t relayed; /* XOR-RELAYED-ADDRESS */
-  udp_addr_t mapped;  /* XOR-MAPPED-ADDRESS: our public side */
-  uint32_t lifetime_s;             /* as granted */
+  udp_addr_t relayed;  /* XOR-RELAYED-ADDRESS */
+  udp_addr_t mapped;   /* XOR-MAPPED-ADDRESS: our public side */
+  uint32_t lifetime_s; /* as granted */
   uint64_t refresh_ns;
   turn_txn alloc_txn; /* Allocate, Refresh or Deallocate */
   uint32_t refresh_lifetime_s;
@@ -172,8 +172,8 @@ typedef enum turn_rx_kind {
 
 typedef struct turn_rx {
   turn_rx_kind kind;
-  udp_addr_t peer; /* TURN_RX_DATA: who sent it */
-  const uint8_t *data;          /* TURN_RX_DATA: points into the datagram */
+  udp_addr_t peer;     /* TURN_RX_DATA: who sent it */
+  const uint8_t *data; /* TURN_RX_DATA: points into the datagram */
   size_t len;
 } turn_rx;
 
@@ -193,8 +193,8 @@ int turn_client_allocate(turn_client *c, uint64_t now_ns);
  * message naming the server and the elapsed ms); later calls return 0.
  * A permission or channel that fails only marks its peer FAILED.
  */
-int turn_client_poll(turn_client *c, uint64_t now_ns, uint8_t *out,
-                     size_t cap, size_t *out_len, udp_addr_t *to);
+int turn_client_poll(turn_client *c, uint64_t now_ns, uint8_t *out, size_t cap,
+                     size_t *out_len, udp_addr_t *to);
 
 /* When turn_client_poll() has something to do next; UINT64_MAX if never. */
 uint64_t turn_client_deadline(const turn_client *c);
@@ -208,19 +208,16 @@ uint64_t turn_client_deadline(const turn_client *c);
  * wrong credentials, quota, refused, relay lost), message set.
  */
 int turn_client_handle(turn_client *c, const uint8_t *buf, size_t len,
-                       const udp_addr_t *from, uint64_t now_ns,
-                       turn_rx *rx);
+                       const udp_addr_t *from, uint64_t now_ns, turn_rx *rx);
 
 /* Ask for a permission for peer's IP (CreatePermission), kept fresh until
  * close. The allocation need not be ready yet: the request waits for it.
  * Returns 0, QP_ERR_NOMEM (TURN_MAX_PEERS in use) or QP_ERR_STATE. */
-int turn_client_permit(turn_client *c, const udp_addr_t *peer,
-                       uint64_t now_ns);
+int turn_client_permit(turn_client *c, const udp_addr_t *peer, uint64_t now_ns);
 
 /* Bind a channel to peer (ChannelBind; it installs the permission too),
  * kept fresh until close. Same returns as turn_client_permit(). */
-int turn_client_bind(turn_client *c, const udp_addr_t *peer,
-                     uint64_t now_ns);
+int turn_client_bind(turn_client *c, const udp_addr_t *peer, uint64_t now_ns);
 
 /* The state of peer's permission / channel; NONE for an unknown peer. */
 turn_peer_state turn_client_permission(const turn_client *c,
@@ -229,8 +226,7 @@ turn_peer_state turn_client_binding(const turn_client *c,
                                     const udp_addr_t *peer);
 /* The channel bound to peer, 0 unless its binding is READY. The QUIC path
  * uses it with turn_channel_header() to frame without a copy. */
-uint16_t turn_client_channel(const turn_client *c,
-                             const udp_addr_t *peer);
+uint16_t turn_client_channel(const turn_client *c, const udp_addr_t *peer);
 /* Why peer's permission or channel failed ("" if it did not). */
 const char *turn_client_peer_error(const turn_client *c,
                                    const udp_addr_t *peer);
@@ -243,8 +239,8 @@ const char *turn_client_peer_error(const turn_client *c,
  * len + TURN_SEND_OVERHEAD is always enough) or QP_ERR_INVALID.
  */
 int turn_client_wrap(turn_client *c, const udp_addr_t *peer,
-                     const uint8_t *data, size_t len, uint8_t *out,
-                     size_t cap, size_t *out_len);
+                     const uint8_t *data, size_t len, uint8_t *out, size_t cap,
+                     size_t *out_len);
 
 /* Start the Deallocate (Refresh, LIFETIME 0); the state is CLOSED once the
  * server answers or the transaction gives up, and at once if nothing was
@@ -257,8 +253,7 @@ const char *turn_state_name(turn_state state);
 const udp_addr_t *turn_client_server(const turn_client *c);
 /* True when a datagram from `from` belongs to this client (the udp layer's
  * demultiplexing: ChannelData and TURN answers come from the server). */
-bool turn_client_owns(const turn_client *c,
-                      const udp_addr_t *from);
+bool turn_client_owns(const turn_client *c, const udp_addr_t *from);
 /* The message that ended a FAILED client ("" otherwise). */
 const char *turn_client_error(const turn_client *c);
 

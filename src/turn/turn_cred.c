@@ -18,14 +18,14 @@ int turn_rest_credentials(const char *secret, const char *name,
                           char password[TURN_PASSWORD_MAX]) {
   if (!secret || !user || !password)
     return err_fail(QP_ERR_INVALID, "turn_rest_credentials: NULL argument");
-  int n = (name && *name) ? snprintf(user, TURN_USERNAME_MAX,
-                                     "%" PRId64 ":%s", expiry_unix, name)
-                          : snprintf(user, TURN_USERNAME_MAX, "%" PRId64,
-                                     expiry_unix);
+  int n = (name && *name)
+              ? snprintf(user, TURN_USERNAME_MAX, "%" PRId64 ":%s", expiry_unix,
+                         name)
+              : snprintf(user, TURN_USERNAME_MAX, "%" PRId64, expiry_unix);
   if (n < 0 || n >= TURN_USERNAME_MAX)
     return err_fail(QP_ERR_INVALID,
-                   "TURN REST user name \"%.40s...\" is longer than %d bytes",
-                   name, TURN_USERNAME_MAX - 1);
+                    "TURN REST user name \"%.40s...\" is longer than %d bytes",
+                    name, TURN_USERNAME_MAX - 1);
   uint8_t mac[STUN_HMAC_SHA1_SIZE];
   int rc = gnutls_hmac_fast(GNUTLS_MAC_SHA1, secret, strlen(secret), user,
                             (size_t)n, mac);
@@ -34,7 +34,7 @@ int turn_rest_credentials(const char *secret, const char *name,
     rc = gnutls_base64_encode2(&raw, &b64);
   if (rc < 0)
     return err_fail(QP_ERR_INTERNAL, "TURN REST password: GnuTLS failed: %s",
-                   gnutls_strerror(rc));
+                    gnutls_strerror(rc));
   snprintf(password, TURN_PASSWORD_MAX, "%.*s", (int)b64.size,
            (const char *)b64.data);
   gnutls_free(b64.data);
@@ -69,24 +69,24 @@ int turn_spec_parse(const char *text, bool uses_secret, turn_server_spec *out) {
   const char *at = strrchr(text, '@');
   if (!at) /* never quote it: it may be a password */
     return err_fail(QP_ERR_INVALID, "TURN server spec has no '@': expected %s",
-                   form);
+                    form);
   const char *host = at + 1;
   bool ok = parse_host_port(host, out);
   if (ok && uses_secret) {
     ok = copy_part(text, at, out->password, sizeof(out->password));
   } else if (ok) {
     const char *colon = memchr(text, ':', (size_t)(at - text));
-    ok = colon && copy_part(text, colon, out->username,
-                            sizeof(out->username)) &&
+    ok = colon &&
+         copy_part(text, colon, out->username, sizeof(out->username)) &&
          copy_part(colon + 1, at, out->password, sizeof(out->password));
   }
   if (!ok) {
     memset(out, 0, sizeof(*out));
     /* Quote only what follows '@': the rest holds a password. */
     return err_fail(QP_ERR_INVALID,
-                   "TURN server \"...@%.100s\" is not %s (a non-empty %s, "
-                   "a host, an optional port 1-65535; IPv6 in brackets)",
-                   host, form, uses_secret ? "secret" : "user and password");
+                    "TURN server \"...@%.100s\" is not %s (a non-empty %s, "
+                    "a host, an optional port 1-65535; IPv6 in brackets)",
+                    host, form, uses_secret ? "secret" : "user and password");
   }
   return 0;
 }

@@ -5,8 +5,8 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "udp/udp.h"
 #include "turn/turn_internal.h"
+#include "udp/udp.h"
 
 /* One refreshed thing of a peer: its permission or its channel binding. */
 typedef struct peer_item {
@@ -19,14 +19,20 @@ typedef struct peer_item {
 } peer_item;
 
 static peer_item permission_item(turn_peer *p) {
-  return (peer_item){&p->permission, &p->permission_refresh_ns,
-                     &p->permission_txn, TURN_METHOD_CREATE_PERMISSION,
-                     TURN_PERMISSION_LIFETIME_S, "CreatePermission"};
+  return (peer_item){&p->permission,
+                     &p->permission_refresh_ns,
+                     &p->permission_txn,
+                     TURN_METHOD_CREATE_PERMISSION,
+                     TURN_PERMISSION_LIFETIME_S,
+                     "CreatePermission"};
 }
 
 static peer_item binding_item(turn_peer *p) {
-  return (peer_item){&p->binding, &p->binding_refresh_ns, &p->binding_txn,
-                     TURN_METHOD_CHANNEL_BIND, TURN_CHANNEL_LIFETIME_S,
+  return (peer_item){&p->binding,
+                     &p->binding_refresh_ns,
+                     &p->binding_txn,
+                     TURN_METHOD_CHANNEL_BIND,
+                     TURN_CHANNEL_LIFETIME_S,
                      "ChannelBind"};
 }
 
@@ -46,14 +52,13 @@ static const turn_peer *find_const(const turn_client *c,
   return turn_peer_find((turn_client *)c, addr);
 }
 
-static int peer_get(turn_client *c, const udp_addr_t *addr,
-                    turn_peer **out) {
+static int peer_get(turn_client *c, const udp_addr_t *addr, turn_peer **out) {
   if (!c || !addr || !turn_addr_usable(addr))
     return err_fail(QP_ERR_INVALID, "TURN peer: missing or unknown address");
   if (c->state != TURN_STATE_IDLE && c->state != TURN_STATE_ALLOCATING &&
       c->state != TURN_STATE_ALLOCATED)
     return err_fail(QP_ERR_STATE, "TURN client is %s: no new peers",
-                   turn_state_name(c->state));
+                    turn_state_name(c->state));
   *out = turn_peer_find(c, addr);
   for (size_t i = 0; !*out && i < TURN_MAX_PEERS; i++) {
     if (!c->peers[i].used) {
@@ -65,7 +70,7 @@ static int peer_get(turn_client *c, const udp_addr_t *addr,
   }
   if (!*out)
     return err_fail(QP_ERR_NOMEM, "TURN client: all %d peer slots are in use",
-                   TURN_MAX_PEERS);
+                    TURN_MAX_PEERS);
   return 0;
 }
 
@@ -87,8 +92,7 @@ int turn_client_permit(turn_client *c, const udp_addr_t *peer,
   return rc;
 }
 
-int turn_client_bind(turn_client *c, const udp_addr_t *peer,
-                     uint64_t now_ns) {
+int turn_client_bind(turn_client *c, const udp_addr_t *peer, uint64_t now_ns) {
   turn_peer *p;
   int rc = peer_get(c, peer, &p);
   if (rc)
@@ -113,8 +117,7 @@ turn_peer_state turn_client_binding(const turn_client *c,
   return p ? p->binding : TURN_PEER_NONE;
 }
 
-uint16_t turn_client_channel(const turn_client *c,
-                             const udp_addr_t *peer) {
+uint16_t turn_client_channel(const turn_client *c, const udp_addr_t *peer) {
   const turn_peer *p = find_const(c, peer);
   return p && p->binding == TURN_PEER_READY ? p->channel : 0;
 }
@@ -288,8 +291,7 @@ turn_rx_kind turn_peer_data_indication(const stun_msg *msg, turn_rx *rx) {
 }
 
 /* Header, XOR-PEER-ADDRESS, DATA (padded) and FINGERPRINT. */
-static size_t send_indication_size(const udp_addr_t *peer,
-                                   size_t len) {
+static size_t send_indication_size(const udp_addr_t *peer, size_t len) {
   size_t addr = peer->ss.ss_family == AF_INET6 ? 20 : 8;
   return STUN_HEADER_SIZE + STUN_ATTR_HEADER_SIZE + addr +
          STUN_ATTR_HEADER_SIZE + ((len + 3) & ~(size_t)3) +
@@ -298,14 +300,14 @@ static size_t send_indication_size(const udp_addr_t *peer,
 
 /* RFC 8656 section 11.1: a Send indication carries XOR-PEER-ADDRESS and
  * DATA; indications are not authenticated. */
-static int write_send_indication(const udp_addr_t *peer,
-                                 const uint8_t *data, size_t len,
-                                 uint8_t *out, size_t cap, size_t *out_len) {
+static int write_send_indication(const udp_addr_t *peer, const uint8_t *data,
+                                 size_t len, uint8_t *out, size_t cap,
+                                 size_t *out_len) {
   if (len > STUN_MAX_MESSAGE_SIZE - TURN_SEND_OVERHEAD ||
       send_indication_size(peer, len) > cap)
     return err_fail(QP_ERR_TOO_LARGE,
-                   "TURN Send indication for %zu bytes does not fit in %zu",
-                   len, cap);
+                    "TURN Send indication for %zu bytes does not fit in %zu",
+                    len, cap);
   uint8_t txid[STUN_TXID_SIZE];
   stun_msg_writer w;
   int rc = stun_msg_new_txid(txid);
@@ -324,13 +326,13 @@ static int write_send_indication(const udp_addr_t *peer,
 }
 
 int turn_client_wrap(turn_client *c, const udp_addr_t *peer,
-                     const uint8_t *data, size_t len, uint8_t *out,
-                     size_t cap, size_t *out_len) {
+                     const uint8_t *data, size_t len, uint8_t *out, size_t cap,
+                     size_t *out_len) {
   if (!c || !peer || (!data && len) || !out || !out_len)
     return err_fail(QP_ERR_INVALID, "turn_client_wrap: NULL argument");
   if (c->state != TURN_STATE_ALLOCATED)
     return err_fail(QP_ERR_STATE, "no TURN allocation to relay through (%s)",
-                   turn_state_name(c->state));
+                    turn_state_name(c->state));
   uint16_t channel = turn_client_channel(c, peer);
   if (channel)
     return turn_channel_wrap(channel, data, len, out, cap, out_len);

@@ -144,8 +144,8 @@ int turn_rest_credentials(const char *secret, const char *name,
 /* One TURN server as the user wrote it. host is not resolved. */
 typedef struct turn_server_spec {
   char host[UDP_HOST_MAX]; /* name or IP literal, without [] */
-  uint16_t port;            /* TURN_DEFAULT_PORT when not given */
-  bool uses_secret;         /* REST shared secret instead of user/pass */
+  uint16_t port;           /* TURN_DEFAULT_PORT when not given */
+  bool uses_secret;        /* REST shared secret instead of user/pass */
   char username[TURN_USERNAME_MAX];
   char password[TURN_PASSWORD_MAX]; /* or the shared secret */
 } turn_server_spec;

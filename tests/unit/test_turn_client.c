@@ -53,8 +53,8 @@ static void script_init(script *s) {
 
 /* The client must have a request due now; parse it into s->msg. */
 static void expect_request(script *s, uint16_t method) {
-  int rc = turn_client_poll(&s->c, s->now, s->req, sizeof(s->req),
-                            &s->req_len, &s->to);
+  int rc = turn_client_poll(&s->c, s->now, s->req, sizeof(s->req), &s->req_len,
+                            &s->to);
   if (rc != 1)
     fail_msg("expected a request, poll returned %d (%s)", rc,
              turn_client_error(&s->c));
@@ -68,8 +68,8 @@ static void expect_nothing_due(script *s) {
   size_t len;
   udp_addr_t to;
   uint8_t out[TURN_REQUEST_MAX];
-  assert_int_equal(
-      turn_client_poll(&s->c, s->now, out, sizeof(out), &len, &to), 0);
+  assert_int_equal(turn_client_poll(&s->c, s->now, out, sizeof(out), &len, &to),
+                   0);
 }
 
 static uint32_t attr_u32(const stun_msg *m, uint16_t type) {
@@ -152,8 +152,7 @@ static void long_term_credentials(void **state) {
   /* The first request goes without credentials (RFC 8489 section 9.2.3). */
   assert_null(s.msg.username.data);
   assert_int_equal(s.msg.integrity_offset, 0);
-  assert_int_equal(attr_u32(&s.msg, TURN_ATTR_REQUESTED_TRANSPORT),
-                   17u << 24);
+  assert_int_equal(attr_u32(&s.msg, TURN_ATTR_REQUESTED_TRANSPORT), 17u << 24);
   assert_int_equal(attr_u32(&s.msg, TURN_ATTR_LIFETIME),
                    TURN_DEFAULT_LIFETIME_S);
   uint8_t first_txid[STUN_TXID_SIZE];
@@ -164,8 +163,8 @@ static void long_term_credentials(void **state) {
   tu_assert_same_bytes("client key", s.c.key, 16, s.key, 16);
   expect_request(&s, TURN_METHOD_ALLOCATE);
   assert_memory_not_equal(s.msg.txid, first_txid, STUN_TXID_SIZE);
-  tu_assert_same_bytes("USERNAME", s.msg.username.data, s.msg.username.len,
-                       "u", 1);
+  tu_assert_same_bytes("USERNAME", s.msg.username.data, s.msg.username.len, "u",
+                       1);
   tu_assert_same_bytes("REALM", s.msg.realm.data, s.msg.realm.len, "r", 1);
   tu_assert_same_bytes("NONCE", s.msg.nonce.data, s.msg.nonce.len, "n1", 2);
   assert_int_equal(stun_msg_check_integrity(&s.msg, s.key, 16), 0);
@@ -203,8 +202,7 @@ static void retransmission_schedule(void **state) {
       memcpy(first, s.req, s.req_len);
       first_len = s.req_len;
     }
-    tu_assert_same_bytes("retransmission", s.req, s.req_len, first,
-                         first_len);
+    tu_assert_same_bytes("retransmission", s.req, s.req_len, first, first_len);
     expect_nothing_due(&s);
   }
   assert_int_equal(turn_client_deadline(&s.c), T0 + 39500 * MS);
@@ -212,9 +210,8 @@ static void retransmission_schedule(void **state) {
   uint8_t out[TURN_REQUEST_MAX];
   size_t len;
   udp_addr_t to;
-  assert_int_equal(
-      turn_client_poll(&s.c, s.now, out, sizeof(out), &len, &to),
-      QP_ERR_RELAY);
+  assert_int_equal(turn_client_poll(&s.c, s.now, out, sizeof(out), &len, &to),
+                   QP_ERR_RELAY);
   assert_int_equal(turn_client_state(&s.c), TURN_STATE_FAILED);
   TU_ASSERT_CONTAINS(turn_client_error(&s.c),
                      "TURN server 192.0.2.1:3478 did not answer the Allocate "
@@ -238,8 +235,8 @@ static void stale_nonce_then_give_up(void **state) {
     assert_int_equal(answer_error(&s, 438, NULL, nonces[i], NULL),
                      TURN_RX_CONTROL);
     expect_request(&s, TURN_METHOD_ALLOCATE);
-    tu_assert_same_bytes("NONCE", s.msg.nonce.data, s.msg.nonce.len,
-                         nonces[i], 2);
+    tu_assert_same_bytes("NONCE", s.msg.nonce.data, s.msg.nonce.len, nonces[i],
+                         2);
     assert_int_equal(stun_msg_check_integrity(&s.msg, s.key, 16), 0);
     if (i == 0)
       s.c.alloc_txn.next_ns = s.now; /* resend the same request at once */
@@ -447,9 +444,8 @@ static void incoming_data(void **state) {
   stun_msg_write_xor_address(&w, TURN_ATTR_XOR_PEER_ADDRESS, &s.peer);
   stun_msg_write_attr(&w, TURN_ATTR_DATA, "from peer", 9);
   turn_rx rx;
-  assert_int_equal(
-      turn_client_handle(&s.c, buf, w.len, &s.server, s.now, &rx),
-      TURN_RX_DATA);
+  assert_int_equal(turn_client_handle(&s.c, buf, w.len, &s.server, s.now, &rx),
+                   TURN_RX_DATA);
   assert_int_equal(rx.kind, TURN_RX_DATA);
   assert_true(udp_addr_equal(&rx.peer, &s.peer));
   tu_assert_same_bytes("indication data", rx.data, rx.len, "from peer", 9);
@@ -477,8 +473,8 @@ static void misuse_is_reported(void **state) {
   script_init(&s);
   uint8_t out[64];
   size_t len;
-  assert_int_equal(turn_client_wrap(&s.c, &s.peer, (const uint8_t *)"x", 1,
-                                    out, sizeof(out), &len),
+  assert_int_equal(turn_client_wrap(&s.c, &s.peer, (const uint8_t *)"x", 1, out,
+                                    sizeof(out), &len),
                    QP_ERR_STATE);
   turn_config empty = {0};
   assert_int_equal(turn_client_init(&s.c, &empty), QP_ERR_INVALID);

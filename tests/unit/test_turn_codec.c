@@ -58,9 +58,8 @@ static void channel_data_in_place(void **state) {
   /* turn_channel_wrap may take its data from where the header goes. */
   uint8_t shifted[16] = {'a', 'b', 'c'};
   size_t len;
-  assert_int_equal(turn_channel_wrap(0x4000, shifted, 3, shifted,
-                                     sizeof(shifted), &len),
-                   0);
+  assert_int_equal(
+      turn_channel_wrap(0x4000, shifted, 3, shifted, sizeof(shifted), &len), 0);
   tu_assert_same_bytes("moved", shifted + 4, 3, "abc", 3);
 }
 
@@ -119,9 +118,8 @@ static void rest_credentials_match_openssl(void **state) {
   assert_string_equal(user, "1700000000:quic-portal");
   assert_string_equal(pass, "lFTvc65xXgupi3nkQKBUvE9iXuw=");
   assert_int_equal(strlen(pass), TURN_REST_PASSWORD_LEN);
-  assert_int_equal(turn_rest_credentials("S3cr3t", NULL, 1700000000, user,
-                                         pass),
-                   0);
+  assert_int_equal(
+      turn_rest_credentials("S3cr3t", NULL, 1700000000, user, pass), 0);
   assert_string_equal(user, "1700000000");
   assert_string_equal(pass, "WPRGbEcY4l71+YrvzomlgMtYW/M=");
 }
@@ -131,9 +129,8 @@ static void rest_credentials_match_openssl(void **state) {
 static void rest_credentials_match_gnutls(void **state) {
   (void)state;
   turn_server_spec spec;
-  assert_int_equal(turn_spec_parse("an@other:secret@turn.example:3478", true,
-                                   &spec),
-                   0);
+  assert_int_equal(
+      turn_spec_parse("an@other:secret@turn.example:3478", true, &spec), 0);
   char user[TURN_USERNAME_MAX], pass[TURN_PASSWORD_MAX];
   assert_int_equal(turn_spec_credentials(&spec, 1800000000, 86400, user, pass),
                    0);
@@ -144,8 +141,7 @@ static void rest_credentials_match_gnutls(void **state) {
                    0);
   gnutls_datum_t raw = {mac, sizeof(mac)}, b64;
   assert_int_equal(gnutls_base64_encode2(&raw, &b64), 0);
-  tu_assert_same_bytes("REST password", pass, strlen(pass), b64.data,
-                       b64.size);
+  tu_assert_same_bytes("REST password", pass, strlen(pass), b64.data, b64.size);
   gnutls_free(b64.data);
 }
 

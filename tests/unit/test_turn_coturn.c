@@ -55,7 +55,7 @@
 #define MAX_RECEIVED 8
 
 typedef struct coturn {
-  bool refuse_loopback_peers; /* leave out --allow-loopback-peers */
+  bool loopback_peers; /* --allow-loopback-peers: our peers are 127.0.0.1 */
   pid_t pid;
   uint16_t port;
   char base[64]; /* /tmp/qp-turn-<pid>-<n>: log, pid and db files */
@@ -102,8 +102,7 @@ static bool coturn_answers(const coturn *c) {
                         STUN_CLASS_REQUEST, txid);
   bool ok = false;
   int64_t deadline = tu_now_ms() + COTURN_READY_TIMEOUT_MS;
-  while (!ok && tu_now_ms() < deadline &&
-         waitpid(c->pid, NULL, WNOHANG) == 0) {
+  while (!ok && tu_now_ms() < deadline && waitpid(c->pid, NULL, WNOHANG) == 0) {
     sendto(fd, req, w.len, 0, (struct sockaddr *)&server.ss, server.len);
     udp_addr_t from;
     ok = recv_within(fd, buf, sizeof(buf), &from, 100) > 0;
@@ -116,23 +115,42 @@ static void coturn_exec(const coturn *c, const char *const *extra) {
   static char port[8], minp[8], maxp[8], db[96], pidfile[96], log[96];
   snprintf(port, sizeof(port), "%u", c->port);
   /* Relay ports in a range of their own, away from ephemeral ports. */
-  unsigned first = 20000 + (unsigned)((getpid() * 7 + coturn_count * 131) %
-                                      400) * COTURN_RELAY_PORTS;
+  unsigned first =
+      20000 + (unsigned)((getpid() * 7 + coturn_count * 131) % 400) *
+                  COTURN_RELAY_PORTS;
   snprintf(minp, sizeof(minp), "%u", first);
   snprintf(maxp, sizeof(maxp), "%u", first + COTURN_RELAY_PORTS - 1);
   snprintf(db, sizeof(db), "%s.db", c->base);
   snprintf(pidfile, sizeof(pidfile), "%s.pid", c->base);
   snprintf(log, sizeof(log), "%s.log", c->base);
-  const char *args[COTURN_MAX_ARGS] = {
-      "turnserver", "-n", "--listening-ip", "127.0.0.1", "--relay-ip",
-      "127.0.0.1", "--listening-port", port, "--min-port", minp,
-      "--max-port", maxp, "--no-tls", "--no-dtls", "--no-cli", "--no-tcp",
-      "--no-tcp-relay", "--userdb", db, "--pidfile", pidfile,
-      "--log-file", "stdout", "--simple-log"};
+  const char *args[COTURN_MAX_ARGS] = {"turnserver",
+                                       "-n",
+                                       "--listening-ip",
+                                       "127.0.0.1",
+                                       "--relay-ip",
+                                       "127.0.0.1",
+                                       "--listening-port",
+                                       port,
+                                       "--min-port",
+                                       minp,
+                                       "--max-port",
+                                       maxp,
+                                       "--no-tls",
+                                       "--no-dtls",
+                                       "--no-cli",
+                                       "--no-tcp",
+                                       "--no-tcp-relay",
+                                       "--userdb",
+                                       db,
+                                       "--pidfile",
+                                       pidfile,
+                                       "--log-file",
+                                       "stdout",
+                                       "--simple-log"};
   size_t n = 0;
   while (args[n])
     n++;
-  if (!c->refuse_loopback_peers) /* our peers are on 127.0.0.1 */
+  if (c->loopback_peers)
     args[n++] = "--allow-loopback-peers";
   for (size_t i = 0; extra[i] && n < COTURN_MAX_ARGS - 1; i++)
     args[n++] = extra[i];
@@ -162,12 +180,12 @@ static void coturn_stop(coturn *c) {
   }
 }
 
-/* Start turnserver with the common options plus extra (NULL-terminated).
- * Set c->refuse_loopback_peers before, the rest is filled here. */
-static void coturn_start(coturn *c, const char *const *extra) {
-  bool refuse = c->refuse_loopback_peers;
+/* Start turnserver with the common options plus extra (NULL-terminated);
+ * loopback_peers false leaves out --allow-loopback-peers. */
+static void coturn_start_with(coturn *c, const char *const *extra,
+                              bool loopback_peers) {
   memset(c, 0, sizeof(*c));
-  c->refuse_loopback_peers = refuse;
+  c->loopback_peers = loopback_peers;
   snprintf(c->base, sizeof(c->base), "/tmp/qp-turn-%d-%d", (int)getpid(),
            coturn_count++);
   c->port = tu_free_udp_port();
@@ -183,8 +201,12 @@ static void coturn_start(coturn *c, const char *const *extra) {
   }
 }
 
+static void coturn_start(coturn *c, const char *const *extra) {
+  coturn_start_with(c, extra, true);
+}
+
 static const char *const lt_cred[] = {"--lt-cred-mech", "--user", "u:p",
-                                      "--realm", "r", NULL};
+                                      "--realm",        "r",      NULL};
 
 /* ---- driving the sans-I/O client on one socket ------------------------- */
 
@@ -205,7 +227,9 @@ typedef struct turn_io {
   size_t sent; /* datagrams the client produced */
 } turn_io;
 
-static uint64_t io_now(const turn_io *io) { return clock_now_ns() + io->offset_ns; }
+static uint64_t io_now(const turn_io *io) {
+  return clock_now_ns() + io->offset_ns;
+}
 
 static void io_flush(turn_io *io) {
   static uint8_t out[TURN_REQUEST_MAX];
@@ -407,8 +431,8 @@ static void relay_both_ways(void **state) {
   io.offset_ns += (uint64_t)(TURN_DEFAULT_LIFETIME_S - 55) * 1000000000ull;
   uint64_t jumped = io_now(&io);
   IO_UNTIL(&io,
-           io.c.refresh_ns > jumped && io.c.peers[0].permission_refresh_ns >
-                                           jumped &&
+           io.c.refresh_ns > jumped &&
+               io.c.peers[0].permission_refresh_ns > jumped &&
                io.c.peers[0].binding_refresh_ns > jumped,
            STEP_TIMEOUT_MS);
   expect_allocated(&io);
@@ -482,10 +506,15 @@ static void dead_server_times_out(void **state) {
    * meets the limit instead. */
   assert_int_equal(io.sent, 2);
   char want[96];
-  snprintf(want, sizeof(want), "TURN server 127.0.0.1:%u did not answer",
-           port);
+  snprintf(want, sizeof(want), "TURN server 127.0.0.1:%u did not answer", port);
   TU_ASSERT_CONTAINS(turn_client_error(&io.c), want);
-  TU_ASSERT_CONTAINS(turn_client_error(&io.c), "no response in 1500 ms");
+  /* The message gives the time actually waited: the limit, or a little
+   * more when the client was polled late. */
+  const char *in = strstr(turn_client_error(&io.c), "no response in ");
+  long waited = 0;
+  assert_non_null(in);
+  assert_int_equal(sscanf(in, "no response in %ld ms", &waited), 1);
+  assert_in_range(waited, DEAD_TIMEOUT_MS, DEAD_TIMEOUT_MS + DEAD_SLACK_MS);
   io_close(&io);
 }
 
@@ -493,8 +522,11 @@ static void rest_secret_allocates(void **state) {
   fixture *f = *state;
   REQUIRE_COTURN(f);
   static const char *const rest[] = {"--use-auth-secret",
-                                     "--static-auth-secret", "S3cr3t",
-                                     "--realm", "r", NULL};
+                                     "--static-auth-secret",
+                                     "S3cr3t",
+                                     "--realm",
+                                     "r",
+                                     NULL};
   coturn server;
   coturn_start(&server, rest);
   char text[64];
@@ -507,8 +539,7 @@ static void rest_secret_allocates(void **state) {
     assert_int_equal(turn_spec_parse(text, true, &spec), 0);
     char user[TURN_USERNAME_MAX], pass[TURN_PASSWORD_MAX];
     assert_int_equal(
-        turn_spec_credentials(&spec, (int64_t)time(NULL), 3600, user, pass),
-        0);
+        turn_spec_credentials(&spec, (int64_t)time(NULL), 3600, user, pass), 0);
     io_open(&io, spec.port, user, pass);
     io_allocate(&io);
     if (i == 0) {
@@ -525,9 +556,9 @@ static void rest_secret_allocates(void **state) {
 static void quota_exceeded_is_486(void **state) {
   fixture *f = *state;
   REQUIRE_COTURN(f);
-  static const char *const quota[] = {"--lt-cred-mech", "--user", "u:p",
-                                      "--realm", "r", "--user-quota", "1",
-                                      NULL};
+  static const char *const quota[] = {
+      "--lt-cred-mech", "--user", "u:p", "--realm", "r",
+      "--user-quota",   "1",      NULL};
   coturn server;
   coturn_start(&server, quota);
   static turn_io first, second;
@@ -549,9 +580,9 @@ static void quota_exceeded_is_486(void **state) {
 static void stale_nonce_is_renewed(void **state) {
   fixture *f = *state;
   REQUIRE_COTURN(f);
-  static const char *const stale[] = {"--lt-cred-mech", "--user", "u:p",
-                                      "--realm", "r", "--stale-nonce=1",
-                                      NULL};
+  static const char *const stale[] = {
+      "--lt-cred-mech",  "--user", "u:p", "--realm", "r",
+      "--stale-nonce=1", NULL};
   coturn server;
   coturn_start(&server, stale);
   static turn_io io;
@@ -584,9 +615,9 @@ static void try_alternate_moves_to_the_other_server(void **state) {
   REQUIRE_COTURN(f);
   char alt[32];
   snprintf(alt, sizeof(alt), "127.0.0.1:%u", f->server.port);
-  const char *const redirect[] = {"--lt-cred-mech", "--user", "u:p",
-                                  "--realm", "r", "--alternate-server", alt,
-                                  NULL};
+  const char *const redirect[] = {
+      "--lt-cred-mech",     "--user", "u:p", "--realm", "r",
+      "--alternate-server", alt,      NULL};
   coturn server;
   coturn_start(&server, redirect);
   static turn_io io;
@@ -625,8 +656,8 @@ static void turn_check_loops_through_the_relay(void **state) {
   TU_ASSERT_CONTAINS(qp_last_error(), "answered 401 to user 'u'");
 
   /* A coturn that refuses loopback peers allocates but relays nothing. */
-  coturn strict = {.refuse_loopback_peers = true};
-  coturn_start(&strict, lt_cred);
+  coturn strict;
+  coturn_start_with(&strict, lt_cred, false);
   snprintf(text, sizeof(text), "u:p@127.0.0.1:%u", strict.port);
   assert_int_equal(turn_spec_parse(text, false, &spec), 0);
   TU_QP_ERR(turn_check(&spec, STEP_TIMEOUT_MS, &r), QP_ERR_RELAY);
