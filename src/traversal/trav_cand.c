@@ -6,6 +6,7 @@
 #include "traversal/trav_internal.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -199,6 +200,7 @@ int trav_gather_start(trav_agent_t *a, int64_t now_ms, int64_t deadline_ms) {
     return err_fail(QP_ERR_NOMEM, "out of memory for STUN transactions");
   stun_client_init(a->stun);
   a->gather_until_ms = deadline_ms;
+  a->gather_stop_ms = -1;
   for (size_t i = 0; i < cfg->stun_server_count; i++) {
     if (cfg->stun_servers[i] == NULL)
       return err_fail(QP_ERR_INVALID, "STUN server %zu is NULL", i);
@@ -236,8 +238,19 @@ static void start_followups(trav_agent_t *a, const stun_client_result *r,
   udp_addr_set_port(&alt_port, udp_addr_port(&r->other_address));
   a->stun_followups = TRAV_BEHAVIOR_FOLLOWUPS;
   if (start_txn(a, &alt_port, true, now_ms) != 0 ||
-      start_txn(a, &r->other_address, true, now_ms) != 0)
+      start_txn(a, &r->other_address, true, now_ms) != 0) {
     QP_LOG_DEBUG("traversal: no room for behavior-learning requests");
+    return;
+  }
+  int64_t wait = TRAV_STUN_FOLLOWUP_RTTS * r->rtt_ms + TRAV_STUN_GRACE_MS;
+  if (a->gather_stop_ms < now_ms + wait)
+    a->gather_stop_ms = now_ms + wait;
+}
+
+/* The first answer starts the grace the other servers get. */
+static void note_answer(trav_agent_t *a, int64_t now_ms) {
+  if (a->gather_stop_ms < 0)
+    a->gather_stop_ms = now_ms + TRAV_STUN_GRACE_MS;
 }
 
 bool trav_gather_on_datagram(trav_agent_t *a, const uint8_t *buf, size_t len,
@@ -252,6 +265,7 @@ bool trav_gather_on_datagram(trav_agent_t *a, const uint8_t *buf, size_t len,
   if (r && r->state == STUN_TXN_SUCCEEDED && slot >= 0 &&
       !a->stun_followup[slot]) {
     add_srflx(a, r);
+    note_answer(a, now_ms);
     start_followups(a, r, now_ms);
   }
   return true;
@@ -264,9 +278,16 @@ int64_t trav_gather_on_timer(trav_agent_t *a, int64_t now_ms) {
   size_t n = stun_client_on_timer(a->stun, now_ms, out, TRAV_MAX_STUN_TXNS);
   for (size_t i = 0; i < n; i++) {
     if (udp_send(a->socks[0], out[i].to, out[i].data, out[i].len, 0) != 0)
-      stun_client_fail(a->stun, out[i].txn, QP_ERR_SOCKET, 0);
+      stun_client_fail(a->stun, out[i].txn, QP_ERR_SOCKET, errno);
   }
-  return stun_client_next_timeout(a->stun);
+  int64_t next = stun_client_next_timeout(a->stun);
+  /* Parallel queries: once one server answered, the rest only get the
+   * grace (TRAV_STUN_GRACE_MS); nothing pending means done already. */
+  if (a->gather_stop_ms < 0 || next < 0)
+    return next;
+  if (now_ms >= a->gather_stop_ms)
+    return -1;
+  return next < a->gather_stop_ms ? next : a->gather_stop_ms;
 }
 
 /* Mapping behavior from the mapped addresses of every answered request, in

@@ -37,8 +37,18 @@
 /* Checks sent on one pair at most: 60 s of retransmissions at
  * TRAV_CHECK_RTO_MS, so a long punch timeout stays bounded. */
 #define TRAV_MAX_CHECKS_PER_PAIR 600
-/* Candidate gathering (STUN) gets min(TRAV_GATHER_MAX_MS, timeout / 3). */
+/* Candidate gathering (STUN) gets min(TRAV_GATHER_MAX_MS, timeout / 3):
+ * what a list of only dead (or unreachable) STUN servers costs. */
 #define TRAV_GATHER_MAX_MS 2000
+/* Once one STUN server answered, the others get this much longer (ms): a
+ * server slower or dead next to a live one costs at most this, not
+ * TRAV_GATHER_MAX_MS. 80 ms covers servers a few tens of ms further away
+ * than the first without holding up a traversal noticeably. */
+#define TRAV_STUN_GRACE_MS 80
+/* Behavior-learning requests (below), started on the first RFC 5780
+ * answer, are waited for this many round trips of that answer plus
+ * TRAV_STUN_GRACE_MS, so a distant server's follow-ups are not cut off. */
+#define TRAV_STUN_FOLLOWUP_RTTS 2
 /* The cancel callback is polled at least this often. */
 #define TRAV_CANCEL_POLL_MS 50
 /* Our own candidates: host addresses, one srflx per STUN server, and the
@@ -257,6 +267,7 @@ typedef struct trav_agent {
   bool stun_followup[TRAV_MAX_STUN_TXNS]; /* behavior learning, not srflx */
   size_t stun_followups;
   int64_t gather_until_ms;
+  int64_t gather_stop_ms; /* stop after answers (grace); -1 before one */
   char stun_note[256]; /* what the STUN servers said, for the summary */
 
   int64_t start_ms, deadline_ms; /* rdv_now_ms clock */
