@@ -394,6 +394,30 @@ typedef struct qp_traverse_options {
   int hard_nat_sockets;
   int hard_nat_probe_rate;
   int hard_nat_max_probes;
+  /* Sealed rendezvous: a secret both sides were given out of band (8 to
+   * 256 bytes; NULL or "" = none, as 0.1.x). Records are then encrypted and
+   * authenticated (AES-256-GCM under keys derived by HKDF-SHA256 from the
+   * secret and the session) and stored under a name derived from them, so
+   * the store shows neither the session name nor candidates nor ICE
+   * credentials, and one who can write it but lacks the secret cannot
+   * redirect either side. A peer record that does not open is ignored and
+   * counted; if only such records were seen, qp_create_* fails with
+   * QP_ERR_RENDEZVOUS saying so (another secret on the other side, or a
+   * writer without it). Both sides must give the same secret. Copied during
+   * the call; the copy is wiped. docs/security.md has the threat model. */
+  const char *secret;
+  /* Resilience (docs/internals/resilience.md): when the path dies (no
+   * acknowledgement for max(2 s, 3 PTOs): a NAT rebinding, an address
+   * change, an outage), both sides run traversal again through the same
+   * store on the same socket and QUIC moves onto the new path; send and
+   * recv just pause, nothing is lost, duplicated or reordered. A peer that
+   * publishes no new record within the idle timeout of its last packet is
+   * gone (QP_ERR_IDLE_TIMEOUT, as without recovery); otherwise, when no new
+   * path works within this many ms, send/recv fail with QP_ERR_PUNCH and a
+   * message listing what was tried. Default 30000; 0 = off (the 0.2
+   * behavior: the connection ends at the idle timeout); negative = the
+   * default. The rendezvous callbacks, if used, must outlive the portal. */
+  int reconnect_timeout_ms;
 } qp_traverse_options;
 
 /* Fill *opts with the defaults above. */

@@ -89,13 +89,23 @@ static void fill_handoff(portal_handoff_t *h, const qp_traverse_options *o,
   h->early_count = res->early_count < 8 ? res->early_count : 8;
 }
 
+static bool has_secret(const qp_traverse_options *o) {
+  return o->secret != NULL && o->secret[0] != '\0';
+}
+
 static int traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p,
                     udp_socket_t *sock, trav_result_t *res) {
   const char *session = o->session && *o->session ? o->session : "default";
   rdv_t *rdv = NULL;
-  int rc = open_store(o, session, &rdv);
-  if (rc != 0)
+  /* Sealed rendezvous: the store sees only the derived label (rdv_seal.h). */
+  rdv_seal_t seal = {{0}, ""};
+  int rc = has_secret(o) ? rdv_seal_init(&seal, o->secret, session) : 0;
+  if (rc == 0)
+    rc = open_store(o, has_secret(o) ? seal.label : session, &rdv);
+  if (rc != 0) {
+    rdv_seal_wipe(&seal);
     return rc;
+  }
   udp_resolved_t names[UDP_RESOLVE_MAX_NAMES];
   const char *stun[UDP_RESOLVE_MAX_NAMES];
   int budget = o->punch_timeout_ms / 4 < MAX_RESOLVE_MS ? o->punch_timeout_ms / 4
@@ -119,10 +129,12 @@ static int traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p
       .hard_nat_sockets = o->hard_nat_sockets,
       .hard_nat_probe_rate = o->hard_nat_probe_rate,
       .hard_nat_max_probes = o->hard_nat_max_probes,
+      .seal = has_secret(o) ? &seal : NULL,
   };
   memcpy(cfg.fingerprint, portal_fingerprint(p), sizeof(cfg.fingerprint));
   rc = trav_run(sock, rdv, &cfg, o->cancel, o->cancel_user, res);
   rdv_close(rdv);
+  rdv_seal_wipe(&seal);
   return rc;
 }
 

@@ -290,6 +290,7 @@ typedef struct trav_agent {
   int rec_err;        /* why the last peer record was refused, or 0 */
   char rec_why[256];
   uint32_t records_refused;
+  uint32_t records_unopened; /* sealed records that did not open */
   trav_counters_t n;
 } trav_agent_t;
 

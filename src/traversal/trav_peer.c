@@ -17,6 +17,7 @@
  */
 #include "traversal/trav_internal.h"
 
+#include <gnutls/gnutls.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,12 +58,19 @@ static int fill_record(const trav_agent_t *a, rdv_record *rec) {
 int trav_peer_publish(trav_agent_t *a) {
   rdv_record rec;
   char text[RDV_RECORD_MAX_SIZE + 1];
-  size_t len = 0;
+  char sealed[RDV_SEALED_MAX + 1];
+  size_t len = 0, sealed_len = 0;
   int rc = fill_record(a, &rec);
   if (rc == 0)
     rc = rdv_record_encode(&rec, text, sizeof(text), &len);
+  if (rc == 0 && a->cfg->seal != NULL)
+    rc = rdv_seal_record(a->cfg->seal, trav_own_key(a), text, len, sealed,
+                         sizeof(sealed), &sealed_len);
   if (rc == 0)
-    rc = rdv_put(a->rdv, trav_own_key(a), text, len);
+    rc = a->cfg->seal ? rdv_put(a->rdv, trav_own_key(a), sealed, sealed_len)
+                      : rdv_put(a->rdv, trav_own_key(a), text, len);
+  gnutls_memset(text, 0, sizeof(text)); /* holds our pwd */
+  gnutls_memset(&rec, 0, sizeof(rec));
   if (rc == 0) {
     a->published = true;
     QP_LOG_DEBUG("traversal: published %s record (%zu candidates) in %s",
@@ -103,10 +111,37 @@ static int adopt(trav_agent_t *a, const rdv_record *rec, int64_t now_ms) {
   return a->controlling ? 0 : trav_peer_publish(a);
 }
 
+/* Open a sealed record into plain (RDV_RECORD_MAX_SIZE + 1 bytes), or say
+ * why a plain one cannot be read here. */
+static int unseal(trav_agent_t *a, const char **text, size_t *len, char *plain) {
+  const char *key = trav_peer_key(a);
+  if (a->cfg->seal == NULL) {
+    if (rdv_seal_is_sealed(*text, *len))
+      return qp_fail(QP_ERR_RENDEZVOUS, "the %s record is sealed with a "
+                     "secret: give this side the same secret", key);
+    return 0;
+  }
+  int rc = rdv_seal_open(a->cfg->seal, key, *text, *len, plain,
+                         RDV_RECORD_MAX_SIZE + 1, len);
+  if (rc != 0) {
+    char why[256];
+    snprintf(why, sizeof(why), "%s", qp_last_error());
+    a->records_unopened++;
+    return qp_fail(rc, "%s (refused %u time%s so far)", why,
+                   a->records_unopened, a->records_unopened == 1 ? "" : "s");
+  }
+  *text = plain;
+  return 0;
+}
+
 /* Decode and check; 0, or the refusal code with qp_last_error set. */
 static int read_record(trav_agent_t *a, const char *text, size_t len,
                        rdv_record *rec, uint8_t fp[TLS_FINGERPRINT_LEN]) {
-  int rc = rdv_record_decode(text, len, rec);
+  char plain[RDV_RECORD_MAX_SIZE + 1];
+  int rc = unseal(a, &text, &len, plain);
+  if (rc == 0)
+    rc = rdv_record_decode(text, len, rec);
+  gnutls_memset(plain, 0, sizeof(plain));
   if (rc != 0)
     return rc;
   rc = rdv_record_check(rec, a->cfg->session,

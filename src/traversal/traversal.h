@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "rendezvous/rdv.h"
+#include "rendezvous/rdv_seal.h"
 #include "tls/tls_identity.h"
 #include "udp/udp.h"
 
@@ -36,6 +37,10 @@ typedef struct trav_config {
   size_t stun_server_count;
   int punch_timeout_ms; /* overall budget from start to a validated pair */
   uint8_t fingerprint[TLS_FINGERPRINT_LEN]; /* ours, published in the record */
+  /* Sealed rendezvous (rdv_seal.h): records are sealed and must open with
+   * these keys; the rdv handle must then be opened on seal->label. NULL =
+   * plain records. Borrowed for the run. */
+  const rdv_seal_t *seal;
   /* Hard NATs (docs/internals/hard-nat.md); 0 = the default of each. */
   int hard_nat_sockets;    /* extra sockets when our NAT maps per destination
                               at random: default 256, at most 1024, -1 none */
