@@ -28,7 +28,7 @@ int turn_txn_start(turn_txn *t, uint16_t method, uint64_t now_ns) {
 
 static uint64_t txn_limit_ns(const turn_client *c, const turn_txn *t) {
   uint32_t ms = c->cfg.timeout_ms ? c->cfg.timeout_ms : TURN_TXN_TIMEOUT_MS;
-  return t->started_ns + (uint64_t)ms * TURN_NS_PER_MS;
+  return t->started_ns + (uint64_t)ms * CLOCK_NS_PER_MS;
 }
 
 turn_txn_due turn_txn_check(const turn_client *c, const turn_txn *t,
@@ -46,11 +46,12 @@ static uint64_t txn_wait_ns(uint32_t sent) {
   uint64_t ms = sent >= STUN_CLIENT_MAX_SENDS
                     ? (uint64_t)STUN_CLIENT_LAST_WAIT_RTOS * STUN_CLIENT_RTO_MS
                     : (uint64_t)STUN_CLIENT_RTO_MS << (sent - 1);
-  return ms * TURN_NS_PER_MS;
+  return ms * CLOCK_NS_PER_MS;
 }
 
 uint64_t turn_txn_elapsed_ms(const turn_txn *t, uint64_t now_ns) {
-  return now_ns > t->started_ns ? (now_ns - t->started_ns) / TURN_NS_PER_MS : 0;
+  return now_ns > t->started_ns ? (now_ns - t->started_ns) / CLOCK_NS_PER_MS
+                                : 0;
 }
 
 /* The lifetime we ask for in Allocate and in every Refresh. */
@@ -189,7 +190,7 @@ uint64_t turn_refresh_time(uint64_t now_ns, uint32_t lifetime_s) {
   uint32_t wait = lifetime_s >= 2 * TURN_REFRESH_MARGIN_S
                       ? lifetime_s - TURN_REFRESH_MARGIN_S
                       : lifetime_s / 2;
-  return now_ns + (uint64_t)wait * TURN_NS_PER_S;
+  return now_ns + (uint64_t)wait * CLOCK_NS_PER_S;
 }
 
 const char *turn_server_text(const turn_client *c, char *buf) {

@@ -3,10 +3,8 @@
 #ifndef QP_TURN_INTERNAL_H
 #define QP_TURN_INTERNAL_H
 
+#include "common/clock.h"
 #include "turn/turn_client.h"
-
-#define TURN_NS_PER_MS 1000000ull
-#define TURN_NS_PER_S 1000000000ull
 
 /* What a transaction wants at now (RFC 8489 section 6.2.1 schedule). */
 typedef enum turn_txn_due {
