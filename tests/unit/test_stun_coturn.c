@@ -46,19 +46,6 @@ typedef struct coturn {
   char log_path[64];
 } coturn;
 
-static bool on_path(const char *name) {
-  const char *path = getenv("PATH");
-  char candidate[512];
-  while (path && *path) {
-    size_t n = strcspn(path, ":");
-    snprintf(candidate, sizeof(candidate), "%.*s/%s", (int)n, path, name);
-    if (access(candidate, X_OK) == 0)
-      return true;
-    path += n + (path[n] == ':');
-  }
-  return false;
-}
-
 static bool udp_port_free(const char *ip, uint16_t port) {
   udp_addr_t a;
   if (udp_addr_parse(ip, port, &a) != 0)
@@ -152,8 +139,8 @@ static int setup(void **state) {
   static coturn c;
   memset(&c, 0, sizeof(c));
   *state = &c;
-  if (!on_path("turnserver") || !on_path("turnutils_stunclient") ||
-      !on_path("turnutils_natdiscovery")) {
+  if (!tu_on_path("turnserver") || !tu_on_path("turnutils_stunclient") ||
+      !tu_on_path("turnutils_natdiscovery")) {
     c.skip_reason = "coturn (turnserver, turnutils_*) is not installed";
     return 0;
   }
