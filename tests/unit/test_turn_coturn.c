@@ -630,6 +630,31 @@ static void try_alternate_moves_to_the_other_server(void **state) {
   coturn_stop(&server);
 }
 
+/* The server dies under a live allocation: the next Refresh goes
+ * unanswered and the client reports the relay lost. */
+static void killed_server_is_relay_lost(void **state) {
+  fixture *f = *state;
+  REQUIRE_COTURN(f);
+  coturn server;
+  coturn_start(&server, lt_cred);
+  static turn_io io;
+  io_open(&io, server.port, "u", "p");
+  io_allocate(&io);
+  expect_allocated(&io);
+  coturn_stop(&server);
+  io.c.cfg.timeout_ms = DEAD_TIMEOUT_MS;
+  io.offset_ns += (uint64_t)(TURN_DEFAULT_LIFETIME_S - 55) * 1000000000ull;
+  IO_UNTIL(&io, turn_client_state(&io.c) != TURN_STATE_ALLOCATED,
+           DEAD_TIMEOUT_MS + DEAD_SLACK_MS);
+  assert_int_equal(turn_client_state(&io.c), TURN_STATE_FAILED);
+  char want[96];
+  snprintf(want, sizeof(want),
+           "TURN relay lost: server 127.0.0.1:%u did not answer a Refresh",
+           server.port);
+  TU_ASSERT_CONTAINS(turn_client_error(&io.c), want);
+  io_close(&io);
+}
+
 /* turn_check (the CLI's turn-check): the whole loop through the relay on
  * a socket of its own; then the two ways it fails. */
 static void turn_check_loops_through_the_relay(void **state) {
@@ -675,6 +700,7 @@ int main(void) {
       cmocka_unit_test(quota_exceeded_is_486),
       cmocka_unit_test(stale_nonce_is_renewed),
       cmocka_unit_test(try_alternate_moves_to_the_other_server),
+      cmocka_unit_test(killed_server_is_relay_lost),
       cmocka_unit_test(turn_check_loops_through_the_relay),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
