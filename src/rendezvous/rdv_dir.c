@@ -8,12 +8,21 @@
  * is fsync()ed and then rename()d over the key: rename is atomic, so a
  * reader sees the old value or the new one, never a mix. Files are created
  * 0600 and folders 0700, because records carry the session's credentials.
+ *
+ * The folder is trusted only as ssh's StrictModes trusts a home folder
+ * (docs/security.md): PATH, PATH/qp and PATH/qp/<session> must be owned by
+ * us (or root) and writable by nobody else, or be a setgid folder shared
+ * by a group we belong to (then files are created 0640 and folders 02770,
+ * so the group's members meet there). Records are opened with O_NOFOLLOW |
+ * O_NONBLOCK and must be regular files: a symlink or a FIFO planted there
+ * is an error, never a write elsewhere or a reader that blocks.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,8 +35,12 @@
 /* Retries of a read or write interrupted by a signal before giving up. */
 #define DIR_EINTR_RETRIES 100
 
+/* Supplementary groups checked for a shared folder's group. */
+#define DIR_MAX_GROUPS 256
+
 typedef struct dir_store {
   char root[DIR_PATH_MAX + 1];
+  bool shared; /* a group's setgid folder: group-readable files */
 } dir_store;
 
 static int fail_errno(const char *what, const char *path) {
@@ -39,8 +52,74 @@ static void file_path(const dir_store *d, const char *key, char *out) {
   snprintf(out, DIR_FILE_MAX, "%s/%s", d->root, key);
 }
 
-static int make_dir(const char *path) {
-  if (mkdir(path, 0700) == 0 || errno == EEXIST)
+static bool in_group(gid_t gid) {
+  if (gid == getegid())
+    return true;
+  gid_t groups[DIR_MAX_GROUPS];
+  int n = getgroups(DIR_MAX_GROUPS, groups);
+  for (int i = 0; i < n; i++)
+    if (groups[i] == gid)
+      return true;
+  return false;
+}
+
+/* Why the folder cannot be trusted, or NULL; *shared set for a group's
+ * setgid folder. */
+static const char *untrusted(const struct stat *st, bool *shared) {
+  *shared = false;
+  if (!S_ISDIR(st->st_mode))
+    return "it is not a folder (a symbolic link or a file)";
+  if (st->st_mode & S_IWOTH)
+    return "every user can write it (mode o+w)";
+  if ((st->st_mode & S_IWGRP) && (st->st_mode & S_ISGID) && in_group(st->st_gid)) {
+    *shared = true; /* a group's meeting place, as intended */
+    return NULL;
+  }
+  if (st->st_uid != geteuid() && st->st_uid != 0)
+    return "another user owns it";
+  if (st->st_mode & S_IWGRP)
+    return "its group can write it but it is not a setgid folder shared by "
+           "a group of ours (chmod g-w, or chmod g+s for a shared folder)";
+  return NULL;
+}
+
+/* Check one folder of the store; follow_link: PATH itself may be a link. */
+static int check_folder(dir_store *d, const char *path, bool follow_link) {
+  struct stat st;
+  if ((follow_link ? stat(path, &st) : lstat(path, &st)) < 0)
+    return errno == ENOENT ? 0 : fail_errno("inspect folder", path);
+  bool shared;
+  const char *why = untrusted(&st, &shared);
+  if (why != NULL)
+    return err_fail(QP_ERR_RENDEZVOUS,
+                    "rendezvous folder %s is refused: %s; records there could "
+                    "be read or replaced by others",
+                    path, why);
+  d->shared |= shared;
+  return 0;
+}
+
+/* PATH/qp and PATH/qp/<session> of key "qp/<session>/<key>". */
+static int check_tree(dir_store *d, const char *key) {
+  char path[DIR_FILE_MAX];
+  file_path(d, key, path);
+  char *first = path + strlen(d->root) + 1 + strlen("qp");
+  *first = '\0';
+  int rc = check_folder(d, path, false);
+  *first = '/';
+  *strrchr(path, '/') = '\0';
+  return rc < 0 ? rc : check_folder(d, path, false);
+}
+
+static int make_dir(const dir_store *d, const char *path) {
+  if (mkdir(path, 0700) == 0) {
+    /* A shared folder's subfolders let the group in (setgid keeps the
+     * group for what they hold). */
+    if (d != NULL && d->shared && chmod(path, 02770) < 0)
+      return fail_errno("share folder", path);
+    return 0;
+  }
+  if (errno == EEXIST)
     return 0;
   return fail_errno("create folder", path);
 }
@@ -51,12 +130,12 @@ static int make_parents(const dir_store *d, const char *key) {
   file_path(d, key, path);
   char *first = path + strlen(d->root) + 1 + strlen("qp");
   *first = '\0';
-  int rc = make_dir(path);
+  int rc = make_dir(d, path);
   if (rc < 0)
     return rc;
   *first = '/';
   *strrchr(path, '/') = '\0';
-  return make_dir(path);
+  return make_dir(d, path);
 }
 
 static int write_all(int fd, const char *buf, size_t len) {
@@ -90,6 +169,12 @@ static int open_temp(const dir_store *d, const char *key, char *tmp) {
   }
   if (fd < 0)
     return fail_errno("create a file in", d->root);
+  if (d->shared && fchmod(fd, 0640) < 0) {
+    int rc = fail_errno("share file", tmp);
+    close(fd);
+    unlink(tmp);
+    return rc;
+  }
   return fd;
 }
 
@@ -109,6 +194,9 @@ static int dir_put(void *state, const char *key, const void *value,
                    size_t len) {
   dir_store *d = state;
   char tmp[DIR_FILE_MAX], path[DIR_FILE_MAX];
+  int rc0 = check_tree(d, key);
+  if (rc0 < 0)
+    return rc0;
   int fd = open_temp(d, key, tmp);
   if (fd < 0)
     return fd;
@@ -118,6 +206,10 @@ static int dir_put(void *state, const char *key, const void *value,
   if (close(fd) < 0 && rc == 0)
     rc = fail_errno("write", tmp);
   file_path(d, key, path);
+  /* The folders may have been made by this put: check them before the
+   * record becomes visible. */
+  if (rc == 0)
+    rc = check_tree(d, key);
   if (rc == 0 && rename(tmp, path) < 0)
     rc = fail_errno("rename a temporary file to", path);
   if (rc < 0) {
@@ -165,16 +257,27 @@ static int read_file(int fd, const char *path, size_t size, char **value,
 static int dir_get(void *state, const char *key, char **value, size_t *len) {
   dir_store *d = state;
   char path[DIR_FILE_MAX];
+  int rc = check_tree(d, key);
+  if (rc < 0)
+    return rc;
   file_path(d, key, path);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: a FIFO planted there opens at once (and is refused below)
+   * instead of blocking until someone writes into it. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0 && errno == ELOOP)
+    return err_fail(QP_ERR_RENDEZVOUS,
+                    "rendezvous file %s is a symbolic link: refused (someone "
+                    "else may be redirecting the store)",
+                    path);
   if (fd < 0)
     return errno == ENOENT ? 0 : fail_errno("open", path);
   struct stat st;
-  int rc;
   if (fstat(fd, &st) < 0)
     rc = fail_errno("stat", path);
   else if (!S_ISREG(st.st_mode))
-    rc = err_fail(QP_ERR_RENDEZVOUS, "rendezvous file %s is not a file", path);
+    rc = err_fail(QP_ERR_RENDEZVOUS,
+                  "rendezvous file %s is not a regular file (%s): refused",
+                  path, S_ISFIFO(st.st_mode) ? "a FIFO" : "a folder or device");
   else if ((uint64_t)st.st_size > RDV_VALUE_MAX)
     rc = err_fail(QP_ERR_RENDEZVOUS,
                  "rendezvous file %s is %lld bytes; the limit is %u", path,
@@ -188,6 +291,9 @@ static int dir_get(void *state, const char *key, char **value, size_t *len) {
 static int dir_del(void *state, const char *key) {
   dir_store *d = state;
   char path[DIR_FILE_MAX];
+  int rc = check_tree(d, key);
+  if (rc < 0)
+    return rc;
   file_path(d, key, path);
   if (unlink(path) < 0 && errno != ENOENT)
     return fail_errno("delete", path);
@@ -205,7 +311,7 @@ int rdv_dir_open(const char *path, void **state, const rdv_ops **ops) {
     return err_fail(QP_ERR_INVALID,
                    "rendezvous URL \"dir:%.80s\": PATH must be 1 to %d bytes",
                    path, DIR_PATH_MAX);
-  int rc = make_dir(path);
+  int rc = make_dir(NULL, path);
   if (rc < 0)
     return rc;
   struct stat st;
@@ -220,6 +326,10 @@ int rdv_dir_open(const char *path, void **state, const rdv_ops **ops) {
   if (d == NULL)
     return err_fail(QP_ERR_NOMEM, "out of memory opening dir:%s", path);
   memcpy(d->root, path, len + 1);
+  if ((rc = check_folder(d, d->root, true)) < 0) {
+    free(d);
+    return rc;
+  }
   *state = d;
   *ops = &dir_ops;
   return 0;

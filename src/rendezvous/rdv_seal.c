@@ -30,7 +30,7 @@ int rdv_seal_init(rdv_seal_t *s, const char *secret, const char *session) {
   memset(s, 0, sizeof(*s));
   size_t n = secret ? strnlen(secret, RDV_SECRET_MAX + 1) : 0;
   if (n < RDV_SECRET_MIN || n > RDV_SECRET_MAX)
-    return qp_fail(QP_ERR_INVALID,
+    return err_fail(QP_ERR_INVALID,
                    "the rendezvous secret is %zu bytes%s: it must be %d to %d "
                    "bytes (a generated code, or a long passphrase)",
                    n, n > RDV_SECRET_MAX ? " or more" : "", RDV_SECRET_MIN,
@@ -47,7 +47,7 @@ int rdv_seal_init(rdv_seal_t *s, const char *secret, const char *session) {
   gnutls_memset(prk, 0, sizeof(prk));
   if (rv != 0) {
     rdv_seal_wipe(s);
-    return qp_fail(QP_ERR_TLS, "HKDF-SHA256 (GnuTLS) failed: %s",
+    return err_fail(QP_ERR_TLS, "HKDF-SHA256 (GnuTLS) failed: %s",
                    gnutls_strerror(rv));
   }
   for (size_t i = 0; i < sizeof(label); i++)
@@ -75,7 +75,7 @@ static int cipher_open(const rdv_seal_t *s, gnutls_aead_cipher_hd_t *h) {
   gnutls_datum_t key = {.data = (void *)s->key, .size = sizeof(s->key)};
   int rv = gnutls_aead_cipher_init(h, GNUTLS_CIPHER_AES_256_GCM, &key);
   if (rv != 0)
-    return qp_fail(QP_ERR_TLS, "AES-256-GCM (GnuTLS) unavailable: %s",
+    return err_fail(QP_ERR_TLS, "AES-256-GCM (GnuTLS) unavailable: %s",
                    gnutls_strerror(rv));
   return 0;
 }
@@ -86,10 +86,10 @@ int rdv_seal_record(const rdv_seal_t *s, const char *name, const char *text,
   uint8_t aad[sizeof(SEAL_AAD_PREFIX) + RDV_KEY_MAX + 1];
   size_t aad_len = make_aad(name, aad, sizeof(aad));
   if (len > RDV_RECORD_MAX_SIZE || aad_len == 0)
-    return qp_fail(QP_ERR_TOO_LARGE, "record of %zu bytes is too large to seal",
+    return err_fail(QP_ERR_TOO_LARGE, "record of %zu bytes is too large to seal",
                    len);
   if (gnutls_rnd(GNUTLS_RND_NONCE, raw, RDV_SEAL_NONCE_LEN) != 0)
-    return qp_fail(QP_ERR_TLS, "gnutls_rnd failed to make a nonce");
+    return err_fail(QP_ERR_TLS, "gnutls_rnd failed to make a nonce");
   gnutls_aead_cipher_hd_t h;
   int rc = cipher_open(s, &h);
   if (rc != 0)
@@ -100,15 +100,15 @@ int rdv_seal_record(const rdv_seal_t *s, const char *name, const char *text,
                                       raw + RDV_SEAL_NONCE_LEN, &clen);
   gnutls_aead_cipher_deinit(h);
   if (rv != 0)
-    return qp_fail(QP_ERR_TLS, "AES-256-GCM sealing failed: %s",
+    return err_fail(QP_ERR_TLS, "AES-256-GCM sealing failed: %s",
                    gnutls_strerror(rv));
   gnutls_datum_t in = {.data = raw, .size = (unsigned)(RDV_SEAL_NONCE_LEN + clen)};
   gnutls_datum_t b64 = {NULL, 0};
   if ((rv = gnutls_base64_encode2(&in, &b64)) != 0)
-    return qp_fail(QP_ERR_TLS, "base64 encoding failed: %s", gnutls_strerror(rv));
+    return err_fail(QP_ERR_TLS, "base64 encoding failed: %s", gnutls_strerror(rv));
   rc = 0;
   if (PREFIX_LEN + b64.size + 1 > cap)
-    rc = qp_fail(QP_ERR_TOO_LARGE, "sealed record of %zu bytes does not fit",
+    rc = err_fail(QP_ERR_TOO_LARGE, "sealed record of %zu bytes does not fit",
                  PREFIX_LEN + b64.size);
   else {
     memcpy(out, RDV_SEAL_PREFIX, PREFIX_LEN);
@@ -138,7 +138,7 @@ static size_t decode_body(const char *sealed, size_t len, uint8_t *raw,
 int rdv_seal_open(const rdv_seal_t *s, const char *name, const char *sealed,
                   size_t len, char *out, size_t cap, size_t *out_len) {
   if (!rdv_seal_is_sealed(sealed, len))
-    return qp_fail(QP_ERR_RENDEZVOUS,
+    return err_fail(QP_ERR_RENDEZVOUS,
                    "the %s record is not sealed: the peer runs without the "
                    "secret, or someone without it wrote there",
                    name);
@@ -147,7 +147,7 @@ int rdv_seal_open(const rdv_seal_t *s, const char *name, const char *sealed,
   size_t aad_len = make_aad(name, aad, sizeof(aad));
   size_t n = len <= RDV_SEALED_MAX ? decode_body(sealed, len, raw, sizeof(raw)) : 0;
   if (n < RDV_SEAL_NONCE_LEN + RDV_SEAL_TAG_LEN || aad_len == 0)
-    return qp_fail(QP_ERR_RENDEZVOUS,
+    return err_fail(QP_ERR_RENDEZVOUS,
                    "the sealed %s record is malformed (%zu bytes)", name, len);
   gnutls_aead_cipher_hd_t h;
   int rc = cipher_open(s, &h);
@@ -159,7 +159,7 @@ int rdv_seal_open(const rdv_seal_t *s, const char *name, const char *sealed,
                                       n - RDV_SEAL_NONCE_LEN, out, &plen);
   gnutls_aead_cipher_deinit(h);
   if (rv != 0)
-    return qp_fail(QP_ERR_RENDEZVOUS,
+    return err_fail(QP_ERR_RENDEZVOUS,
                    "the sealed %s record does not open with our secret: the "
                    "peer uses another secret, or someone without it wrote "
                    "there",

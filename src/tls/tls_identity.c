@@ -1,16 +1,22 @@
 #include "tls/tls_identity.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <gnutls/crypto.h>
 #include <gnutls/x509.h>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "common/secret.h"
 
 /* The certificate lives as long as the process that made it; one day of
@@ -64,7 +70,40 @@ static int fill_certificate(tls_identity_t *id) {
   return 0;
 }
 
+/* Documented process-wide state: the key log warning is logged once. */
+static atomic_bool keylog_warned;
+
+/* SSLKEYLOGFILE names a file where GnuTLS appends every session's keys,
+ * opened with fopen("a"): the umask's mode, often 0644, so any local user
+ * could decrypt a capture. Create it 0600 before the first handshake; an
+ * existing file others can read, or that cannot be opened, is reported
+ * once. O_NONBLOCK: a FIFO there must not hang us. */
+static void keylog_prepare(void) {
+  const char *path = getenv("SSLKEYLOGFILE");
+  if (path == NULL || *path == '\0')
+    return;
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC |
+                          O_NONBLOCK, 0600);
+  struct stat st;
+  if (fd >= 0 && fstat(fd, &st) == 0 && (st.st_mode & 077) == 0) {
+    close(fd);
+    return;
+  }
+  if (!atomic_exchange(&keylog_warned, true)) {
+    if (fd < 0)
+      QP_LOG_WARN("SSLKEYLOGFILE %s cannot be opened safely (%s); GnuTLS may "
+                  "still write TLS keys there", path, strerror(errno));
+    else
+      QP_LOG_WARN("SSLKEYLOGFILE %s is open to other users (mode %03o): "
+                  "whoever reads it can decrypt captured traffic",
+                  path, (unsigned)(st.st_mode & 0777));
+  }
+  if (fd >= 0)
+    close(fd);
+}
+
 int tls_identity_create(tls_identity_t **out) {
+  keylog_prepare();
   tls_identity_t *id = calloc(1, sizeof(*id));
   if (id == NULL)
     return err_fail(QP_ERR_NOMEM, "out of memory creating a TLS identity");

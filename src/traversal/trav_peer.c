@@ -25,6 +25,9 @@
 #include "common/error.h"
 #include "common/log.h"
 
+/* Room for the thread's last error message (error.c keeps 512 bytes). */
+#define TRAV_KEEP_ERROR_MAX 512
+
 const char *trav_own_key(const trav_agent_t *a) {
   return a->controlling ? "server" : "client";
 }
@@ -80,8 +83,15 @@ int trav_peer_publish(trav_agent_t *a) {
 }
 
 void trav_peer_unpublish(trav_agent_t *a) {
-  if (a->published && rdv_delete(a->rdv, trav_own_key(a)) != 0)
+  if (!a->published)
+    return;
+  /* Called after a failure too: keep the message of that failure. */
+  char keep[TRAV_KEEP_ERROR_MAX];
+  snprintf(keep, sizeof(keep), "%s", qp_last_error());
+  if (rdv_delete(a->rdv, trav_own_key(a)) != 0)
     QP_LOG_DEBUG("traversal: could not delete our record: %s", qp_last_error());
+  a->published = false;
+  err_fail(0, "%s", keep);
 }
 
 static void note_refused(trav_agent_t *a, int rc) {
@@ -117,7 +127,7 @@ static int unseal(trav_agent_t *a, const char **text, size_t *len, char *plain) 
   const char *key = trav_peer_key(a);
   if (a->cfg->seal == NULL) {
     if (rdv_seal_is_sealed(*text, *len))
-      return qp_fail(QP_ERR_RENDEZVOUS, "the %s record is sealed with a "
+      return err_fail(QP_ERR_RENDEZVOUS, "the %s record is sealed with a "
                      "secret: give this side the same secret", key);
     return 0;
   }
@@ -127,7 +137,7 @@ static int unseal(trav_agent_t *a, const char **text, size_t *len, char *plain) 
     char why[256];
     snprintf(why, sizeof(why), "%s", qp_last_error());
     a->records_unopened++;
-    return qp_fail(rc, "%s (refused %u time%s so far)", why,
+    return err_fail(rc, "%s (refused %u time%s so far)", why,
                    a->records_unopened, a->records_unopened == 1 ? "" : "s");
   }
   *text = plain;
@@ -172,6 +182,7 @@ int trav_peer_poll(trav_agent_t *a, int64_t now_ms) {
   rdv_record rec;
   uint8_t fp[TLS_FINGERPRINT_LEN];
   rc = read_record(a, text, len, &rec, fp);
+  gnutls_memset(text, 0, len); /* the peer's pwd */
   free(text);
   if (rc != 0) {
     note_refused(a, rc);

@@ -504,6 +504,7 @@ int trav_run(udp_socket_t *sock, rdv_t *rdv, const trav_config_t *cfg,
   if (rc == 0)
     rc = finish(a, out);
   if (rc != 0) {
+    trav_peer_unpublish(a); /* records never outlive a run */
     char summary[sizeof(out->summary)];
     memcpy(summary, out->summary, sizeof(summary));
     trav_result_cleanup(out);

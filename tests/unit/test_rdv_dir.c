@@ -207,7 +207,7 @@ static void oversized_and_odd_files_are_reported(void **state) {
   snprintf(path, sizeof(path), "%s/qp/odd/folder", f->root);
   assert_int_equal(mkdir(path, 0700), 0);
   assert_int_equal(rdv_get(rdv, "folder", &value, &len), QP_ERR_RENDEZVOUS);
-  assert_non_null(strstr(qp_last_error(), "is not a file"));
+  assert_non_null(strstr(qp_last_error(), "is not a regular file"));
   rdv_close(rdv);
 }
 
