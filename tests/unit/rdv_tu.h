@@ -5,6 +5,7 @@
 #ifndef QP_RDV_TU_H
 #define QP_RDV_TU_H
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,6 +76,36 @@ static inline void rdv_tu_sessions(const char *url) {
   rdv_close(a);
   rdv_close(b);
   rdv_close(a2);
+}
+
+/* A fresh folder under /tmp for a "dir:" store, removed with its content:
+ * cmocka setup/teardown, *state is an rdv_tu_dir. */
+typedef struct rdv_tu_dir {
+  char root[64];
+  char url[80];
+} rdv_tu_dir;
+
+static inline int rdv_tu_dir_setup(void **state) {
+  rdv_tu_dir *f = calloc(1, sizeof(*f));
+  if (f == NULL)
+    return -1;
+  snprintf(f->root, sizeof(f->root), "/tmp/qp-rdv-dir-XXXXXX");
+  if (mkdtemp(f->root) == NULL) {
+    free(f);
+    return -1;
+  }
+  snprintf(f->url, sizeof(f->url), "dir:%s", f->root);
+  *state = f;
+  return 0;
+}
+
+static inline int rdv_tu_dir_teardown(void **state) {
+  rdv_tu_dir *f = *state;
+  char cmd[128];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
+  int rc = system(cmd);
+  free(f);
+  return rc == 0 ? 0 : -1;
 }
 
 #endif

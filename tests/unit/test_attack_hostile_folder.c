@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "rdv_tu.h"
 #include "tu.h"
 #include "test_trav_tu.h"
 
@@ -22,29 +23,9 @@
  * regression to a blocking open. */
 #define QUICK_MS 500
 
-typedef struct fixture {
-  char root[64];
-  char url[80];
-} fixture;
-
-static int setup(void **state) {
-  fixture *f = calloc(1, sizeof(*f));
-  snprintf(f->root, sizeof(f->root), "/tmp/qp-hostile-XXXXXX");
-  if (mkdtemp(f->root) == NULL)
-    return -1;
-  snprintf(f->url, sizeof(f->url), "dir:%s", f->root);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture *f = *state;
-  char cmd[128];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
-  int rc = system(cmd);
-  free(f);
-  return rc == 0 ? 0 : -1;
-}
+typedef rdv_tu_dir fixture;
+#define setup rdv_tu_dir_setup
+#define teardown rdv_tu_dir_teardown
 
 /* PATH/qp/<session>, made by a first put of the session. */
 static void session_dir(const fixture *f, const char *session, char *out,

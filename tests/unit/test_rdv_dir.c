@@ -26,29 +26,9 @@
 /* How long the two processes may take to meet. */
 #define MEET_TIMEOUT_MS 10000
 
-typedef struct fixture {
-  char root[64];
-  char url[80];
-} fixture;
-
-static int setup(void **state) {
-  fixture *f = calloc(1, sizeof(*f));
-  snprintf(f->root, sizeof(f->root), "/tmp/qp-rdv-dir-XXXXXX");
-  if (mkdtemp(f->root) == NULL)
-    return -1;
-  snprintf(f->url, sizeof(f->url), "dir:%s", f->root);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture *f = *state;
-  char cmd[128];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
-  int rc = system(cmd);
-  free(f);
-  return rc == 0 ? 0 : -1;
-}
+typedef rdv_tu_dir fixture;
+#define setup rdv_tu_dir_setup
+#define teardown rdv_tu_dir_teardown
 
 /* A value that proves its own integrity: 4 bytes of seed, then the
  * pattern of that seed. */
