@@ -12,7 +12,29 @@
  * - Objects are opaque and heap-allocated: *_create / *_destroy.
  * - Timeouts are in milliseconds; a negative timeout waits forever, 0 polls.
  * - Thread safety is stated per function. Unless stated, a call on one
- *   object must not race with qp_portal_destroy() of that object.
+ *   object must not race with qp_portal_destroy() of that object. Calls on
+ *   different objects never need the caller's locking.
+ * - Strings passed in (arguments and fields of options structs) are
+ *   borrowed for the call only: the library copies what it keeps, so the
+ *   caller may free them when the call returns (exceptions say so, e.g. the
+ *   rendezvous callbacks of a portal that recovers its path).
+ * - Platform: Linux only. The portal relies on eventfd, ppoll, recvmmsg and
+ *   (when available) UDP GSO and SO_RXQ_OVFL; other systems do not build.
+ *
+ * Compatibility of options structs (the ABI rule)
+ * - Every options struct (qp_transport_options, qp_traverse_options)
+ *   begins with size_t struct_size, which its *_init macro sets to the size
+ *   of the struct as the caller's header declares it. Always fill a struct
+ *   with its *_init first, then set fields; struct_size 0 (a struct never
+ *   passed to *_init) is refused with QP_ERR_INVALID.
+ * - A release only ever appends fields at the end of an options struct: it
+ *   never removes, reorders or retypes one. The library reads only the first
+ *   struct_size bytes of the caller's struct and gives every later field its
+ *   default, so a program built against an older header keeps working with
+ *   a newer library (it gets the defaults of the fields it does not know);
+ *   fields a newer header added are ignored by an older library.
+ * - Other changes to the interface before 1.0 come with a new minor version
+ *   (QP_VERSION_MINOR) and a new library SONAME.
  *
  * Environment: QUIC_PORTAL_LOG (log level), QUIC_PORTAL_QLOG_DIR (write one
  * qlog trace per connection there), SSLKEYLOGFILE (GnuTLS logs TLS secrets
@@ -40,7 +62,15 @@ extern "C" {
 #define QP_EXPORT
 #endif
 
-#define QP_VERSION "0.2.0"
+/* The version of this header: numbers for #if, and as text. qp_version()
+ * gives the version of the library actually loaded. */
+#define QP_VERSION_MAJOR 0
+#define QP_VERSION_MINOR 3
+#define QP_VERSION_PATCH 0
+#define QP_VERSION "0.3.0"
+
+/* "MAJOR.MINOR.PATCH" of the library (its QP_VERSION). Thread-safe. */
+QP_EXPORT const char *qp_version(void);
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                    */
@@ -144,9 +174,11 @@ typedef enum qp_cc {
 /*
  * Transport options. Names and defaults follow quic-portal 0.1.x. Fill with
  * qp_transport_options_init() and then change fields; the library copies the
- * struct, so the caller may free it after the call that takes it.
+ * struct, so the caller may free it after the call that takes it. New fields
+ * are only appended (the ABI rule at the top of this file).
  */
 typedef struct qp_transport_options {
+  size_t struct_size; /* set by qp_transport_options_init: do not change */
   double max_idle_timeout_secs;    /* default 10: connection ends after this
                                       long without a packet from the peer */
   double keep_alive_interval_secs; /* default 2: PING when idle this long;
@@ -178,15 +210,20 @@ typedef struct qp_transport_options {
   uint64_t max_message_size;
 } qp_transport_options;
 
-/* Fill *opts with the defaults above. */
-QP_EXPORT void qp_transport_options_init(qp_transport_options *opts);
+/* Fill *opts with the defaults above and set struct_size. A macro, so that
+ * it passes the size of the struct this header declares; the function
+ * writes exactly struct_size bytes. Thread-safe. */
+#define qp_transport_options_init(opts)                                        \
+  qp_transport_options_init_size((opts), sizeof(qp_transport_options))
+QP_EXPORT void qp_transport_options_init_size(qp_transport_options *opts,
+                                              size_t struct_size);
 
 /* Check every field: QP_OK, or QP_ERR_INVALID naming the field and its
  * allowed range (what listen/connect would refuse). Settings that let an
  * idle connection outlive a NAT's UDP mapping (keep-alive off or >= 25 s
  * with an idle timeout above 30 s; mappings commonly expire after 30 s) are
  * accepted but logged as a warning, once per process (listen/connect and
- * qp_create_* log it too). */
+ * qp_create_* log it too). Thread-safe. */
 QP_EXPORT int qp_transport_options_check(const qp_transport_options *opts);
 
 /* Parse "cubic", "bbr", "bbr2", "reno" or "fixed" (case-insensitive).
@@ -211,7 +248,7 @@ typedef struct qp_portal qp_portal_t;
 /*
  * Create a portal: generates a fresh ECDSA P-256 key pair and a self-signed
  * certificate (GnuTLS). No socket and no thread yet.
- * Returns QP_OK and sets *out, or QP_ERR_NOMEM / QP_ERR_TLS.
+ * Returns QP_OK and sets *out, or QP_ERR_NOMEM / QP_ERR_TLS. Thread-safe.
  */
 QP_EXPORT int qp_portal_create(qp_portal_t **out);
 
@@ -221,9 +258,11 @@ QP_EXPORT int qp_portal_create(qp_portal_t **out);
  */
 QP_EXPORT void qp_portal_destroy(qp_portal_t *portal);
 
-/* Copy this portal's certificate fingerprint into out (QP_FINGERPRINT_SIZE
- * bytes). Thread-safe. */
-QP_EXPORT int qp_portal_fingerprint(const qp_portal_t *portal, char *out);
+/* Copy this portal's certificate fingerprint, NUL-terminated, into out of
+ * out_size bytes (QP_FINGERPRINT_SIZE is enough). QP_ERR_INVALID for a NULL
+ * argument, QP_ERR_TOO_LARGE when out_size is smaller (out is then ""). Thread-safe. */
+QP_EXPORT int qp_portal_fingerprint(const qp_portal_t *portal, char *out,
+                                    size_t out_size);
 
 /*
  * Pin the peer's certificate: the handshake then fails unless the peer
@@ -232,7 +271,9 @@ QP_EXPORT int qp_portal_fingerprint(const qp_portal_t *portal, char *out);
  * Accepts 64 hex digits, optionally with ':' separators and a "sha256:"
  * prefix. NULL removes the pin (then a client accepts any server
  * certificate, as quic-portal 0.1.x does). Call before listen/connect;
- * QP_ERR_STATE afterwards.
+ * QP_ERR_STATE afterwards. The text is copied. Thread-safe (takes the
+ * portal's lock), but a pin racing listen/connect may come too late:
+ * pin first, then listen or connect.
  */
 QP_EXPORT int qp_portal_pin_peer(qp_portal_t *portal, const char *fingerprint);
 
@@ -365,6 +406,7 @@ typedef struct qp_rendezvous_callbacks {
 } qp_rendezvous_callbacks;
 
 typedef struct qp_traverse_options {
+  size_t struct_size; /* set by qp_traverse_options_init: do not change */
   /* Where the peers meet: "mem:NAME" (threads of one process), "dir:PATH"
    * (processes sharing a folder), "redis://HOST[:PORT][/DB]". Ignored when
    * callbacks is set. */
@@ -420,8 +462,13 @@ typedef struct qp_traverse_options {
   int reconnect_timeout_ms;
 } qp_traverse_options;
 
-/* Fill *opts with the defaults above. */
-QP_EXPORT void qp_traverse_options_init(qp_traverse_options *opts);
+/* Fill *opts with the defaults above and set struct_size (a macro, as
+ * qp_transport_options_init). Strings in the struct are borrowed for the
+ * qp_create_* call (see the conventions at the top). Thread-safe. */
+#define qp_traverse_options_init(opts)                                         \
+  qp_traverse_options_init_size((opts), sizeof(qp_traverse_options))
+QP_EXPORT void qp_traverse_options_init_size(qp_traverse_options *opts,
+                                             size_t struct_size);
 
 /*
  * Meet the peer through the rendezvous, punch through both NATs with
@@ -433,6 +480,9 @@ QP_EXPORT void qp_traverse_options_init(qp_traverse_options *opts);
  * the candidate pairs tried and why each failed), QP_ERR_RENDEZVOUS,
  * QP_ERR_STUN, QP_ERR_PROTOCOL (a malformed peer record), QP_ERR_PEER_VERIFY,
  * QP_ERR_HANDSHAKE, QP_ERR_SOCKET, QP_ERR_INTERRUPTED, QP_ERR_INVALID.
+ * Blocks the calling thread (the rendezvous callbacks and cancel run on
+ * it). Thread-safe: any number of calls may run at once, each with its own
+ * options (one server and one client per session and store at a time).
  */
 QP_EXPORT int qp_create_server(const qp_traverse_options *opts, qp_portal_t **out);
 QP_EXPORT int qp_create_client(const qp_traverse_options *opts, qp_portal_t **out);
@@ -447,13 +497,16 @@ typedef struct qp_stun_server qp_stun_server_t;
  * Start a STUN server on its own thread. primary: "ip:port" (port 0 = any).
  * alternate: NULL for one socket, or "ip:port" of a second address to answer
  * RFC 5780 behavior discovery (OTHER-ADDRESS, CHANGE-REQUEST) on 2 IPs x 2
- * ports. Errors: QP_ERR_INVALID, QP_ERR_SOCKET (names the address), ...
+ * ports. Errors: QP_ERR_INVALID, QP_ERR_SOCKET (names the address),
+ * QP_ERR_NOMEM, QP_ERR_INTERNAL (no thread). The address texts are copied.
+ * Thread-safe: servers are independent of each other and of portals.
  */
 QP_EXPORT int qp_stun_server_start(const char *primary, const char *alternate,
                                    qp_stun_server_t **out);
-/* The primary port actually bound. */
+/* The primary port actually bound (0 for NULL). Thread-safe. */
 QP_EXPORT uint16_t qp_stun_server_port(const qp_stun_server_t *server);
-/* Stop and free. Accepts NULL. */
+/* Stop the thread, close the sockets and free. Accepts NULL. Must not race
+ * with another call on the same server. */
 QP_EXPORT void qp_stun_server_stop(qp_stun_server_t *server);
 
 typedef struct qp_nat_report {
@@ -477,6 +530,8 @@ typedef struct qp_nat_report {
  * when the first lacks RFC 5780. Blocks at most timeout_ms.
  * Errors: QP_ERR_INVALID, QP_ERR_RESOLVE, QP_ERR_SOCKET, QP_ERR_STUN.
  * A server that never answers gives QP_OK with type "UDP blocked".
+ * Names are looked up within timeout_ms too. Opens two UDP sockets of its
+ * own for the call. Thread-safe.
  */
 QP_EXPORT int qp_nat_discover(const char *server, const char *second_server,
                               int timeout_ms, qp_nat_report *out);

@@ -239,7 +239,7 @@ static int open_direct(const cli_conn_cfg *cfg, qp_portal_t **out) {
     return cli_qp_error("creating the portal", rc);
   }
   char fp[QP_FINGERPRINT_SIZE];
-  qp_portal_fingerprint(p, fp);
+  qp_portal_fingerprint(p, fp, sizeof(fp));
   say(cfg, "this side's certificate fingerprint: %s", fp);
   if (cfg->pin && (rc = qp_portal_pin_peer(p, cfg->pin)) != QP_OK) {
     qp_portal_destroy(p);
@@ -299,7 +299,7 @@ static int open_traversal(const cli_conn_cfg *cfg, qp_portal_t **out) {
   }
   cli_signals_watch(p);
   char fp[QP_FINGERPRINT_SIZE];
-  qp_portal_fingerprint(p, fp);
+  qp_portal_fingerprint(p, fp, sizeof(fp));
   say(cfg, "this side's certificate fingerprint: %s", fp);
   *out = p;
   return 0;

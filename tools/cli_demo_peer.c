@@ -64,7 +64,7 @@ static int demo_connect(bool server, const char *stun, const char *rdv,
   memset(&st, 0, sizeof st);
   qp_portal_get_stats(*p, &st);
   char fp[QP_FINGERPRINT_SIZE];
-  qp_portal_fingerprint(*p, fp);
+  qp_portal_fingerprint(*p, fp, sizeof(fp));
   printf("[%s] connected %.1f ms after start on local UDP port %u; QUIC "
          "handshake %.2f ms, smoothed RTT %.3f ms\n"
          "[%s] my certificate fingerprint: %s\n",
@@ -96,7 +96,7 @@ static int demo_send(qp_portal_t *p, const char *text) {
 /* Each side tells the other its fingerprint over the verified channel. */
 static int swap_fingerprints(qp_portal_t *p, bool server) {
   char mine[QP_FINGERPRINT_SIZE], msg[128], theirs[128];
-  qp_portal_fingerprint(p, mine);
+  qp_portal_fingerprint(p, mine, sizeof(mine));
   snprintf(msg, sizeof msg, "fingerprint %s", mine);
   int rc = server ? demo_recv(p, theirs, sizeof theirs) : demo_send(p, msg);
   if (rc == 0) {

@@ -1165,7 +1165,7 @@ static PyObject *portal_fingerprint(PortalObject *self, PyObject *noargs) {
   if (p == NULL)
     return NULL;
   char fp[QP_FINGERPRINT_SIZE];
-  if (qp_portal_fingerprint(p, fp) != 0)
+  if (qp_portal_fingerprint(p, fp, sizeof(fp)) != 0)
     return raise_qp(QP_ERR_INVALID, qp_last_error(), false);
   return PyUnicode_FromString(fp);
 }

@@ -30,7 +30,7 @@ def test_exports():
 
 
 def test_version():
-    assert quic_portal.__version__ == "0.2.0"
+    assert quic_portal.__version__ == "0.3.0"
     assert quic_portal._core.__version__ == quic_portal.__version__
 
 

@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "portal/options.h"
 #include "portal/portal_internal.h"
 #include "rendezvous/rdv.h"
 #include "traversal/traversal.h"
@@ -27,12 +28,45 @@
  * budget, but never less than this: the path is known to work by then. */
 #define MIN_HANDSHAKE_MS 3000
 
-void qp_traverse_options_init(qp_traverse_options *o) {
-  if (o == NULL)
-    return;
+static void traverse_defaults(qp_traverse_options *o) {
   memset(o, 0, sizeof(*o));
+  o->struct_size = sizeof(*o);
   o->session = "default";
   o->punch_timeout_ms = DEFAULT_PUNCH_TIMEOUT_MS;
+}
+
+void qp_traverse_options_init_size(qp_traverse_options *o, size_t size) {
+  if (o == NULL || size < sizeof(o->struct_size))
+    return;
+  qp_traverse_options d;
+  traverse_defaults(&d);
+  d.struct_size = size;
+  /* Exactly the caller's size, as qp_transport_options_init_size. */
+  memset(o, 0, size);
+  memcpy(o, &d, size < sizeof(d) ? size : sizeof(d));
+}
+
+/* The caller's options as this library's structs (the ABI rule in
+ * quic_portal.h): fields an older caller's struct lacks keep their
+ * defaults, the nested transport options too. */
+static int options_traverse_copy(const qp_traverse_options *in,
+                                 qp_traverse_options *out,
+                                 qp_transport_options *transport) {
+  traverse_defaults(out);
+  if (in == NULL)
+    return err_fail(QP_ERR_INVALID, "qp_create_*: options and out are required");
+  if (in->struct_size == 0)
+    return err_fail(QP_ERR_INVALID, "traverse options have struct_size 0: fill "
+                                    "them with qp_traverse_options_init() first");
+  memcpy(out, in, in->struct_size < sizeof(*out) ? in->struct_size : sizeof(*out));
+  out->struct_size = sizeof(*out);
+  if (out->transport != NULL) {
+    int rc = options_transport_copy(out->transport, transport);
+    if (rc != 0)
+      return rc;
+    out->transport = transport;
+  }
+  return 0;
 }
 
 static int validate(const qp_traverse_options *o, qp_portal_t **out) {
@@ -184,9 +218,15 @@ fail_kept:
 }
 
 int qp_create_server(const qp_traverse_options *o, qp_portal_t **out) {
-  return create(o, true, out);
+  qp_traverse_options own;
+  qp_transport_options transport;
+  int rc = options_traverse_copy(o, &own, &transport);
+  return rc != 0 ? rc : create(&own, true, out);
 }
 
 int qp_create_client(const qp_traverse_options *o, qp_portal_t **out) {
-  return create(o, false, out);
+  qp_traverse_options own;
+  qp_transport_options transport;
+  int rc = options_traverse_copy(o, &own, &transport);
+  return rc != 0 ? rc : create(&own, false, out);
 }

@@ -2,6 +2,7 @@
 #include "portal/options.h"
 
 #include <stdatomic.h>
+#include <string.h>
 #include <strings.h>
 
 #include "common/error.h"
@@ -47,10 +48,9 @@ static void warn_nat_timeout(const qp_transport_options *o) {
               NAT_MAPPING_SECS, NAT_SAFE_KEEPALIVE_SECS, NAT_MAPPING_SECS);
 }
 
-void qp_transport_options_init(qp_transport_options *o) {
-  if (o == NULL)
-    return;
+static void transport_defaults(qp_transport_options *o) {
   *o = (qp_transport_options){
+      .struct_size = sizeof(qp_transport_options),
       .max_idle_timeout_secs = 10,
       .keep_alive_interval_secs = 2,
       .congestion_controller = QP_CC_CUBIC,
@@ -64,6 +64,34 @@ void qp_transport_options_init(qp_transport_options *o) {
       .mtu_discovery = false,
       .max_message_size = OPTIONS_DEFAULT_MAX_MESSAGE,
   };
+}
+
+void qp_transport_options_init_size(qp_transport_options *o, size_t size) {
+  if (o == NULL || size < sizeof(o->struct_size))
+    return;
+  qp_transport_options d;
+  transport_defaults(&d);
+  d.struct_size = size;
+  /* Write exactly the caller's size: an older caller's struct is smaller,
+   * a newer one's tail (fields this library does not know) is zeroed. */
+  memset(o, 0, size);
+  memcpy(o, &d, size < sizeof(d) ? size : sizeof(d));
+}
+
+const char *qp_version(void) { return QP_VERSION; }
+
+int options_transport_copy(const qp_transport_options *in,
+                           qp_transport_options *out) {
+  transport_defaults(out);
+  if (in == NULL)
+    return 0;
+  if (in->struct_size == 0)
+    return err_fail(QP_ERR_INVALID, "transport options have struct_size 0: fill "
+                                    "them with qp_transport_options_init() first");
+  size_t n = in->struct_size < sizeof(*out) ? in->struct_size : sizeof(*out);
+  memcpy(out, in, n);
+  out->struct_size = sizeof(*out);
+  return 0;
 }
 
 int qp_cc_from_string(const char *name, qp_cc *out) {
@@ -135,9 +163,12 @@ int options_validate(const qp_transport_options *o) {
 int qp_transport_options_check(const qp_transport_options *o) {
   if (o == NULL)
     return err_fail(QP_ERR_INVALID, "transport options are NULL");
-  int rc = options_validate(o);
+  qp_transport_options own;
+  int rc = options_transport_copy(o, &own);
   if (rc == 0)
-    warn_nat_timeout(o);
+    rc = options_validate(&own);
+  if (rc == 0)
+    warn_nat_timeout(&own);
   return rc;
 }
 

@@ -142,9 +142,16 @@ void qp_portal_destroy(qp_portal_t *p) {
   free(p);
 }
 
-int qp_portal_fingerprint(const qp_portal_t *p, char *out) {
+int qp_portal_fingerprint(const qp_portal_t *p, char *out, size_t out_size) {
   if (p == NULL || out == NULL)
     return err_fail(QP_ERR_INVALID, "qp_portal_fingerprint: NULL argument");
+  if (out_size < QP_FINGERPRINT_SIZE) {
+    if (out_size > 0)
+      out[0] = '\0';
+    return err_fail(QP_ERR_TOO_LARGE,
+                    "qp_portal_fingerprint: %zu-byte buffer, the fingerprint needs %d",
+                    out_size, QP_FINGERPRINT_SIZE);
+  }
   tls_fingerprint_to_hex(tls_identity_fingerprint(p->identity), out);
   return 0;
 }
@@ -409,11 +416,9 @@ static int abandon_attempt(qp_portal_t *p, int code) {
 static int prepare(qp_portal_t *p, const qp_transport_options *opts,
                    bool is_server) {
   qp_transport_options o;
-  if (opts)
-    o = *opts;
-  else
-    qp_transport_options_init(&o);
-  int rc = options_validate(&o);
+  int rc = options_transport_copy(opts, &o);
+  if (rc == 0)
+    rc = options_validate(&o);
   if (rc != 0)
     return rc;
   options_warn_unhonored(&o);

@@ -19,7 +19,7 @@
 
 static void get_fingerprint(qp_portal_t *p, char out[QP_FINGERPRINT_SIZE]) {
   memset(out, 'X', QP_FINGERPRINT_SIZE);
-  TU_QP_OK(qp_portal_fingerprint(p, out));
+  TU_QP_OK(qp_portal_fingerprint(p, out, QP_FINGERPRINT_SIZE));
 }
 
 static void assert_fingerprint_format(const char *fp) {

@@ -362,7 +362,7 @@ static void *observer_main(void *arg) {
       o->not_connected++;
     o->port_seen = qp_portal_local_port(o->portal);
     char fp[QP_FINGERPRINT_SIZE];
-    qp_portal_fingerprint(o->portal, fp);
+    qp_portal_fingerprint(o->portal, fp, sizeof(fp));
     o->polls++;
   }
   return NULL;

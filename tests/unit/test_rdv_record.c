@@ -93,7 +93,7 @@ static void record_roundtrips(void **state) {
   char text[TEXT_MAX];
   encode(&rec, text);
   print_message("%s\n", text);
-  assert_non_null(strstr(text, "{\"v\":1,\"software\":\"quic-portal/0.2.0\","
+  assert_non_null(strstr(text, "{\"v\":1,\"software\":\"quic-portal/" QP_VERSION "\","
                                "\"role\":\"server\",\"session\":\"sess\""));
   /* Addresses are stored in canonical form. */
   assert_string_equal(rec.candidates[2].addr, "2001:db8::1");
@@ -272,9 +272,9 @@ static const bad_case bad_cases[] = {
      "the record expects ',' or '}' here"},
     {"{\"v\":1", "[\"v\":1", "the record expects '{' here"},
     {"\"v\":1", "\"v\":true", "\"v\" must be a number"},
-    {"\"software\":\"quic-portal/0.2.0\"", "\"software\":\"\"",
+    {"\"software\":\"quic-portal/" QP_VERSION "\"", "\"software\":\"\"",
      "\"software\" must be 1 to 64"},
-    {"\"software\":\"quic-portal/0.2.0\"", "\"software\":null",
+    {"\"software\":\"quic-portal/" QP_VERSION "\"", "\"software\":null",
      "\"software\" must be a string"},
     {"\"software\"", "\"software_name_that_is_far_too_long\"",
      "a member name is longer than 32 bytes"},
@@ -332,7 +332,7 @@ static void unknown_members_and_escapes_are_accepted(void **state) {
   int rc = rdv_record_decode(text, len, &rec);
   if (rc != 0)
     fail_msg("%s", qp_last_error());
-  assert_string_equal(rec.software, "quic-portal/0.2.0");
+  assert_string_equal(rec.software, "quic-portal/" QP_VERSION);
 
   len = variant("\"session\":\"sess\"",
                 "\"session\":\"caf\\u00e9 \\ud83d\\ude00 \\\"q\\\" \\/ \\\\\"",
@@ -347,7 +347,7 @@ static void other_versions_are_named(void **state) {
   char text[TEXT_MAX];
   size_t len = variant("\"v\":1", "\"v\":2", text);
   expect_decode_error(text, len, QP_ERR_PROTOCOL,
-                      "rendezvous record has version 2; quic-portal 0.2.0 "
+                      "rendezvous record has version 2; quic-portal " QP_VERSION " "
                       "reads only version 1: upgrade the older peer");
   /* Reported as a version problem even when the rest has another shape. */
   len = variant("\"v\":1,", "\"candidates2\":\"x\",\"ufrag\":7,\"v\":3,", text);
