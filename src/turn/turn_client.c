@@ -71,15 +71,24 @@ static void take_lifetime(turn_client *c, const stun_msg *msg) {
     c->lifetime_s = s;
 }
 
+static int write_allocate_attrs(stun_msg_writer *w, const turn_client *c) {
+  int rc = stun_msg_write_u32(w, TURN_ATTR_REQUESTED_TRANSPORT,
+                              TURN_TRANSPORT_UDP << 24);
+  if (rc == 0)
+    rc = stun_msg_write_u32(w, TURN_ATTR_LIFETIME, wanted_lifetime(c));
+  if (rc == 0 && c->cfg.relay_family)
+    rc = stun_msg_write_u32(
+        w, TURN_ATTR_REQUESTED_ADDRESS_FAMILY,
+        (c->cfg.relay_family == AF_INET6 ? TURN_FAMILY_IPV6 : TURN_FAMILY_IPV4)
+            << 24);
+  return rc;
+}
+
 static int write_method_attrs(stun_msg_writer *w, const turn_client *c,
                               const turn_txn *t, const turn_peer *p) {
   switch (t->method) {
-  case TURN_METHOD_ALLOCATE: {
-    int rc = stun_msg_write_u32(w, TURN_ATTR_REQUESTED_TRANSPORT,
-                                TURN_TRANSPORT_UDP << 24);
-    return rc ? rc
-              : stun_msg_write_u32(w, TURN_ATTR_LIFETIME, wanted_lifetime(c));
-  }
+  case TURN_METHOD_ALLOCATE:
+    return write_allocate_attrs(w, c);
   case TURN_METHOD_REFRESH:
     return stun_msg_write_u32(w, TURN_ATTR_LIFETIME, c->refresh_lifetime_s);
   case TURN_METHOD_CHANNEL_BIND: {
@@ -228,10 +237,13 @@ static int fail(turn_client *c, const char *fmt, ...) {
 }
 
 int turn_client_init(turn_client *c, const turn_config *cfg) {
-  if (!c || !cfg || !turn_addr_usable(&cfg->server) || !cfg->username[0])
+  if (!c || !cfg || !turn_addr_usable(&cfg->server) || !cfg->username[0] ||
+      (cfg->relay_family && cfg->relay_family != AF_INET &&
+       cfg->relay_family != AF_INET6))
     return err_fail(QP_ERR_INVALID,
                     "TURN client: a server address (IPv4 or IPv6) and a "
-                    "user name are required");
+                    "user name are required; the relay family is 0, AF_INET "
+                    "or AF_INET6");
   memset(c, 0, sizeof(*c));
   c->cfg = *cfg;
   c->cfg.username[TURN_USERNAME_MAX - 1] = '\0';
@@ -389,6 +401,12 @@ static int alloc_refused(turn_client *c, const stun_msg *msg) {
                 "exceeded (the user already has as many relays as the "
                 "server allows)",
                 server, user);
+  case TURN_ERROR_ADDRESS_FAMILY:
+    return fail(c,
+                "TURN server %s answered 440 to user '%s': it cannot relay "
+                "over %s",
+                server, user,
+                c->cfg.relay_family == AF_INET6 ? "IPv6" : "IPv4");
   case TURN_ERROR_INSUFFICIENT_CAPACITY:
     return fail(c,
                 "TURN server %s answered 508 to user '%s': the server has "

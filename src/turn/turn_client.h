@@ -95,6 +95,10 @@ typedef struct turn_config {
   char password[TURN_PASSWORD_MAX];
   uint32_t lifetime_s; /* asked for; 0 = TURN_DEFAULT_LIFETIME_S */
   uint32_t timeout_ms; /* one transaction, all retransmissions; 0 = RFC */
+  /* The relayed address's family: 0 leaves it to the server (IPv4, RFC
+   * 8656 section 7.2), AF_INET or AF_INET6 asks with
+   * REQUESTED-ADDRESS-FAMILY. Independent of the server's own family. */
+  int relay_family;
 } turn_config;
 
 typedef enum turn_state {

@@ -70,6 +70,7 @@ enum turn_error_code {
   TURN_ERROR_STALE_NONCE = 438,
   TURN_ERROR_WRONG_CREDENTIALS = 441,
   TURN_ERROR_UNSUPPORTED_TRANSPORT = 442,
+  TURN_ERROR_ADDRESS_FAMILY = 440, /* Address Family not Supported */
   TURN_ERROR_QUOTA_REACHED = 486,
   TURN_ERROR_INSUFFICIENT_CAPACITY = 508,
 };
@@ -78,6 +79,11 @@ enum turn_error_code {
  * protocol ... in the protocol field (IANA protocol number)"; 17 is UDP,
  * the only one RFC 8656 defines. Encoded in the top byte of 32 bits. */
 #define TURN_TRANSPORT_UDP 17u
+
+/* RFC 8656 section 14.6: REQUESTED-ADDRESS-FAMILY holds the family
+ * (0x01 IPv4, 0x02 IPv6) followed by 24 bits of RFFU (reserved, 0). */
+#define TURN_FAMILY_IPV4 0x01u
+#define TURN_FAMILY_IPV6 0x02u
 
 /* RFC 8656 section 4: "the default port for TURN over UDP ... is 3478". */
 #define TURN_DEFAULT_PORT 3478

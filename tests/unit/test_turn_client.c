@@ -274,6 +274,34 @@ static void refusals_have_clear_messages(void **state) {
   }
 }
 
+/* REQUESTED-ADDRESS-FAMILY only when a family is asked for; 440 names it. */
+static void relay_family_is_requested(void **state) {
+  (void)state;
+  static script s;
+  script_init(&s);
+  assert_int_equal(turn_client_allocate(&s.c, s.now), 0);
+  expect_request(&s, TURN_METHOD_ALLOCATE);
+  stun_bytes v;
+  assert_false(
+      stun_msg_find_attr(&s.msg, TURN_ATTR_REQUESTED_ADDRESS_FAMILY, &v));
+  script_init(&s);
+  s.c.cfg.relay_family = AF_INET6;
+  assert_int_equal(turn_client_allocate(&s.c, s.now), 0);
+  expect_request(&s, TURN_METHOD_ALLOCATE);
+  assert_int_equal(attr_u32(&s.msg, TURN_ATTR_REQUESTED_ADDRESS_FAMILY),
+                   0x02000000u);
+  answer_error(&s, 401, "r", "n1", NULL);
+  expect_request(&s, TURN_METHOD_ALLOCATE);
+  assert_int_equal(attr_u32(&s.msg, TURN_ATTR_REQUESTED_ADDRESS_FAMILY),
+                   0x02000000u);
+  assert_int_equal(answer_error(&s, 440, NULL, NULL, NULL), QP_ERR_RELAY);
+  TU_ASSERT_CONTAINS(turn_client_error(&s.c),
+                     "answered 440 to user 'u': it cannot relay over IPv6");
+  turn_config bad = s.c.cfg;
+  bad.relay_family = 12345;
+  assert_int_equal(turn_client_init(&s.c, &bad), QP_ERR_INVALID);
+}
+
 static int answer_300(script *s, const udp_addr_t *alt) {
   answer a;
   stun_msg_writer *w = answer_begin(&a, s, STUN_CLASS_ERROR);
@@ -621,6 +649,7 @@ int main(void) {
       cmocka_unit_test(retransmission_schedule),
       cmocka_unit_test(stale_nonce_then_give_up),
       cmocka_unit_test(refusals_have_clear_messages),
+      cmocka_unit_test(relay_family_is_requested),
       cmocka_unit_test(try_alternate_is_bounded),
       cmocka_unit_test(refresh_times_and_deallocate),
       cmocka_unit_test(refresh_refused_is_relay_lost),

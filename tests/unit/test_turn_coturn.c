@@ -63,15 +63,20 @@ typedef struct coturn {
 
 static int coturn_count;
 
-static int udp_socket_on_loopback(udp_addr_t *local) {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  assert_true(fd >= 0);
+/* A UDP socket bound to ip (127.0.0.1 or ::1), port chosen by the kernel. */
+static int udp_socket_at(const char *ip, udp_addr_t *local) {
   udp_addr_t any;
-  assert_int_equal(udp_addr_from_ip("127.0.0.1", 0, &any), 0);
+  assert_int_equal(udp_addr_from_ip(ip, 0, &any), 0);
+  int fd = socket(any.ss.ss_family, SOCK_DGRAM, 0);
+  assert_true(fd >= 0);
   assert_int_equal(bind(fd, (struct sockaddr *)&any.ss, any.len), 0);
   local->len = sizeof(local->ss);
   getsockname(fd, (struct sockaddr *)&local->ss, &local->len);
   return fd;
+}
+
+static int udp_socket_on_loopback(udp_addr_t *local) {
+  return udp_socket_at("127.0.0.1", local);
 }
 
 static udp_addr_t loopback(uint16_t port) {
@@ -280,14 +285,21 @@ static void io_step(turn_io *io, int max_wait_ms) {
       io_step((io), 20);                                                       \
   } while (0)
 
-static void io_open(turn_io *io, uint16_t port, const char *user,
-                    const char *pass) {
+/* A client on a socket of its own at ip, for the server at ip:port. */
+static void io_open_at(turn_io *io, const char *ip, uint16_t port,
+                       const char *user, const char *pass) {
   memset(io, 0, sizeof(*io));
-  io->fd = udp_socket_on_loopback(&io->local);
-  turn_config cfg = {.server = loopback(port), .timeout_ms = STEP_TIMEOUT_MS};
+  io->fd = udp_socket_at(ip, &io->local);
+  turn_config cfg = {.timeout_ms = STEP_TIMEOUT_MS};
+  assert_int_equal(udp_addr_from_ip(ip, port, &cfg.server), 0);
   snprintf(cfg.username, sizeof(cfg.username), "%s", user);
   snprintf(cfg.password, sizeof(cfg.password), "%s", pass);
   assert_int_equal(turn_client_init(&io->c, &cfg), 0);
+}
+
+static void io_open(turn_io *io, uint16_t port, const char *user,
+                    const char *pass) {
+  io_open_at(io, "127.0.0.1", port, user, pass);
 }
 
 static bool settled(const turn_io *io) {
@@ -630,6 +642,46 @@ static void try_alternate_moves_to_the_other_server(void **state) {
   coturn_stop(&server);
 }
 
+/* Everything over IPv6: client to server on ::1, an IPv6 relayed address
+ * (REQUESTED-ADDRESS-FAMILY), a peer on ::1; the XOR addresses then mix
+ * in the transaction id (RFC 8489 section 14.2). */
+static void ipv6_relay_both_ways(void **state) {
+  fixture *f = *state;
+  REQUIRE_COTURN(f);
+  static const char *const v6[] = {
+      "--lt-cred-mech", "--user", "u:p",        "--realm", "r",
+      "--listening-ip", "::1",    "--relay-ip", "::1",     NULL};
+  coturn server;
+  coturn_start(&server, v6);
+  static turn_io io;
+  io_open_at(&io, "::1", server.port, "u", "p");
+  io.c.cfg.relay_family = AF_INET6;
+  io_allocate(&io);
+  expect_allocated(&io);
+  assert_int_equal(io.c.relayed.ss.ss_family, AF_INET6);
+  assert_true(udp_addr_equal(&io.c.mapped, &io.local));
+  udp_addr_t peer;
+  int peer_fd = udp_socket_at("::1", &peer);
+  turn_client_permit(&io.c, &peer, io_now(&io));
+  IO_UNTIL(&io, turn_client_permission(&io.c, &peer) != TURN_PEER_PENDING,
+           STEP_TIMEOUT_MS);
+  assert_int_equal(turn_client_permission(&io.c, &peer), TURN_PEER_READY);
+  send_via_relay(&io, &peer, "v6 send indication", false);
+  expect_at_peer(peer_fd, &io, "v6 send indication");
+  peer_answers(&io, peer_fd, &peer, "v6 data indication", false);
+  turn_client_bind(&io.c, &peer, io_now(&io));
+  IO_UNTIL(&io, turn_client_binding(&io.c, &peer) != TURN_PEER_PENDING,
+           STEP_TIMEOUT_MS);
+  assert_int_equal(turn_client_binding(&io.c, &peer), TURN_PEER_READY);
+  send_via_relay(&io, &peer, "v6 channel", true);
+  expect_at_peer(peer_fd, &io, "v6 channel");
+  peer_answers(&io, peer_fd, &peer, "v6 channel back", true);
+  io_close(&io);
+  assert_int_equal(turn_client_state(&io.c), TURN_STATE_CLOSED);
+  close(peer_fd);
+  coturn_stop(&server);
+}
+
 /* The server dies under a live allocation: the next Refresh goes
  * unanswered and the client reports the relay lost. */
 static void killed_server_is_relay_lost(void **state) {
@@ -700,6 +752,7 @@ int main(void) {
       cmocka_unit_test(quota_exceeded_is_486),
       cmocka_unit_test(stale_nonce_is_renewed),
       cmocka_unit_test(try_alternate_moves_to_the_other_server),
+      cmocka_unit_test(ipv6_relay_both_ways),
       cmocka_unit_test(killed_server_is_relay_lost),
       cmocka_unit_test(turn_check_loops_through_the_relay),
   };
