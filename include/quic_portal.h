@@ -398,6 +398,9 @@ QP_EXPORT uint16_t qp_portal_local_port(const qp_portal_t *portal);
  *   length in *len; 0 when the key is absent; negative on failure.
  * - del: remove the key (absent is fine); 0, or negative on failure.
  * Called from the thread that called qp_create_*, never with a lock held.
+ * A failure is any negative number: the library call then fails with
+ * QP_ERR_RENDEZVOUS and a message naming the operation, the key and the
+ * number, whatever the number is (codes of this library's table included).
  */
 typedef struct qp_rendezvous_callbacks {
   int (*put)(void *user, const char *key, const void *value, size_t len);

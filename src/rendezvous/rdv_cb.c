@@ -2,13 +2,14 @@
  * rdv_cb.c: the callback backend, a store the caller implements (the
  * Python package plugs any mapping in through it).
  *
- * User code may fail in ways the library cannot describe, so each call
- * clears the thread's message first: if the callback wrote one with
- * err_fail() it stands; otherwise a message naming the operation and key is
- * written here. Codes outside QP_ERR_MAP become QP_ERR_RENDEZVOUS.
+ * The contract (quic_portal.h, qp_rendezvous_callbacks): a callback fails
+ * by returning any negative number, and the call then fails with
+ * QP_ERR_RENDEZVOUS and a message naming the operation, the key and that
+ * number. Nothing here depends on the number's value or on any message
+ * text: user code cannot describe its failures in the library's terms (the
+ * Python package keeps the store's exception itself).
  */
 #include <stdlib.h>
-#include <string.h>
 
 #include "common/error.h"
 #include "rendezvous/rdv_backend.h"
@@ -18,22 +19,14 @@ typedef struct cb_store {
   void *user;
 } cb_store;
 
-static bool is_known_code(int rc) {
-  return strcmp(qp_err_name(rc), "QP_ERR_UNKNOWN") != 0;
-}
-
-/* Give a failed callback's result a code and a message. */
+/* A failed callback: always QP_ERR_RENDEZVOUS, whatever it returned. */
 static int callback_failed(int rc, const char *op, const char *key) {
-  int code = is_known_code(rc) ? rc : QP_ERR_RENDEZVOUS;
-  if (qp_last_error()[0] != '\0')
-    return code;
-  return err_fail(code, "rendezvous callback %s(\"%s\") failed with %d", op, key,
-                 rc);
+  return err_fail(QP_ERR_RENDEZVOUS, "rendezvous callback %s(\"%s\") failed with %d",
+                  op, key, rc);
 }
 
 static int cb_put(void *state, const char *key, const void *value, size_t len) {
   cb_store *s = state;
-  err_clear();
   int rc = s->cb.put(s->user, key, value, len);
   return rc < 0 ? callback_failed(rc, "put", key) : 0;
 }
@@ -42,7 +35,6 @@ static int cb_get(void *state, const char *key, char **value, size_t *len) {
   cb_store *s = state;
   char *raw = NULL;
   size_t raw_len = 0;
-  err_clear();
   int rc = s->cb.get(s->user, key, &raw, &raw_len);
   if (rc < 0) {
     free(raw);
@@ -77,7 +69,6 @@ static int cb_get(void *state, const char *key, char **value, size_t *len) {
 
 static int cb_del(void *state, const char *key) {
   cb_store *s = state;
-  err_clear();
   int rc = s->cb.del(s->user, key);
   return rc < 0 ? callback_failed(rc, "delete", key) : 0;
 }
