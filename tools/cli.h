@@ -84,13 +84,16 @@ int cli_parse_hostport(const cli_cmd *cmd, const char *opt, const char *s,
 
 /* ---- errors and output ------------------------------------------------- */
 
-/* "quic-portal: <message>" on stderr. */
+/* "quic-portal: <message>" on stderr, on a line of its own. */
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "quic-portal: WHAT failed: QP_ERR_X (text): qp_last_error()"; returns
  * CLI_EXIT_FAIL. */
 int cli_qp_error(const char *what, int err);
 /* Append s to out as a JSON string literal (with quotes). */
 void cli_json_str(char *out, size_t outlen, const char *s);
+/* A progress line without its newline is on stderr (true) or not: the
+ * next cli_errorf starts a new line first. */
+void cli_line_open(bool open);
 double cli_now(void); /* monotonic seconds */
 void cli_hex(const uint8_t *in, size_t n, char *out); /* out: 2n+1 bytes */
 /* Big-endian integers of the tool's framings (pipe, bench, files). */
@@ -185,6 +188,8 @@ int cli_run_send(qp_portal_t *p, const char *const *files, size_t n,
 /* A file name a sender may send: one path component, printable, at most
  * 249 bytes (so that ".NAME.part" fits). */
 bool cli_xfer_name_ok(const char *name, size_t len);
+/* The last path component of path: the name a file is sent under. */
+const char *cli_xfer_base_name(const char *path);
 int cli_run_receive(qp_portal_t *p, const char *dir, const cli_xfer_cfg *cfg);
 
 /* Bench protocol, shared with the demo (cli_bench.c). */

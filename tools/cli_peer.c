@@ -71,8 +71,7 @@ static int check_files(const cli_cmd *cmd, const char *const *files,
                        size_t n) {
   for (size_t i = 0; i < n; i++) {
     struct stat st;
-    const char *slash = strrchr(files[i], '/');
-    const char *name = slash ? slash + 1 : files[i];
+    const char *name = cli_xfer_base_name(files[i]);
     if (stat(files[i], &st) != 0 || !S_ISREG(st.st_mode) ||
         access(files[i], R_OK) != 0) {
       cli_errorf("%s is not a readable regular file", files[i]);
@@ -82,6 +81,13 @@ static int check_files(const cli_cmd *cmd, const char *const *files,
       return cli_usage_error(cmd, "cannot send '%s': its name must be 1-249 "
                                   "printable bytes",
                              files[i]);
+    }
+    for (size_t j = 0; j < i; j++) {
+      if (strcmp(cli_xfer_base_name(files[j]), name) == 0) {
+        return cli_usage_error(cmd, "cannot send '%s' and '%s' together: the "
+                                    "receiver would get two files named %s",
+                               files[j], files[i], name);
+      }
     }
   }
   return 0;

@@ -19,13 +19,18 @@
 #include <time.h>
 #include <unistd.h>
 
+static atomic_bool g_line_open;
+
+void cli_line_open(bool open) { atomic_store(&g_line_open, open); }
+
 void cli_errorf(const char *fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "quic-portal: %s\n", msg);
+  bool nl = atomic_exchange(&g_line_open, false);
+  fprintf(stderr, "%squic-portal: %s\n", nl ? "\n" : "", msg);
 }
 
 int cli_qp_error(const char *what, int err) {

@@ -5,10 +5,12 @@
  * describes every subcommand and option.
  */
 #include "cli.h"
-#include "sha256.h"
+
+#include <nettle/sha2.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +48,8 @@ static const char SHA_USAGE[] =
     "Print the SHA-256 of each FILE (\"-\" is stdin) as sha256sum does: the\n"
     "hash the file transfer verifies.\n"
     "\n"
-    "Exit status: 0 all files read; 1 a file could not be read; 2 no FILE.\n";
+    "Exit status: 0 all files read; 1 a file could not be read (the others\n"
+    "are still hashed, as with sha256sum); 2 no FILE.\n";
 
 static int hash_file(const char *path) {
   int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY);
@@ -55,11 +58,11 @@ static int hash_file(const char *path) {
     return CLI_EXIT_FAIL;
   }
   static uint8_t buf[1 << 16];
-  sha256_ctx h;
+  struct sha256_ctx h;
   sha256_init(&h);
   ssize_t n;
   while ((n = read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
-    sha256_update(&h, buf, n > 0 ? (size_t)n : 0);
+    sha256_update(&h, n > 0 ? (size_t)n : 0, buf);
   }
   int err = errno;
   if (fd != STDIN_FILENO) {
@@ -71,7 +74,7 @@ static int hash_file(const char *path) {
   }
   uint8_t d[SHA256_DIGEST_SIZE];
   char hex[2 * SHA256_DIGEST_SIZE + 1];
-  sha256_final(&h, d);
+  sha256_digest(&h, sizeof d, d);
   cli_hex(d, sizeof d, hex);
   printf("%s  %s\n", hex, path);
   return 0;
@@ -84,8 +87,13 @@ int cli_main_sha256(int argc, char **argv) {
   if (rc == 0 && a.npos == 0) {
     rc = cli_usage_error(&cmd, "missing FILE");
   }
+  /* Like sha256sum: a file that cannot be read does not stop the others. */
+  bool failed = false;
   for (size_t i = 0; rc == 0 && i < a.npos; i++) {
-    rc = hash_file(a.pos[i]);
+    failed |= hash_file(a.pos[i]) != 0;
+  }
+  if (rc == 0 && failed) {
+    rc = CLI_EXIT_FAIL;
   }
   cli_args_free(&a);
   return rc == CLI_EXIT_HELP ? CLI_EXIT_OK : rc;
@@ -118,6 +126,9 @@ static int dispatch(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   cli_argv0 = argv[0];
+  /* Character classes only (display width of file names in the progress
+   * bar); messages and numbers stay in the C locale. */
+  setlocale(LC_CTYPE, "");
   if (argc < 2) {
     fprintf(stderr, "quic-portal: missing command\n\n%s", MAIN_USAGE);
     return CLI_EXIT_USAGE;

@@ -1,7 +1,24 @@
 # cli_lib.sh: what the shell tests of the quic-portal tool share. Source it
-# after setting TMP (a temporary folder), PIDS=(), FAILS=0 and HAVE_PY (1
-# when python3 is there); it removes TMP and kills the processes in PIDS on
-# exit.
+# with BIN set (the binary, checked here), NEED (tools required besides
+# bash) and NAME (prefix of the temporary folder). It sets TMP, PIDS=(),
+# FAILS=0 and HAVE_PY (1 when python3 is there), and removes TMP and kills
+# the processes in PIDS on exit.
+
+if [ -z "$BIN" ] || [ ! -x "$BIN" ]; then
+  echo "usage: $0 PATH/TO/quic-portal (not executable: '${BIN}')" >&2
+  exit 77
+fi
+for tool in $NEED; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "SKIP: $tool is not installed" >&2
+    exit 77
+  fi
+done
+HAVE_PY=0
+command -v python3 >/dev/null 2>&1 && HAVE_PY=1
+TMP=$(mktemp -d "/tmp/$NAME.XXXXXX")
+PIDS=()
+FAILS=0
 
 cleanup() {
   for pid in "${PIDS[@]}"; do

@@ -3,8 +3,9 @@
 # tool for real on loopback.
 #
 #   usage errors (exit 2) and --help of every subcommand; sha256 against
-#   sha256sum; the pipe (test_pipe.sh); a 200 MiB file verified by hash, directly
-#   and through NAT traversal (embedded STUN server + dir: rendezvous); an
+#   sha256sum (nettle), past a missing file; the pipe (test_pipe.sh);
+#   transfer refusals (test_xfer.sh); a 200 MiB file verified by hash,
+#   directly and through NAT traversal (embedded STUN server + dir: rendezvous); an
 #   existing file refused without --force and replaced with it; interrupted
 #   transfers (sender killed with SIGKILL and SIGTERM, receiver with SIGINT)
 #   leave no file under the final name and no .part file; stun against the
@@ -16,26 +17,12 @@
 set -u
 
 BIN=${1:-}
-if [ -z "$BIN" ] || [ ! -x "$BIN" ]; then
-  echo "usage: $0 PATH/TO/quic-portal (not executable: '${BIN}')" >&2
-  exit 77
-fi
-for tool in timeout sha256sum; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "SKIP: $tool is not installed" >&2
-    exit 77
-  fi
-done
-HAVE_PY=0
-command -v python3 >/dev/null 2>&1 && HAVE_PY=1
-
-BIG_MIB=${QP_CLI_BIG_MIB:-200}
-TMP=$(mktemp -d /tmp/qp-cli-test.XXXXXX)
-PIDS=()
-FAILS=0
-
+NEED="timeout sha256sum"
+NAME=qp-cli-test
 # shellcheck source=cli_lib.sh
 . "$(dirname "$0")/cli_lib.sh"
+
+BIG_MIB=${QP_CLI_BIG_MIB:-200}
 
 hash_of() { sha256sum "$1" | cut -d' ' -f1; }
 
@@ -127,6 +114,16 @@ printf abc >"$TMP/abc"
 check "sha256 abc" bash -c "'$BIN' sha256 '$TMP/abc' | grep -q '^ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad '"
 check "sha256 empty" bash -c "'$BIN' sha256 '$TMP/empty' | grep -q '^e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 '"
 
+"$BIN" sha256 "$TMP/abc" "$TMP/missing" "$TMP/empty" >"$TMP/sha.out" 2>"$TMP/sha.err"
+rc=$?
+sha256sum "$TMP/abc" "$TMP/missing" "$TMP/empty" >"$TMP/sum.out" 2>/dev/null
+if [ $rc -eq 1 ] && cmp -s "$TMP/sha.out" "$TMP/sum.out" && grep -q missing "$TMP/sha.err"; then
+  pass "sha256 goes on past a missing file and exits 1, as sha256sum"
+else
+  fail "sha256 with a missing file: exit $rc"
+  show "$TMP/sha.out" "$TMP/sum.out" "$TMP/sha.err"
+fi
+
 say "making a ${BIG_MIB} MiB file"
 head -c $((BIG_MIB * 1024 * 1024)) /dev/urandom >"$TMP/big.bin"
 BIG_HASH=$(hash_of "$TMP/big.bin")
@@ -134,18 +131,26 @@ check "sha256 of ${BIG_MIB} MiB equals sha256sum" \
   bash -c "[ \"\$('$BIN' sha256 '$TMP/big.bin' | cut -d' ' -f1)\" = '$BIG_HASH' ]"
 
 # ---------------------------------------------------------------------------
+# sub_test SCRIPT: run tests/cli/SCRIPT on the binary as one check.
+sub_test() {
+  bash "$(dirname "$0")/$1" "$BIN"
+  local rc=$?
+  if [ $rc -eq 0 ]; then
+    pass "$1"
+  elif [ $rc -eq 77 ]; then
+    echo "skip $1"
+  else
+    fail "$1 exit $rc"
+  fi
+}
+
 say "pipe (direct mode): half-close and exit codes (test_pipe.sh)"
 # 50 MiB as the issue asks; the sanitizer build's smaller BIG_MIB caps it.
-PIPE_MIB=$((BIG_MIB < 50 ? BIG_MIB : 50))
-QP_CLI_PIPE_MIB=$PIPE_MIB bash "$(dirname "$0")/test_pipe.sh" "$BIN"
-rc=$?
-if [ $rc -eq 0 ]; then
-  pass "test_pipe.sh (${PIPE_MIB} MiB)"
-elif [ $rc -eq 77 ]; then
-  echo "skip test_pipe.sh"
-else
-  fail "test_pipe.sh exit $rc"
-fi
+export QP_CLI_PIPE_MIB=$((BIG_MIB < 50 ? BIG_MIB : 50))
+sub_test test_pipe.sh
+
+say "file transfer refusals, before any content moves (test_xfer.sh)"
+sub_test test_xfer.sh
 
 # ---------------------------------------------------------------------------
 # transfer NAME SERVER_ARGS -- CLIENT_ARGS: receive into $TMP/NAME.rx with

@@ -13,26 +13,12 @@
 set -u
 
 BIN=${1:-}
-if [ -z "$BIN" ] || [ ! -x "$BIN" ]; then
-  echo "usage: $0 PATH/TO/quic-portal (not executable: '${BIN}')" >&2
-  exit 77
-fi
-HAVE_PY=0
-command -v python3 >/dev/null 2>&1 && HAVE_PY=1
-for tool in timeout cmp head; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "SKIP: $tool is not installed" >&2
-    exit 77
-  fi
-done
-
-BIG_MIB=${QP_CLI_PIPE_MIB:-50}
-TMP=$(mktemp -d /tmp/qp-cli-pipe.XXXXXX)
-PIDS=()
-FAILS=0
-
+NEED="timeout cmp head"
+NAME=qp-cli-pipe
 # shellcheck source=cli_lib.sh
 . "$(dirname "$0")/cli_lib.sh"
+
+BIG_MIB=${QP_CLI_PIPE_MIB:-50}
 
 # Inputs: none (an empty file), 0 B (the same), 1 B, the big one; the two
 # sides get different bytes so that a mix-up shows.
