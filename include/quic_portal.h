@@ -386,6 +386,15 @@ QP_EXPORT int qp_portal_get_stats(qp_portal_t *portal, qp_portal_stats *out);
  * Thread-safe. */
 QP_EXPORT uint16_t qp_portal_local_port(const qp_portal_t *portal);
 
+/* The connected peer's address: its numeric IP in ip (NUL-terminated;
+ * QP_PEER_IP_SIZE bytes always suffice) and its UDP port in *port. For a
+ * portal from qp_create_client this is the server's address on the path
+ * traversal validated. QP_ERR_NOT_CONNECTED before a connection was made,
+ * QP_ERR_INVALID for a NULL argument or a too small buffer. Thread-safe. */
+#define QP_PEER_IP_SIZE 64
+QP_EXPORT int qp_portal_peer_address(const qp_portal_t *portal, char *ip,
+                                     size_t ip_size, uint16_t *port);
+
 /* ------------------------------------------------------------------------ */
 /* NAT traversal: two peers that share only a key-value store                */
 /* ------------------------------------------------------------------------ */
@@ -463,6 +472,14 @@ typedef struct qp_traverse_options {
    * behavior: the connection ends at the idle timeout); negative = the
    * default. The rendezvous callbacks, if used, must outlive the portal. */
   int reconnect_timeout_ms;
+  /* How long to wait for the peer's record to appear, as quic-portal 0.1.x
+   * did: negative = without limit (the default, -1; stop it with cancel),
+   * positive = at most this many ms (then QP_ERR_TIMEOUT naming the key
+   * and store), 0 = no separate wait (punch_timeout_ms counts from the
+   * start and covers the wait too, as before 0.2). With a wait,
+   * punch_timeout_ms counts from when the peer's record was adopted (again
+   * from each newer record of a restarted peer). */
+  int wait_timeout_ms;
 } qp_traverse_options;
 
 /* Fill *opts with the defaults above and set struct_size (a macro, as

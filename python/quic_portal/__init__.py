@@ -121,6 +121,19 @@ def _check_punch_timeout(value: Any) -> float:
     return float(value)
 
 
+def _check_wait_timeout(value: Any) -> int:
+    """wait_timeout seconds (None = forever) -> the library's ms (-1 = forever)."""
+    if value is None:
+        return -1
+    if isinstance(value, bool) or not isinstance(value, _numbers.Real):
+        raise TypeError(f"wait_timeout must be a number of seconds or None, not "
+                        f"{type(value).__name__}")
+    if not value > 0 or value != value or value > 10 ** 6:
+        raise ValueError(f"wait_timeout must be > 0 and at most 1000000 seconds "
+                         f"(None waits forever), got {value!r}")
+    return max(1, int(_math.ceil(value * 1000)))
+
+
 def _check_options(value: Any) -> Optional[QuicTransportOptions]:
     if value is not None and not isinstance(value, QuicTransportOptions):
         raise TypeError(
@@ -160,6 +173,7 @@ def _create(
     session: Any,
     pin: Any,
     legacy: Any,
+    wait_timeout: Any,
 ) -> "Portal":
     """Check create_server/create_client's arguments, then rendezvous and
     traverse in the C library."""
@@ -172,6 +186,7 @@ def _create(
     if len(servers) > 16:
         raise ValueError(f"at most 16 STUN servers, got {len(servers)}")
     timeout = _check_punch_timeout(punch_timeout)
+    wait_ms = _check_wait_timeout(wait_timeout)
     opts = _check_options(transport_options)
     if session is None:
         session = getattr(mapping, "_qp_session", None) or DEFAULT_SESSION
@@ -181,7 +196,7 @@ def _create(
     stun = [_stun_text(host, port) for host, port in servers]
     timeout_ms = max(1, int(_math.ceil(timeout * 1000)))
     return _core._create(cls, is_server, store, url, session, port, stun, timeout_ms,
-                         no_pin, opts)
+                         wait_ms, no_pin, opts)
 
 
 _CREATE_DOC = """{summary}
@@ -196,17 +211,22 @@ _CREATE_DOC = """{summary}
     ``stun_servers`` (or the older single ``stun_server``) are (host, port)
     pairs asked for this side's public address; names that do not resolve
     are skipped (peers on one network still meet through their local
-    addresses). ``punch_timeout`` (seconds) bounds the whole meeting.
+    addresses). The call waits for the peer to publish its record for
+    ``wait_timeout`` seconds (default None: without limit, as 0.1.x; Ctrl-C
+    stops it); ``punch_timeout`` (seconds) then bounds the traversal,
+    counted from when the peer's record appeared.
     Keywords beyond 0.1.x: ``session`` separates pairs sharing one store
     (default: the store's own session, else ``"quic-portal"``); ``pin``
     (default True) makes both sides verify each other's certificate against
     the fingerprint published in the store; ``legacy=True`` (or
     ``pin=False``) skips that, as 0.1.x did.
 
-    Returns a connected Portal. Raises ConnectionError with the library's
-    message ("Failed to punch NAT within N ms: ..." when no path was found
-    in time), TypeError/ValueError for bad arguments, KeyboardInterrupt on
-    Ctrl-C (within about 100 ms).
+    Returns a connected Portal (from create_client, ``server_ip`` and
+    ``server_port`` name the server's address). Raises ConnectionError with
+    the library's message and ``.code`` (ErrorCode.PUNCH: no path within
+    punch_timeout; ErrorCode.TIMEOUT: no peer within wait_timeout),
+    TypeError/ValueError for bad arguments, KeyboardInterrupt on Ctrl-C
+    (within about 100 ms).
     """
 
 
@@ -230,9 +250,11 @@ class Portal(_core.Portal):
         session: Optional[str] = None,
         pin: bool = True,
         legacy: bool = False,
+        wait_timeout: Optional[float] = None,
     ) -> "Portal":
         return _create(Portal, True, dict, local_port, stun_servers, stun_server,
-                       punch_timeout, transport_options, session, pin, legacy)
+                       punch_timeout, transport_options, session, pin, legacy,
+                       wait_timeout)
 
     @staticmethod
     def create_client(
@@ -246,9 +268,11 @@ class Portal(_core.Portal):
         session: Optional[str] = None,
         pin: bool = True,
         legacy: bool = False,
+        wait_timeout: Optional[float] = None,
     ) -> "Portal":
         return _create(Portal, False, dict, local_port, stun_servers, stun_server,
-                       punch_timeout, transport_options, session, pin, legacy)
+                       punch_timeout, transport_options, session, pin, legacy,
+                       wait_timeout)
 
     create_server.__func__.__doc__ = _CREATE_DOC.format(
         summary="Meet a client through ``dict``, traverse NATs, return a connected Portal."

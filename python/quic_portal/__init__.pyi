@@ -70,6 +70,7 @@ class Portal:
         session: Optional[str] = None,
         pin: bool = True,
         legacy: bool = False,
+        wait_timeout: Optional[float] = None,
     ) -> Portal: ...
     @staticmethod
     def create_client(
@@ -83,6 +84,7 @@ class Portal:
         session: Optional[str] = None,
         pin: bool = True,
         legacy: bool = False,
+        wait_timeout: Optional[float] = None,
     ) -> Portal: ...
     def listen(
         self,

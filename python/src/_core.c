@@ -320,11 +320,25 @@ typedef struct {
 
 static PyTypeObject OptionsType;
 
-/* Largest idle timeout the library accepts (one day). */
-#define MAX_IDLE_SECS 86400.0
+/* Check one field the way listen/connect will, with the library's own
+ * qp_transport_options_check: set names the field in a struct of defaults
+ * where the keep-alive rule (below the idle timeout, a rule between two
+ * fields) cannot fail, so that fields may be set in any order; the pair is
+ * checked when the options are used (options_to_c). */
+typedef void (*field_set)(qp_transport_options *, double);
 
-static int parse_seconds(PyObject *o, const char *name, bool zero_ok,
-                         double *out) {
+static void set_idle(qp_transport_options *o, double v) {
+  o->max_idle_timeout_secs = v;
+  o->keep_alive_interval_secs = 0;
+}
+
+static void set_keep_alive(qp_transport_options *o, double v) {
+  o->keep_alive_interval_secs = v;
+  if (v >= 0) /* an idle timeout it lies below */
+    o->max_idle_timeout_secs = v + 1;
+}
+
+static int parse_seconds(PyObject *o, const char *name, field_set set, double *out) {
   if (PyBool_Check(o) || !(PyLong_Check(o) || PyFloat_Check(o))) {
     PyErr_Format(PyExc_TypeError, "%s must be an int or a float, not %s", name,
                  type_name(o));
@@ -333,9 +347,11 @@ static int parse_seconds(PyObject *o, const char *name, bool zero_ok,
   double v = PyFloat_AsDouble(o);
   if (v == -1.0 && PyErr_Occurred())
     return -1;
-  if (isnan(v) || v > MAX_IDLE_SECS || v < 0 || (!zero_ok && v == 0)) {
-    PyErr_Format(PyExc_ValueError, "%s must be %s 0 and at most %d seconds, got %R",
-                 name, zero_ok ? ">=" : ">", (int)MAX_IDLE_SECS, o);
+  qp_transport_options t;
+  qp_transport_options_init(&t);
+  set(&t, v);
+  if (qp_transport_options_check(&t) != 0) {
+    raise_qp(QP_ERR_INVALID, qp_last_error(), false);
     return -1;
   }
   *out = v;
@@ -349,7 +365,7 @@ static int opt_set_idle(OptionsObject *self, PyObject *v, void *c) {
     PyErr_SetString(PyExc_AttributeError, "cannot delete max_idle_timeout_secs");
     return -1;
   }
-  if (parse_seconds(v, "max_idle_timeout_secs", false, &d) < 0)
+  if (parse_seconds(v, "max_idle_timeout_secs", set_idle, &d) < 0)
     return -1;
   Py_INCREF(v);
   Py_XSETREF(self->idle, v);
@@ -364,7 +380,7 @@ static int opt_set_keep_alive(OptionsObject *self, PyObject *v, void *c) {
                     "cannot delete keep_alive_interval_secs");
     return -1;
   }
-  if (parse_seconds(v, "keep_alive_interval_secs", true, &d) < 0)
+  if (parse_seconds(v, "keep_alive_interval_secs", set_keep_alive, &d) < 0)
     return -1;
   Py_INCREF(v);
   Py_XSETREF(self->keep_alive, v);
@@ -449,17 +465,27 @@ static PyGetSetDef opt_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
+/* A number of seconds as 0.1.x showed it: 10, not 10.0. */
+static PyObject *seconds_obj(double v) {
+  if (v == floor(v) && fabs(v) < 1e15)
+    return PyLong_FromLongLong((long long)v);
+  return PyFloat_FromDouble(v);
+}
+
+/* Defaults from the library (qp_transport_options_init). */
 static PyObject *opt_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
   (void)args;
   (void)kw;
   OptionsObject *self = (OptionsObject *)type->tp_alloc(type, 0);
   if (self == NULL)
     return NULL;
-  self->idle = PyLong_FromLong(10);
-  self->keep_alive = PyLong_FromLong(2);
-  self->cc_name = PyUnicode_FromString("cubic");
-  self->cc = QP_CC_CUBIC;
-  self->initial_window = 1048576;
+  qp_transport_options d;
+  qp_transport_options_init(&d);
+  self->idle = seconds_obj(d.max_idle_timeout_secs);
+  self->keep_alive = seconds_obj(d.keep_alive_interval_secs);
+  self->cc_name = PyUnicode_FromString(qp_cc_to_string(d.congestion_controller));
+  self->cc = d.congestion_controller;
+  self->initial_window = d.initial_window;
   if (!self->idle || !self->keep_alive || !self->cc_name) {
     Py_DECREF(self);
     return NULL;
@@ -568,6 +594,12 @@ static int options_to_c(PyObject *o, qp_transport_options *out, bool *given) {
   out->congestion_controller = opt->cc;
   out->initial_window = opt->initial_window;
   *given = true;
+  /* The pair rule (keep-alive below the idle timeout) is checked here, by
+   * the library, with the library's message. */
+  if (qp_transport_options_check(out) != 0) {
+    raise_qp(QP_ERR_INVALID, qp_last_error(), false);
+    return -1;
+  }
   return 0;
 }
 
@@ -1206,10 +1238,11 @@ static PyMethodDef portal_methods[] = {
 };
 
 static PyMemberDef portal_members[] = {
-    {"server_ip", T_OBJECT, offsetof(PortalObject, server_ip), 0,
-     "The server address given to connect(); None before, and on a server."},
-    {"server_port", T_OBJECT, offsetof(PortalObject, server_port), 0,
-     "The server port given to connect(); None before, and on a server."},
+    {"server_ip", T_OBJECT, offsetof(PortalObject, server_ip), READONLY,
+     "The server's address: as given to connect(), or the one traversal "
+     "reached for create_client(); None before, and on a server."},
+    {"server_port", T_OBJECT, offsetof(PortalObject, server_port), READONLY,
+     "The server's port (see server_ip); None before, and on a server."},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -1413,6 +1446,28 @@ static int cb_del(void *user, const char *key) {
   return rc;
 }
 
+/* create_client: server_ip/server_port are the server's address on the
+ * path traversal validated. */
+static int portal_set_peer(PortalObject *self) {
+  char ip[QP_PEER_IP_SIZE];
+  uint16_t port = 0;
+  int rc = qp_portal_peer_address(self->portal, ip, sizeof(ip), &port);
+  if (rc != 0) {
+    raise_qp(rc, qp_last_error(), false);
+    return -1;
+  }
+  PyObject *ip_o = PyUnicode_FromString(ip);
+  PyObject *port_o = PyLong_FromLong(port);
+  if (ip_o == NULL || port_o == NULL) {
+    Py_XDECREF(ip_o);
+    Py_XDECREF(port_o);
+    return -1;
+  }
+  Py_XSETREF(self->server_ip, ip_o);
+  Py_XSETREF(self->server_port, port_o);
+  return 0;
+}
+
 /* A Portal (or subclass) instance around an already connected portal. */
 static PyObject *portal_wrap(PyTypeObject *type, qp_portal_t *p) {
   PortalObject *self = (PortalObject *)type->tp_alloc(type, 0);
@@ -1474,134 +1529,154 @@ static PyObject *raise_create(int rc, const char *msg, create_args *a) {
   return NULL;
 }
 
-/*
- * _create(cls, is_server, store, rendezvous, session, local_port,
- *         stun_servers, punch_timeout_ms, no_pin, transport_options)
- * The package (quic_portal.Portal.create_server/create_client) checks the
- * arguments and calls this; it is not a public API.
- */
-static PyObject *mod_create(PyObject *m, PyObject *args) {
-  (void)m;
-  PyObject *cls, *store, *url_o, *session_o, *stun_o, *opts_o;
-  int is_server, local_port, punch_ms, no_pin;
-  if (!PyArg_ParseTuple(args, "OpOOOiOipO:_create", &cls, &is_server, &store,
-                        &url_o, &session_o, &local_port, &stun_o, &punch_ms,
-                        &no_pin, &opts_o))
-    return NULL;
-  if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PortalType)) {
-    PyErr_SetString(PyExc_TypeError, "_create: cls must be a Portal subclass");
-    return NULL;
-  }
-  if ((store == Py_None) == (url_o == Py_None)) {
-    PyErr_SetString(PyExc_TypeError, "_create: give a store or a rendezvous URL");
-    return NULL;
-  }
-  if (url_o != Py_None && !PyUnicode_Check(url_o)) {
-    PyErr_Format(PyExc_TypeError, "rendezvous URL must be a str, not %s",
-                 type_name(url_o));
-    return NULL;
-  }
-  if (!PyUnicode_Check(session_o)) {
-    PyErr_Format(PyExc_TypeError, "session must be a str, not %s",
-                 type_name(session_o));
-    return NULL;
-  }
-  if (local_port < 0 || local_port > 65535) {
-    PyErr_Format(PyExc_ValueError, "local_port must be between 0 and 65535, got %d",
-                 local_port);
-    return NULL;
-  }
-  if (punch_ms <= 0) {
-    PyErr_Format(PyExc_ValueError, "punch_timeout must be positive, got %d ms",
-                 punch_ms);
-    return NULL;
-  }
-  if (!PyList_Check(stun_o)) {
-    PyErr_Format(PyExc_TypeError, "stun_servers must be a list of \"host:port\", not %s",
-                 type_name(stun_o));
-    return NULL;
-  }
-  if (PyList_GET_SIZE(stun_o) > MAX_STUN_SERVERS) {
-    PyErr_Format(PyExc_ValueError, "at most %d STUN servers, got %zd",
-                 MAX_STUN_SERVERS, PyList_GET_SIZE(stun_o));
-    return NULL;
-  }
-  qp_transport_options topts;
-  bool given;
-  if (options_to_c(opts_o, &topts, &given) < 0)
-    return NULL;
+/* The arguments of _create() after PyArg_ParseTuple. */
+typedef struct {
+  PyObject *cls, *store, *url, *session, *stun, *opts;
+  int is_server, local_port, punch_ms, wait_ms, no_pin;
+} create_req;
 
-  create_args *a = calloc(1, sizeof(*a));
-  if (a == NULL)
-    return PyErr_NoMemory();
-  atomic_init(&a->cancelled, false);
-  a->is_server = is_server != 0;
-  a->transport = topts;
-  if ((a->session = dup_str(session_o, "session")) == NULL)
-    goto fail;
-  if (url_o != Py_None && (a->rendezvous = dup_str(url_o, "rendezvous URL")) == NULL)
-    goto fail;
-  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(stun_o); i++) {
-    PyObject *e = PyList_GET_ITEM(stun_o, i);
+static int check_create_types(const create_req *r) {
+  if (!PyType_Check(r->cls) ||
+      !PyType_IsSubtype((PyTypeObject *)r->cls, &PortalType)) {
+    PyErr_SetString(PyExc_TypeError, "_create: cls must be a Portal subclass");
+    return -1;
+  }
+  if ((r->store == Py_None) == (r->url == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "_create: give a store or a rendezvous URL");
+    return -1;
+  }
+  if ((r->url != Py_None && !PyUnicode_Check(r->url)) ||
+      !PyUnicode_Check(r->session) || !PyList_Check(r->stun)) {
+    PyErr_SetString(PyExc_TypeError,
+                    "_create: rendezvous and session must be str, stun_servers a list");
+    return -1;
+  }
+  return 0;
+}
+
+static int check_create_values(const create_req *r) {
+  if (r->local_port < 0 || r->local_port > 65535 || r->punch_ms <= 0) {
+    PyErr_Format(PyExc_ValueError, "_create: local_port %d or punch_timeout %d ms "
+                 "out of range", r->local_port, r->punch_ms);
+    return -1;
+  }
+  if (PyList_GET_SIZE(r->stun) > MAX_STUN_SERVERS) {
+    PyErr_Format(PyExc_ValueError, "at most %d STUN servers, got %zd",
+                 MAX_STUN_SERVERS, PyList_GET_SIZE(r->stun));
+    return -1;
+  }
+  return 0;
+}
+
+/* Copy the strings the helper thread reads into a. */
+static int create_args_strings(create_args *a, const create_req *r) {
+  if ((a->session = dup_str(r->session, "session")) == NULL)
+    return -1;
+  if (r->url != Py_None && (a->rendezvous = dup_str(r->url, "rendezvous URL")) == NULL)
+    return -1;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(r->stun); i++) {
+    PyObject *e = PyList_GET_ITEM(r->stun, i);
     if (!PyUnicode_Check(e)) {
       PyErr_Format(PyExc_TypeError, "stun_servers[%zd] must be a str, not %s", i,
                    type_name(e));
-      goto fail;
+      return -1;
     }
     if ((a->stun[i] = dup_str(e, "stun_servers")) == NULL)
-      goto fail;
+      return -1;
     a->stun_count = (size_t)i + 1;
   }
+  return 0;
+}
+
+static void create_args_options(create_args *a, const create_req *r) {
   qp_traverse_options_init(&a->o);
   a->o.rendezvous = a->rendezvous;
   if (a->rendezvous == NULL) {
-    a->store = store;
+    a->store = r->store;
     a->cb = (qp_rendezvous_callbacks){cb_put, cb_get, cb_del};
     a->o.callbacks = &a->cb;
     a->o.callbacks_user = a;
   }
   a->o.session = a->session;
-  a->o.local_port = (uint16_t)local_port;
+  a->o.local_port = (uint16_t)r->local_port;
   a->o.stun_servers = (const char *const *)a->stun;
   a->o.stun_server_count = a->stun_count;
-  a->o.punch_timeout_ms = punch_ms;
-  a->o.no_pin = no_pin != 0;
+  a->o.punch_timeout_ms = r->punch_ms;
+  a->o.wait_timeout_ms = r->wait_ms;
+  a->o.no_pin = r->no_pin != 0;
   a->o.transport = &a->transport;
   a->o.cancel = create_cancelled;
   a->o.cancel_user = a;
+}
 
-  bg_call *c = bg_new(CALL_CREATE, NULL);
-  if (c == NULL)
-    goto fail;
-  c->create = a; /* freed with c */
-  sync_log_level();
-  if (bg_run(c) < 0) { /* KeyboardInterrupt (or a thread error) */
-    Py_CLEAR(a->exc);
-    /* Destroys a portal made despite the interrupt: its close may log,
-     * which needs the GIL. */
-    Py_BEGIN_ALLOW_THREADS
-    bg_unref(c);
-    Py_END_ALLOW_THREADS
+/* A heap block with everything qp_create_* reads, or NULL with an
+ * exception set. */
+static create_args *create_args_new(const create_req *r) {
+  create_args *a = calloc(1, sizeof(*a));
+  if (a == NULL) {
+    PyErr_NoMemory();
     return NULL;
   }
+  atomic_init(&a->cancelled, false);
+  a->is_server = r->is_server != 0;
+  bool given;
+  if (options_to_c(r->opts, &a->transport, &given) < 0 ||
+      create_args_strings(a, r) < 0) {
+    create_args_free(a);
+    return NULL;
+  }
+  create_args_options(a, r);
+  return a;
+}
+
+/* The helper returned: the Portal, or the exception. GIL held. */
+static PyObject *create_result(bg_call *c, create_args *a, PyObject *cls) {
   int rc = c->rc;
   char msg[MSG_MAX];
   memcpy(msg, c->msg, sizeof(msg));
   qp_portal_t *p = c->created;
   c->created = NULL;
-  PyObject *result;
-  if (rc != 0)
-    result = raise_create(rc, msg, a);
-  else
-    result = portal_wrap((PyTypeObject *)cls, p);
+  PyObject *result = rc != 0 ? raise_create(rc, msg, a)
+                             : portal_wrap((PyTypeObject *)cls, p);
+  if (result != NULL && !a->is_server && portal_set_peer((PortalObject *)result) < 0)
+    Py_CLEAR(result);
+  return result;
+}
+
+/*
+ * _create(cls, is_server, store, rendezvous, session, local_port,
+ *         stun_servers, punch_timeout_ms, wait_timeout_ms, no_pin,
+ *         transport_options)
+ * The package (quic_portal.Portal.create_server/create_client) checks the
+ * arguments and calls this; it is not a public API.
+ */
+static PyObject *mod_create(PyObject *m, PyObject *args) {
+  (void)m;
+  create_req r;
+  if (!PyArg_ParseTuple(args, "OpOOOiOiipO:_create", &r.cls, &r.is_server, &r.store,
+                        &r.url, &r.session, &r.local_port, &r.stun, &r.punch_ms,
+                        &r.wait_ms, &r.no_pin, &r.opts))
+    return NULL;
+  if (check_create_types(&r) < 0 || check_create_values(&r) < 0)
+    return NULL;
+  create_args *a = create_args_new(&r);
+  if (a == NULL)
+    return NULL;
+  bg_call *c = bg_new(CALL_CREATE, NULL);
+  if (c == NULL) {
+    create_args_free(a);
+    return NULL;
+  }
+  c->create = a; /* freed with c */
+  sync_log_level();
+  PyObject *result = bg_run(c) < 0 ? NULL : create_result(c, a, r.cls);
   Py_CLEAR(a->exc);
+  /* Destroys a portal made despite an interrupt: its close may log, which
+   * needs the GIL. */
   Py_BEGIN_ALLOW_THREADS
   bg_unref(c);
   Py_END_ALLOW_THREADS
   return result;
-fail:
-  create_args_free(a);
-  return NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1615,7 +1690,8 @@ static PyMethodDef module_methods[] = {
      "Stop forwarding the library's log to Python (atexit)."},
     {"_create", mod_create, METH_VARARGS,
      "_create(cls, is_server, store, rendezvous, session, local_port, "
-     "stun_servers, punch_timeout_ms, no_pin, transport_options) -> Portal\n\n"
+     "stun_servers, punch_timeout_ms, wait_timeout_ms, no_pin, "
+     "transport_options) -> Portal\n\n"
      "Rendezvous and NAT traversal (used by Portal.create_server/create_client)."},
     {NULL, NULL, 0, NULL},
 };

@@ -39,7 +39,7 @@ def main():
     if role == "lonely":
         t0 = time.monotonic()
         try:
-            Portal.create_client(store, local_port=0, punch_timeout=punch, session=session)
+            Portal.create_client(store, local_port=0, wait_timeout=punch, session=session)
             say("unexpected-connect")
         except ConnectionError as e:
             say("error", f"{time.monotonic() - t0:.3f}", str(e).replace("\n", " "))

@@ -33,6 +33,7 @@ static void traverse_defaults(qp_traverse_options *o) {
   o->struct_size = sizeof(*o);
   o->session = "default";
   o->punch_timeout_ms = DEFAULT_PUNCH_TIMEOUT_MS;
+  o->wait_timeout_ms = -1; /* as 0.1.x: wait for the peer until stopped */
 }
 
 void qp_traverse_options_init_size(qp_traverse_options *o, size_t size) {
@@ -160,6 +161,7 @@ static int traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p
       .stun_servers = stun,
       .stun_server_count = nstun,
       .punch_timeout_ms = o->punch_timeout_ms - spent_ms,
+      .wait_timeout_ms = o->wait_timeout_ms,
       .hard_nat_sockets = o->hard_nat_sockets,
       .hard_nat_probe_rate = o->hard_nat_probe_rate,
       .hard_nat_max_probes = o->hard_nat_max_probes,
@@ -200,11 +202,12 @@ static int create(const qp_traverse_options *o, bool is_server, qp_portal_t **ou
     sock = res.sock;
     res.sock_is_extra = false;
   }
-  int elapsed_ms = (int)((clock_now_ns() - start) / 1000000u);
-  int left = o->punch_timeout_ms - elapsed_ms;
+  /* The punch budget does not cover the wait for the peer. */
+  int64_t elapsed_ms = (int64_t)((clock_now_ns() - start) / 1000000u) - res.waited_ms;
+  int64_t left = o->punch_timeout_ms - elapsed_ms;
   portal_handoff_t h;
   fill_handoff(&h, o, is_server, &sock, &res);
-  rc = portal_start_on_socket(p, &h, left > MIN_HANDSHAKE_MS ? left : MIN_HANDSHAKE_MS);
+  rc = portal_start_on_socket(p, &h, left > MIN_HANDSHAKE_MS ? (int)left : MIN_HANDSHAKE_MS);
   trav_result_cleanup(&res);
   if (rc != 0)
     goto fail_kept;

@@ -10,6 +10,7 @@
  * next deadline moved earlier than the one it sleeps on.
  */
 #include <errno.h>
+#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -914,6 +915,25 @@ int qp_portal_get_stats(qp_portal_t *p, qp_portal_stats *out) {
   }
   portal_unlock(p);
   return rc;
+}
+
+int qp_portal_peer_address(const qp_portal_t *cp, char *ip, size_t ip_size,
+                           uint16_t *port) {
+  if (cp == NULL || ip == NULL || port == NULL || ip_size == 0)
+    return err_fail(QP_ERR_INVALID, "qp_portal_peer_address: NULL argument");
+  qp_portal_t *p = (qp_portal_t *)cp;
+  portal_lock(p);
+  udp_addr_t peer = p->cfg.remote;
+  bool made = p->tr != NULL && p->handshake_ns != 0;
+  portal_unlock(p);
+  if (!made)
+    return err_fail(QP_ERR_NOT_CONNECTED, "no connection was made yet");
+  int rc = getnameinfo((const struct sockaddr *)&peer.ss, peer.len, ip,
+                       (socklen_t)ip_size, NULL, 0, NI_NUMERICHOST);
+  if (rc != 0)
+    return err_fail(QP_ERR_INVALID, "qp_portal_peer_address: %s", gai_strerror(rc));
+  *port = udp_addr_port(&peer);
+  return 0;
 }
 
 uint16_t qp_portal_local_port(const qp_portal_t *cp) {

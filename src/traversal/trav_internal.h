@@ -271,6 +271,7 @@ typedef struct trav_agent {
   char stun_note[256]; /* what the STUN servers said, for the summary */
 
   int64_t start_ms, deadline_ms; /* rdv_now_ms clock */
+  int64_t adopted_ms;            /* last adoption of a peer record, or 0 */
   int64_t next_send_ms;          /* pacing (Ta) */
   int64_t next_poll_ms;          /* next look at the peer record */
   int poll_pause_ms;

@@ -108,6 +108,11 @@ static int adopt(trav_agent_t *a, const rdv_record *rec, int64_t now_ms) {
   snprintf(a->remote.pwd, sizeof(a->remote.pwd), "%s", rec->pwd);
   a->have_remote = true;
   a->rec_err = 0;
+  a->adopted_ms = now_ms;
+  /* Waiting for the peer is over: punch_timeout_ms counts from here (again
+   * for a newer record: the peer restarted). */
+  if (a->cfg->wait_timeout_ms != 0)
+    a->deadline_ms = now_ms + a->cfg->punch_timeout_ms;
   trav_pairs_from_record(a, rec, now_ms);
   QP_LOG_INFO("traversal: adopted %s record (ufrag %s, %zu candidates, %zu "
               "pairs, NAT %s)", trav_peer_key(a), rec->ufrag,

@@ -290,6 +290,11 @@ static int meet(trav_agent_t *a) {
   if (a->controlling && (rc = trav_peer_publish(a)) != 0)
     return rc;
   a->next_poll_ms = rdv_now_ms();
+  if (a->cfg->wait_timeout_ms != 0)
+    QP_LOG_INFO("traversal: waiting for the %s's record in %s (%s)",
+                trav_peer_key(a), rdv_describe(a->rdv),
+                a->cfg->wait_timeout_ms < 0 ? "no time limit"
+                                            : "within the wait timeout");
   while (!a->done) {
     int64_t now = rdv_now_ms();
     if (cancelled(a))
@@ -373,9 +378,24 @@ static void build_summary(const trav_agent_t *a, char *buf, size_t size) {
   ellipsize(buf, size);
 }
 
+/* The peer never showed up within wait_timeout_ms. */
+static int wait_timed_out(trav_agent_t *a) {
+  int ms = a->cfg->wait_timeout_ms;
+  if (a->rec_err != 0)
+    return err_fail(a->rec_err, "no usable %s record in %s within the wait "
+                   "timeout of %d ms: %s", trav_peer_key(a),
+                   rdv_describe(a->rdv), ms, a->rec_why);
+  return err_fail(QP_ERR_TIMEOUT, "the %s did not publish its record within "
+                 "the wait timeout of %d ms (key \"%s\" in %s): is it running, "
+                 "with the same store and session?", trav_peer_key(a), ms,
+                 trav_peer_key(a), rdv_describe(a->rdv));
+}
+
 static int timed_out(trav_agent_t *a) {
   int ms = a->cfg->punch_timeout_ms;
   build_summary(a, a->out->summary, sizeof(a->out->summary));
+  if (!a->have_remote && a->cfg->wait_timeout_ms > 0)
+    return wait_timed_out(a);
   if (!a->have_remote && a->rec_err != 0)
     return err_fail(a->rec_err, "no usable %s record in %s within %d ms: %s",
                    trav_peer_key(a), rdv_describe(a->rdv), ms, a->rec_why);
@@ -416,6 +436,7 @@ static int finish(trav_agent_t *a, trav_result_t *out) {
   if (rc != 0)
     return rc;
   out->peer = a->winner;
+  out->waited_ms = a->adopted_ms - a->start_ms;
   memcpy(out->peer_fingerprint, a->peer_fp, sizeof(out->peer_fingerprint));
   build_summary(a, out->summary, sizeof(out->summary));
   /* The winner's socket goes to the caller; an extra one changes hands. */
@@ -474,7 +495,13 @@ static int agent_init(trav_agent_t *a, udp_socket_t *sock, rdv_t *rdv,
   a->winner_pair = -1;
   a->held_pair = -1;
   a->start_ms = rdv_now_ms();
-  a->deadline_ms = a->start_ms + cfg->punch_timeout_ms;
+  /* Until the peer's record is adopted (trav_peer.c restarts the clock). */
+  if (cfg->wait_timeout_ms == 0)
+    a->deadline_ms = a->start_ms + cfg->punch_timeout_ms;
+  else if (cfg->wait_timeout_ms < 0)
+    a->deadline_ms = INT64_MAX;
+  else
+    a->deadline_ms = a->start_ms + cfg->wait_timeout_ms;
   a->batch = malloc(sizeof(*a->batch));
   if (a->batch == NULL)
     return err_fail(QP_ERR_NOMEM, "out of memory for the receive batch");

@@ -35,7 +35,13 @@ typedef struct trav_config {
                                       3478); may be 0 of them (then host
                                       candidates only) */
   size_t stun_server_count;
-  int punch_timeout_ms; /* overall budget from start to a validated pair */
+  int punch_timeout_ms; /* budget to a validated pair: from the start when
+                           wait_timeout_ms is 0, else from the adoption of
+                           the peer's record */
+  /* Waiting for the peer's record: negative = without limit (cancel stops
+   * it), positive = at most this long from the start (then QP_ERR_TIMEOUT),
+   * 0 = no separate wait (punch_timeout_ms covers it). */
+  int wait_timeout_ms;
   uint8_t fingerprint[TLS_FINGERPRINT_LEN]; /* ours, published in the record */
   /* Sealed rendezvous (rdv_seal.h): records are sealed and must open with
    * these keys; the rdv handle must then be opened on seal->label. NULL =
@@ -74,6 +80,9 @@ typedef struct trav_result {
   size_t early_len[TRAV_EARLY_MAX];
   udp_addr_t early_from[TRAV_EARLY_MAX];
   size_t early_count;
+  /* ms from the start until the peer's record was (last) adopted: the time
+   * spent waiting for the peer, which punch_timeout_ms does not cover. */
+  int64_t waited_ms;
 } trav_result_t;
 
 /*

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "quic_portal.h"
 #include "tu.h"
@@ -97,18 +98,47 @@ static void second_server_on_same_store(void **state) {
   }
 }
 
+/* wait_timeout_ms bounds the wait for a peer that never comes. */
 static void lonely_client_fails_within_timeout(void **state) {
   (void)state;
   side_t cli;
   side_init(&cli, false, "mem:create3", "nobody-home");
-  cli.opts.punch_timeout_ms = 800;
+  cli.opts.wait_timeout_ms = 800;
   int64_t t0 = tu_now_ms();
   run_side(&cli);
   int64_t elapsed = tu_now_ms() - t0;
-  assert_int_not_equal(cli.rc, QP_OK);
-  assert_true(elapsed >= 700 && elapsed < 2500);
   print_message("lonely client: %s: %s\n", qp_err_name(cli.rc), cli.err);
-  assert_true(strlen(cli.err) > 10);
+  assert_int_equal(cli.rc, QP_ERR_TIMEOUT);
+  assert_true(elapsed >= 700 && elapsed < 2500);
+  assert_non_null(strstr(cli.err, "wait timeout of 800 ms"));
+  assert_non_null(strstr(cli.err, "\"server\""));
+}
+
+/* By default a side waits for its peer without limit, and punch_timeout_ms
+ * counts only from when the peer's record appears: a server that started
+ * well over a punch timeout before its client still meets it. */
+static void server_waits_longer_than_punch_timeout(void **state) {
+  (void)state;
+  side_t srv, cli;
+  side_init(&srv, true, "mem:create-wait", "early-server");
+  side_init(&cli, false, "mem:create-wait", "early-server");
+  srv.opts.punch_timeout_ms = cli.opts.punch_timeout_ms = 1000;
+  pthread_t ts, tc;
+  int64_t t0 = tu_now_ms();
+  pthread_create(&ts, NULL, run_side, &srv);
+  /* The delay is the behavior under test: 2.5 punch timeouts. */
+  struct timespec delay = {.tv_sec = 2, .tv_nsec = 500 * 1000 * 1000};
+  nanosleep(&delay, NULL);
+  pthread_create(&tc, NULL, run_side, &cli);
+  pthread_join(ts, NULL);
+  pthread_join(tc, NULL);
+  print_message("server waited %lld ms: %s / %s\n", (long long)(tu_now_ms() - t0),
+                srv.err, cli.err);
+  assert_int_equal(srv.rc, QP_OK);
+  assert_int_equal(cli.rc, QP_OK);
+  exchange(cli.portal, srv.portal, 1000);
+  qp_portal_destroy(cli.portal);
+  qp_portal_destroy(srv.portal);
 }
 
 static void bad_options_rejected(void **state) {
@@ -277,6 +307,7 @@ int main(void) {
       cmocka_unit_test(peers_meet_pin_and_talk),
       cmocka_unit_test(second_server_on_same_store),
       cmocka_unit_test(lonely_client_fails_within_timeout),
+      cmocka_unit_test(server_waits_longer_than_punch_timeout),
       cmocka_unit_test(bad_options_rejected),
       cmocka_unit_test(cancel_interrupts),
       cmocka_unit_test(callbacks_store_works),
