@@ -480,6 +480,13 @@ typedef struct qp_traverse_options {
    * punch_timeout_ms counts from when the peer's record was adopted (again
    * from each newer record of a restarted peer). */
   int wait_timeout_ms;
+  /* Local address to bind the traversal (and then QUIC) socket to: a
+   * numeric IPv4 or IPv6 address; NULL or "" = every address (the default).
+   * Host candidates are then this address only, so "127.0.0.1" keeps two
+   * peers on one machine on loopback (and its fast path). Borrowed for the
+   * call. QP_ERR_INVALID when it is not a numeric address, QP_ERR_SOCKET
+   * when it cannot be bound (not an address of this machine). */
+  const char *local_ip;
 } qp_traverse_options;
 
 /* Fill *opts with the defaults above and set struct_size (a macro, as

@@ -71,8 +71,14 @@ static int options_traverse_copy(const qp_traverse_options *in,
 }
 
 static int validate(const qp_traverse_options *o, qp_portal_t **out) {
+  udp_addr_t local;
   if (o == NULL || out == NULL)
     return err_fail(QP_ERR_INVALID, "qp_create_*: options and out are required");
+  if (o->local_ip != NULL && udp_addr_from_ip(o->local_ip, 0, &local) != 0)
+    return err_fail(QP_ERR_INVALID,
+                    "qp_create_*: local_ip \"%.100s\" is not a numeric IPv4 or IPv6 "
+                    "address",
+                    o->local_ip);
   if (o->callbacks == NULL && (o->rendezvous == NULL || *o->rendezvous == '\0'))
     return err_fail(QP_ERR_INVALID,
                    "qp_create_*: give a rendezvous URL (mem:NAME, dir:PATH, "
@@ -147,7 +153,9 @@ static int traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p
                                                          : MAX_RESOLVE_MS;
   uint64_t t0 = clock_now_ns();
   size_t nstun = udp_resolve_names(o->stun_servers, o->stun_server_count,
-                                   STUN_DEFAULT_PORT, AF_INET, budget, o->cancel,
+                                   STUN_DEFAULT_PORT,
+                                   sock->family == AF_INET6 ? AF_UNSPEC : AF_INET, budget,
+                                   o->cancel,
                                    o->cancel_user, names);
   for (size_t i = 0; i < nstun; i++) {
     stun[i] = names[i].text; /* a name left as is: traversal notes it */
@@ -186,7 +194,9 @@ static int create(const qp_traverse_options *o, bool is_server, qp_portal_t **ou
   udp_socket_t sock = {.fd = -1};
   trav_result_t res;
   memset(&res, 0, sizeof(res));
-  if ((rc = udp_addr_from_ip("0.0.0.0", o->local_port, &bind_addr)) != 0 ||
+  /* local_ip NULL or "": every address. Bound to one address, the socket
+   * gives traversal that one host candidate (trav_gather_host). */
+  if ((rc = udp_addr_from_ip(o->local_ip, o->local_port, &bind_addr)) != 0 ||
       (rc = udp_socket_open(&bind_addr, &sock)) != 0)
     goto fail;
   if ((rc = traverse(o, is_server, p, &sock, &res)) != 0) {
