@@ -22,6 +22,13 @@
 #   natlab.sh stun-up|stun-down [--prefix NAME]     coturn STUN server (RFC 5780) in pub
 #   natlab.sh redis-up|redis-down [--prefix NAME]   redis-server on 203.0.113.10:6379 in pub
 #   natlab.sh status [--prefix NAME]                namespaces and nftables rules
+#   natlab.sh rebind [--prefix NAME] SITE           SITE's NAT forgets its mappings and maps
+#                                                   from a new port range (a router reboot)
+#   natlab.sh readdr [--prefix NAME] SITE           the site host moves to a new address
+#   natlab.sh blackhole [--prefix NAME] SITE on|off|SECONDS
+#                                                   the internet drops all of SITE's traffic
+#   natlab.sh udp-timeout [--prefix NAME] SITE SECONDS
+#                                                   UDP mapping lifetime of SITE's NAT
 #   natlab.sh kinds                                 list NAT kinds
 #   natlab.sh check                                 run tests/lab/test_natlab.sh
 #
@@ -428,6 +435,90 @@ cmd_loss() {
   sed -i "s/^NATLAB_LOSS=.*/NATLAB_LOSS=$LOSS/" "$(run_dir)/state"
 }
 
+# ---------------------------------------------------------------- faults (path changes)
+
+# The router that maps a site's traffic to its public address (the outer one of a
+# double NAT); none for kind "none".
+site_router() {
+  local x="$1" kind
+  read_state
+  if [[ "$x" == a ]]; then kind="$NATLAB_KIND_A"; else kind="$NATLAB_KIND_B"; fi
+  case "$kind" in
+    none) die "site $x has no NAT (kind none)" ;;
+    same-nat) echo ra ;;
+    double) echo "c$x" ;;
+    symmetric-seq) die "rebind is not supported for symmetric-seq (its port map is fixed)" ;;
+    *) echo "r$x" ;;
+  esac
+}
+
+# Each rebind moves the NAT to the next block of REBIND_PORTS external ports, so the next
+# mapping of every inside socket gets a port it never had.
+REBIND_BASE=30000
+REBIND_PORTS=1000
+
+cmd_rebind() {
+  [[ $# -eq 1 && "$1" =~ ^[ab]$ ]] || die "usage: natlab.sh rebind a|b"
+  local r n_var n lo hi random=""
+  r="$(site_router "$1")"
+  n_var="NATLAB_REBIND_$1"
+  n=$(( ${!n_var:-0} + 1 ))
+  lo=$((REBIND_BASE + (n % 30) * REBIND_PORTS)); hi=$((lo + REBIND_PORTS - 1))
+  nsx "$r" nft list chain ip natlab postrouting | grep -q fully-random && random=" fully-random"
+  nsx "$r" nft flush chain ip natlab postrouting
+  nsx "$r" nft add rule ip natlab postrouting oifname wan meta l4proto udp masquerade to ":$lo-$hi"$random
+  nsx "$r" nft add rule ip natlab postrouting oifname wan masquerade$random
+  nsx "$r" nft flush map ip natlab cone >/dev/null 2>&1 || true
+  nsx "$r" nft flush set ip natlab seen >/dev/null 2>&1 || true
+  nsx "$r" conntrack -F >/dev/null 2>&1 || die "conntrack -F failed in $(ns "$r") (is the conntrack package installed?)"
+  grep -q "^$n_var=" "$(run_dir)/state" && sed -i "s/^$n_var=.*/$n_var=$n/" "$(run_dir)/state" ||
+    echo "$n_var=$n" >>"$(run_dir)/state"
+  echo "rebind: $(ns "$r") maps UDP from ports $lo-$hi now, conntrack flushed"
+}
+
+# The site host's next address: 10.0.N.2 -> .3 -> .4 ... (public .2 -> .3 for kind none).
+cmd_readdr() {
+  [[ $# -eq 1 && "$1" =~ ^[ab]$ ]] || die "usage: natlab.sh readdr a|b"
+  local x="$1" old new gw
+  old="$(first_addr "$x" eth0)"
+  [[ -n "$old" ]] || die "site $x has no address"
+  new="${old%.*}.$(( ${old##*.} + 1 ))"
+  gw="$(ip -n "$(ns "$x")" route show default | awk '{print $3; exit}')"
+  # Deleting the only address drops the default route with it: add both back.
+  ip -n "$(ns "$x")" addr del "$old/24" dev eth0
+  ip -n "$(ns "$x")" addr add "$new/24" dev eth0
+  ip -n "$(ns "$x")" route replace default via "$gw"
+  echo "readdr: site $x moved from $old to $new"
+}
+
+blackhole_on() {
+  local pub; pub="$(public_addr "$1")"
+  nsx inet nft add table inet natlab_bh_"$1"
+  nsx inet nft add chain inet natlab_bh_"$1" forward "{ type filter hook forward priority filter - 10; policy accept; }"
+  nsx inet nft add rule inet natlab_bh_"$1" forward ip saddr "$pub" drop
+  nsx inet nft add rule inet natlab_bh_"$1" forward ip daddr "$pub" drop
+}
+blackhole_off() { nsx inet nft delete table inet natlab_bh_"$1" >/dev/null 2>&1 || true; }
+
+cmd_blackhole() {
+  [[ $# -eq 2 && "$1" =~ ^[ab]$ ]] || die "usage: natlab.sh blackhole a|b on|off|SECONDS"
+  read_state
+  case "$2" in
+    on) blackhole_off "$1"; blackhole_on "$1" ;;
+    off) blackhole_off "$1" ;;
+    *)
+      [[ "$2" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "blackhole: '$2' is not on, off or a number of seconds"
+      blackhole_off "$1"; blackhole_on "$1"; sleep "$2"; blackhole_off "$1" ;;
+  esac
+}
+
+# Conntrack's UDP timeouts are per namespace: they are the NAT's mapping lifetime.
+cmd_udp_timeout() {
+  [[ $# -eq 2 && "$1" =~ ^[ab]$ && "$2" =~ ^[0-9]+$ ]] || die "usage: natlab.sh udp-timeout a|b SECONDS"
+  local r; r="$(site_router "$1")"
+  nsx "$r" sysctl -qw net.netfilter.nf_conntrack_udp_timeout="$2" net.netfilter.nf_conntrack_udp_timeout_stream="$2"
+}
+
 # wait_udp SITE ADDR PORT: bounded wait until a UDP socket is bound there.
 wait_listen() {
   local s="$1" proto="$2" addr="$3" port="$4" i
@@ -542,6 +633,10 @@ main() {
     redis-up) check_prefix; require_lab; cmd_redis_up ;;
     redis-down) check_prefix; stop_pidfile "$(run_dir)/redis.pid" ;;
     status) check_prefix; cmd_status ;;
+    rebind) check_prefix; require_lab; cmd_rebind "$@" ;;
+    readdr) check_prefix; require_lab; read_state; cmd_readdr "$@" ;;
+    blackhole) check_prefix; require_lab; cmd_blackhole "$@" ;;
+    udp-timeout) check_prefix; require_lab; cmd_udp_timeout "$@" ;;
     kinds) cmd_kinds ;;
     check) exec "$HERE/test_natlab.sh" "$@" ;;
     -h|--help|help) usage ;;

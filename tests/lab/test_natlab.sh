@@ -58,7 +58,8 @@ print(",".join(map(str,v)) if isinstance(v,list) else v)' "$1" "$2"
 }
 
 start_observer() {
-  in_ns pub "$PY" "$HERE/udp_observer.py" --addr 203.0.113.10 --addr 203.0.113.11 \
+  # Bounded by its own --lifetime (in_ns would stop it after 30 s).
+  timeout 90 "$LAB" exec pub "$PY" "$HERE/udp_observer.py" --addr 203.0.113.10 --addr 203.0.113.11 \
     --ports 5000-5007 --lifetime 60 --ready-file "$TMP/obs.ready" >"$TMP/obs.log" 2>&1 &
   local i
   for ((i = 0; i < 50; i++)); do
@@ -191,6 +192,7 @@ check_kind b symmetric 198.51.100.2
 punch blocked 0 0
 stun_checks port-restricted symmetric
 
+
 # -------- lab 3: symmetric-seq / double
 new_lab symmetric-seq double
 check_kind a symmetric-seq 192.0.2.2
@@ -238,6 +240,45 @@ check_kind a none 192.0.2.2
 check_kind b none 198.51.100.2
 punch ok 0 0
 stun_checks none none
+
+# -------- lab 6: the faults the resilience tests use (rebind, blackhole, readdr, udp-timeout)
+new_lab port-restricted none
+mapped_port() {
+  local out
+  out="$(in_ns a "$PY" "$HERE/natprobe.py" mapping --dest 203.0.113.10:5000 --local-port 4444)"
+  "$PY" -c 'import json,sys; m=json.loads(sys.argv[1])["mapped"][0]; print(m["port"])' "$out"
+}
+before="$(mapped_port)"
+lab rebind a >/dev/null
+after="$(mapped_port)"
+if [[ "$before" == 4444 && "$after" =~ ^[0-9]+$ && "$after" -ge 30000 && "$after" -lt 62000 ]]; then
+  pass "rebind: the same inside socket maps to $after after a rebind (was $before)"
+else
+  fail "rebind: mapped port before=$before after=$after (wanted 4444, then one in 30000..61999)"
+fi
+lab blackhole a on
+out="$(in_ns a "$PY" "$HERE/natprobe.py" loss --dest 203.0.113.10:5000 --n 50)"
+lab blackhole a off
+up="$(jget "$out" up)"; down="$(jget "$out" down)"
+out="$(in_ns a "$PY" "$HERE/natprobe.py" loss --dest 203.0.113.10:5000 --n 50)"
+# None: not even the count request crossed, which is what a black hole does.
+if [[ "$up" =~ ^(0|None)$ && "$down" =~ ^(0|None)$ && "$(jget "$out" up)" == 50 ]]; then
+  pass "blackhole: nothing crosses while on (0/50 each way), everything after off (50/50)"
+else
+  fail "blackhole: on up=$up down=$down (wanted 0), off up=$(jget "$out" up) (wanted 50)"
+fi
+lab readdr a >/dev/null
+addr="$(lab addr a)"
+out="$(in_ns a "$PY" "$HERE/natprobe.py" mapping --dest 203.0.113.10:5000)"
+if [[ "$addr" == 10.0.1.3 && "$(jget "$out" mapped)" == *"'ip': '192.0.2.2'"* ]]; then
+  pass "readdr: site a moved to $addr and still reaches the internet through its NAT"
+else
+  fail "readdr: address $addr (wanted 10.0.1.3), mapping $out"
+fi
+lab udp-timeout a 7
+t="$(in_ns ra sysctl -n net.netfilter.nf_conntrack_udp_timeout)"
+if [[ "$t" == 7 ]]; then pass "udp-timeout: site a's NAT forgets idle UDP mappings after 7 s"
+else fail "udp-timeout: nf_conntrack_udp_timeout in ra is '$t' (wanted 7)"; fi
 
 lab down
 if ip netns list | grep -q "^$PREFIX-"; then
