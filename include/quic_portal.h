@@ -280,10 +280,16 @@ QP_EXPORT int qp_portal_pin_peer(qp_portal_t *portal, const char *fingerprint);
 /*
  * Bind ip:port (ip NULL or "" = "0.0.0.0"; port 0 = any) and wait until one
  * client has completed the QUIC handshake, or timeout_ms passes.
- * opts NULL = defaults. The portal serves exactly one client.
+ * opts NULL = defaults. The portal serves exactly one client. A client that
+ * fails (its certificate does not match the pin, a broken handshake, or one
+ * silent for 5 s after its first packet) is refused and logged, and listen
+ * keeps waiting for another until timeout_ms. Without a pin any client is
+ * accepted, unauthenticated (logged once it connects).
  * Errors: QP_ERR_SOCKET (bind failed: the message names the address and the
- * reason), QP_ERR_TIMEOUT, QP_ERR_PEER_VERIFY (pinned client certificate did
- * not match), QP_ERR_HANDSHAKE, QP_ERR_STATE (already used), QP_ERR_INVALID.
+ * reason), QP_ERR_TIMEOUT (nobody came), QP_ERR_PEER_VERIFY or
+ * QP_ERR_HANDSHAKE (nobody but refused clients came by the timeout: the
+ * code and reason of the last, and how many), QP_ERR_STATE (already used),
+ * QP_ERR_INVALID.
  */
 QP_EXPORT int qp_portal_listen(qp_portal_t *portal, const char *ip,
                                uint16_t port, const qp_transport_options *opts,

@@ -77,6 +77,12 @@ struct qp_portal {
   /* Set by traversal: only this peer may connect, and STUN is answered. */
   bool accept_only_peer;
   udp_addr_t peer;
+  /* listen: clients refused so far (wrong certificate, broken or half-open
+   * handshake) and the last one's reason, told if nobody else comes. */
+  uint32_t refused;
+  int refused_code;
+  char refused_msg[256];
+
   portal_stun_cb stun_cb;
   void *stun_ctx;
   void (*stun_ctx_free)(void *ctx);
@@ -283,17 +289,23 @@ static void read_socket(qp_portal_t *p) {
   }
 }
 
-/* A server transport that died before its handshake could even start (a
- * forged or corrupted Initial) must not end listen(): forget it. A failed
- * certificate check does end listen(), with its reason. */
+/* A server transport that failed (a forged Initial, a stranger whose
+ * certificate does not match the pin, a garbage or half-open handshake)
+ * must not end listen(): its CONNECTION_CLOSE went out in this round's
+ * flush; forget it and keep waiting for the right client until the
+ * deadline, which then tells the last refusal. */
 static void forget_failed_attempt(qp_portal_t *p) {
   if (p->phase != PHASE_LISTENING || p->tr == NULL ||
       transport_state(p->tr) != TRANSPORT_CLOSED)
     return;
   const char *msg;
   int code = transport_error(p->tr, &msg);
-  if (code == QP_ERR_PEER_VERIFY || code == QP_ERR_HANDSHAKE)
-    return;
+  if (code == QP_ERR_PEER_VERIFY || code == QP_ERR_HANDSHAKE) {
+    p->refused++;
+    p->refused_code = code;
+    snprintf(p->refused_msg, sizeof(p->refused_msg), "%s", msg);
+    QP_LOG_INFO("listen: refused a client (%s); still waiting", msg);
+  }
   QP_LOG_DEBUG("dropping a failed connection attempt: %s", msg);
   transport_destroy(p->tr);
   p->tr = NULL;
@@ -311,6 +323,10 @@ static void update_phase(qp_portal_t *p) {
                 (double)p->handshake_ns / 1e6,
                 p->cfg.is_server ? "server" : "client",
                 p->cfg.has_pin ? "pinned and verified" : "not pinned");
+    if (p->cfg.is_server && !p->cfg.has_pin)
+      QP_LOG_INFO("client %s is not authenticated: this server pins no client "
+                  "certificate (qp_portal_pin_peer), so whoever reached the "
+                  "port first was accepted", who);
   }
 }
 
@@ -487,7 +503,12 @@ static int wait_connected(qp_portal_t *p, uint64_t deadline, const char *what,
     }
     if (!wait_until(p, deadline)) {
       char who[UDP_ADDRSTRLEN];
-      if (p->phase == PHASE_LISTENING && p->tr == NULL)
+      if (p->phase == PHASE_LISTENING && p->tr == NULL && p->refused > 0)
+        rc = err_fail(p->refused_code,
+                      "%s: no client completed the handshake within %d ms; "
+                      "%u refused, the last: %s",
+                      what, timeout_ms, p->refused, p->refused_msg);
+      else if (p->phase == PHASE_LISTENING && p->tr == NULL)
         rc = err_fail(QP_ERR_TIMEOUT, "%s: no client connected to %s within %d ms",
                      what, udp_addr_to_string(&p->sock.local, who, sizeof(who)),
                      timeout_ms);

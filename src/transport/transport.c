@@ -45,6 +45,12 @@
 /* RFC 9000 section 18.2: active_connection_id_limit must be at least 2. */
 #define TRANSPORT_ACTIVE_CID_LIMIT 7
 
+/* A server's handshake must complete within this long after the client's
+ * first Initial: a silent half-open attempt (a stranger that sent one
+ * packet) then frees listen's only slot for the right client, whose
+ * Initials are retransmitted meanwhile. 5 s covers many RTTs and losses. */
+#define TRANSPORT_SERVER_HANDSHAKE_TIMEOUT (5 * NGTCP2_SECONDS)
+
 /* Copies of the CONNECTION_CLOSE packet sent when this side closes. */
 #define TRANSPORT_CLOSE_COPIES 3
 
@@ -191,6 +197,13 @@ static void end_by_liberr(transport_t *t, int liberr, const char *during) {
              "no packet from %s for %.1f s (idle timeout): the peer is gone "
              "or the path is broken",
              who, t->cfg.opts.max_idle_timeout_secs);
+    return;
+  case NGTCP2_ERR_HANDSHAKE_TIMEOUT:
+    end_with(t, QP_ERR_HANDSHAKE, false,
+             "QUIC handshake with %s did not complete within %llu s of its "
+             "first packet (a half-open attempt): dropped",
+             who, (unsigned long long)(TRANSPORT_SERVER_HANDSHAKE_TIMEOUT /
+                                       NGTCP2_SECONDS));
     return;
   case NGTCP2_ERR_DROP_CONN:
     end_with(t, QP_ERR_TRANSPORT, false, "connection to %s dropped (%s)", who,
@@ -684,8 +697,10 @@ static void fill_settings(const transport_t *t, uint64_t now, ngtcp2_settings *s
     if (s->initial_rtt > TRANSPORT_LOOPBACK_INITIAL_RTT)
       s->initial_rtt = TRANSPORT_LOOPBACK_INITIAL_RTT;
   }
-  /* The caller enforces its own connect/listen deadline. */
-  s->handshake_timeout = UINT64_MAX;
+  /* A client's caller enforces its connect deadline; a server frees its
+   * slot from a half-open attempt. */
+  s->handshake_timeout =
+      t->cfg.is_server ? TRANSPORT_SERVER_HANDSHAKE_TIMEOUT : UINT64_MAX;
   if (getenv("QUIC_PORTAL_NGTCP2_LOG") != NULL)
     s->log_printf = log_ngtcp2;
   if (t->qlog)
