@@ -532,6 +532,46 @@ def test_two_processes_through_dirdict(tmp_path):
     assert client.returncode == 0 and server.returncode == 0
 
 
+def test_record_of_a_killed_server_does_not_fail_the_next_client(tmp_path):
+    """A server killed with SIGKILL leaves its record; a client that reads
+    it first drops it as stale (no heartbeat) and meets the next server."""
+    store = f"dir:{tmp_path}"
+    dead = run_trav_peer("server", store, "killed", 15)
+    assert read_line(dead).startswith("store DirDict")
+    d = DirDict(tmp_path)
+    deadline = time.monotonic() + 10
+    while "qp/killed/server" not in d and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "qp/killed/server" in d
+    dead.kill()
+    finish(dead, 10)
+    assert "qp/killed/server" in d  # left behind
+    got = {}
+
+    def client_side():
+        try:
+            got["client"] = Portal.create_client(d, local_port=0, punch_timeout=1,
+                                                 session="killed")
+        except BaseException as e:  # noqa: BLE001 - reported below
+            got["error"] = e
+
+    t = threading.Thread(target=client_side, daemon=True)
+    t.start()
+    # The delay is the behavior under test: past the punch timeout and the
+    # time after which a record without heartbeat counts as stale (3 s).
+    t.join(4.5)
+    assert "error" not in got, got.get("error")
+    server = Portal.create_server(d, local_port=0, punch_timeout=3, session="killed")
+    t.join(10)
+    assert "error" not in got, got.get("error")
+    client = got["client"]
+    try:
+        talk(client, server)
+    finally:
+        client.close()
+        server.close()
+
+
 def test_lonely_client_process_through_dirdict(tmp_path):
     p = run_trav_peer("lonely", f"dir:{tmp_path}", "nobody", 1)
     read_line(p)

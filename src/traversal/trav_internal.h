@@ -115,6 +115,14 @@
 /* The peer record key is re-read at least this often while checks run,
  * so a peer that restarted (new ufrag) is adopted. */
 #define TRAV_RECORD_REPOLL_MS 100
+/* While it runs, each side rewrites its record this often (a new time_ms:
+ * a heartbeat the peer sees without trusting clocks). */
+#define TRAV_REFRESH_MS 1000
+/* A peer record that has not changed for this long (three heartbeats),
+ * while nothing authenticated came from the peer, was left by a process
+ * that is gone: when waiting for the peer (wait_timeout_ms != 0) it is
+ * dropped and the wait goes on, instead of failing the punch. */
+#define TRAV_STALE_MS 3000
 
 /* RFC 8445 section 5.1.2.2: "The RECOMMENDED values for type preferences
  * are 126 for host candidates, 110 for peer-reflexive candidates, 100 for
@@ -272,6 +280,13 @@ typedef struct trav_agent {
 
   int64_t start_ms, deadline_ms; /* rdv_now_ms clock */
   int64_t adopted_ms;            /* last adoption of a peer record, or 0 */
+  int64_t peer_alive_ms;  /* last sign of life: adoption, a heartbeat (a new
+                             time_ms in its record), an authenticated check */
+  uint64_t peer_time_ms;  /* time_ms of the adopted record as last read */
+  int64_t next_refresh_ms; /* our next heartbeat */
+  /* A record dropped as stale: ignored until it changes. */
+  char stale_ufrag[sizeof(((trav_creds_t *)0)->ufrag)];
+  uint64_t stale_time_ms;
   int64_t next_send_ms;          /* pacing (Ta) */
   int64_t next_poll_ms;          /* next look at the peer record */
   int poll_pause_ms;
@@ -414,6 +429,10 @@ int trav_peer_publish(trav_agent_t *a);
 /* Look at the peer's key once; adopt a new valid record. Returns 0, or an
  * error of the store (fatal). Refused records are noted in a->rec_*. */
 int trav_peer_poll(trav_agent_t *a, int64_t now_ms);
+/* Waiting for the peer: drop an adopted record that shows no sign of life
+ * (TRAV_STALE_MS), or move the deadline to when that will be known; true
+ * when the deadline was dealt with this way. */
+bool trav_peer_drop_stale(trav_agent_t *a, int64_t now_ms);
 /* Best-effort cleanup of our key after success. */
 void trav_peer_unpublish(trav_agent_t *a);
 const char *trav_peer_key(const trav_agent_t *a);

@@ -76,6 +76,7 @@ int trav_peer_publish(trav_agent_t *a) {
   gnutls_memset(&rec, 0, sizeof(rec));
   if (rc == 0) {
     a->published = true;
+    a->next_refresh_ms = rdv_now_ms() + TRAV_REFRESH_MS;
     QP_LOG_DEBUG("traversal: published %s record (%zu candidates) in %s",
                  trav_own_key(a), a->cand_count, rdv_describe(a->rdv));
   }
@@ -108,7 +109,8 @@ static int adopt(trav_agent_t *a, const rdv_record *rec, int64_t now_ms) {
   snprintf(a->remote.pwd, sizeof(a->remote.pwd), "%s", rec->pwd);
   a->have_remote = true;
   a->rec_err = 0;
-  a->adopted_ms = now_ms;
+  a->adopted_ms = a->peer_alive_ms = now_ms;
+  a->peer_time_ms = rec->time_ms;
   /* Waiting for the peer is over: punch_timeout_ms counts from here (again
    * for a newer record: the peer restarted). */
   if (a->cfg->wait_timeout_ms != 0)
@@ -178,6 +180,29 @@ static int read_record(trav_agent_t *a, const char *text, size_t len,
   return 0;
 }
 
+bool trav_peer_drop_stale(trav_agent_t *a, int64_t now_ms) {
+  if (!a->have_remote || a->cfg->wait_timeout_ms == 0)
+    return false;
+  if (now_ms - a->peer_alive_ms < TRAV_STALE_MS) {
+    if (a->peer_alive_ms > a->adopted_ms)
+      return false; /* alive: a real punch failure */
+    a->deadline_ms = a->peer_alive_ms + TRAV_STALE_MS; /* not known yet */
+    return true;
+  }
+  QP_LOG_INFO("traversal: %s record (ufrag %s) unchanged for %lld ms and "
+              "nothing came from it: left by a process that is gone; waiting "
+              "for a new one", trav_peer_key(a), a->remote.ufrag,
+              (long long)(now_ms - a->peer_alive_ms));
+  snprintf(a->stale_ufrag, sizeof(a->stale_ufrag), "%s", a->remote.ufrag);
+  a->stale_time_ms = a->peer_time_ms;
+  a->have_remote = false;
+  a->pair_count = 0;
+  a->deadline_ms = a->cfg->wait_timeout_ms < 0
+                       ? INT64_MAX
+                       : a->start_ms + a->cfg->wait_timeout_ms;
+  return true;
+}
+
 int trav_peer_poll(trav_agent_t *a, int64_t now_ms) {
   char *text = NULL;
   size_t len = 0;
@@ -194,8 +219,15 @@ int trav_peer_poll(trav_agent_t *a, int64_t now_ms) {
     return 0;
   }
   if (a->have_remote && strcmp(rec.ufrag, a->remote.ufrag) == 0 &&
-      strcmp(rec.pwd, a->remote.pwd) == 0)
+      strcmp(rec.pwd, a->remote.pwd) == 0) {
+    if (rec.time_ms != a->peer_time_ms) { /* its heartbeat */
+      a->peer_time_ms = rec.time_ms;
+      a->peer_alive_ms = now_ms;
+    }
     return 0; /* the record we already use */
+  }
+  if (strcmp(rec.ufrag, a->stale_ufrag) == 0 && rec.time_ms == a->stale_time_ms)
+    return 0; /* the dead process's record, still unchanged */
   memcpy(a->peer_fp, fp, sizeof(fp));
   return adopt(a, &rec, now_ms);
 }

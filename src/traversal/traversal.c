@@ -93,6 +93,7 @@ static void on_request(trav_agent_t *a, size_t s, const stun_msg *msg,
     return;
   udp_send(a->socks[s], from, resp, len, len);
   a->n.answered++;
+  a->peer_alive_ms = now_ms; /* an authenticated check: the peer runs */
 }
 
 static void nominate(trav_agent_t *a, int i, int64_t now_ms) {
@@ -299,8 +300,13 @@ static int meet(trav_agent_t *a) {
     int64_t now = rdv_now_ms();
     if (cancelled(a))
       return interrupted();
-    if (now >= a->deadline_ms)
+    if (now - a->peer_alive_ms >= TRAV_STALE_MS && trav_peer_drop_stale(a, now))
+      continue;
+    if (now >= a->deadline_ms && !trav_peer_drop_stale(a, now))
       return timed_out(a);
+    if (a->published && now >= a->next_refresh_ms &&
+        (rc = trav_peer_publish(a)) != 0)
+      return rc;
     if (now >= a->next_poll_ms) {
       if ((rc = trav_peer_poll(a, now)) != 0)
         return rc;
