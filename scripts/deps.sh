@@ -9,7 +9,7 @@ set -euo pipefail
 BUILD_PACKAGES=(
   build-essential cmake pkg-config
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev nettle-dev libhiredis-dev
-  python3-dev
+  python3-dev libminiupnpc-dev libnatpmp-dev
 )
 # What `make test` needs besides: the test framework, the real servers the
 # tests talk to (Redis, coturn, miniupnpd), the NAT lab's tools, the
@@ -18,7 +18,7 @@ BUILD_PACKAGES=(
 TEST_PACKAGES=(
   libcmocka-dev python3-pytest python3-venv python3-pip
   redis-server coturn nftables iproute2 conntrack tshark
-  miniupnpd-nftables libminiupnpc-dev libnatpmp-dev
+  miniupnpd-nftables
   clang libclang-rt-14-dev valgrind
 )
 

@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# Port mapping against a real miniupnpd (Debian's miniupnpd-nftables) on the
+# NAT router of site A (natlab.sh, port-restricted; site B is on the
+# internet without NAT). The host of site A runs CLIENT (test_portmap_lab
+# client: src/portmap on one UDP socket) and, for each of UPnP IGD, NAT-PMP
+# and PCP:
+#   - gets a mapping; the router's nftables (table inet pmlab, inside the
+#     router's namespace) then holds the DNAT rule;
+#   - receives real UDP that site B sends to the mapped public ip:port;
+#   - deletes it: the rule is gone and B's datagrams no longer arrive.
+# Then: all three at once (one mapping held, none left after stop), renewals
+# keep a 4 s mapping alive past its lifetime, UPnP with the IGD already known
+# answers within 250 ms, and a router without miniupnpd costs at most
+# 250 ms (+ PM_SLACK_MS of scheduling).
+#
+#   test_portmap.sh CLIENT_BINARY
+# Needs root; run it under the lab lock: flock /tmp/qp-lab.lock test_portmap.sh ...
+# Exit: 0 passed, 1 failed, 77 skipped. Prints the timings it measured.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+client=${1:?usage: test_portmap.sh CLIENT_BINARY (build/tests/test_portmap_lab)}
+lab="$here/natlab.sh"
+export NATLAB_PREFIX=${NATLAB_PREFIX:-qpm$$}
+
+# shellcheck source=lab_env.sh
+. "$here/lab_env.sh"
+lab_skip_unless_ready
+command -v miniupnpd >/dev/null || { echo "SKIP: miniupnpd (miniupnpd-nftables) not installed"; exit 77; }
+
+NS_A=$NATLAB_PREFIX-a NS_B=$NATLAB_PREFIX-b NS_R=$NATLAB_PREFIX-ra NS_I=$NATLAB_PREFIX-inet
+RUN=${NATLAB_RUN_DIR:-/run/natlab}/$NATLAB_PREFIX
+# miniupnpd refuses to map on a "reserved" external address, and the lab's
+# public ranges are the RFC 5737 documentation ones, so the router gets one
+# more address that miniupnpd takes as public. Traffic to it never leaves
+# the lab's namespaces (inet routes it to the router).
+EXT_IP=11.0.1.2
+B_ADDR=198.51.100.2
+DEADLINE_MS=250      # the issue's bound for a gateway that does not answer
+PM_SLACK_MS=50       # scheduling slack on a shared 2-core machine
+UPNP_FIRST_MS=3000   # UPnP's first SSDP discovery takes at least 1 s
+LINE_WAIT_S=10
+
+fails=0
+fail() { echo "FAIL [${SECONDS}s]: $*"; fails=$((fails + 1)); }
+ok() { echo "ok [${SECONDS}s]: $*"; }
+
+cleanup() {
+  [ -n "${CLIENT_PID:-}" ] && kill "$CLIENT_PID" 2>/dev/null
+  stop_miniupnpd
+  ((fails)) && [ -r "$RUN/miniupnpd.log" ] && tail -n 20 "$RUN/miniupnpd.log"
+  bash "$lab" down >/dev/null 2>&1
+}
+trap cleanup EXIT
+
+# ------------------------------------------------------------- the router
+
+# The tables miniupnpd fills (what Debian's nft_init.sh sets up for the
+# system daemon), with policy accept: the lab's own table decides the rest.
+pm_tables() {
+  cat <<'EOF'
+table inet pmlab {
+  chain forward { type filter hook forward priority filter; policy accept; jump miniupnpd; }
+  chain miniupnpd { }
+  chain prerouting { type nat hook prerouting priority dstnat; policy accept; jump prerouting_miniupnpd; }
+  chain postrouting { type nat hook postrouting priority srcnat; policy accept; jump postrouting_miniupnpd; }
+  chain prerouting_miniupnpd { }
+  chain postrouting_miniupnpd { }
+}
+EOF
+}
+
+# Its own configuration: never /etc/miniupnpd, never the system daemon.
+pm_conf() {
+  cat <<EOF
+ext_ifname=wan
+ext_ip=$EXT_IP
+listening_ip=lan
+enable_upnp=yes
+enable_natpmp=yes
+secure_mode=yes
+min_lifetime=2
+max_lifetime=86400
+upnp_table_name=pmlab
+upnp_nat_table_name=pmlab
+upnp_forward_chain=miniupnpd
+upnp_nat_chain=prerouting_miniupnpd
+upnp_nat_postrouting_chain=postrouting_miniupnpd
+lease_file=$RUN/miniupnpd.leases
+uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07d
+allow 1024-65535 10.0.1.0/24 1024-65535
+deny 0-65535 0.0.0.0/0 0-65535
+EOF
+}
+
+start_miniupnpd() {
+  pm_conf >"$RUN/miniupnpd.conf"
+  setsid ip netns exec "$NS_R" miniupnpd -f "$RUN/miniupnpd.conf" -d -P "$RUN/miniupnpd.pid" \
+    </dev/null >"$RUN/miniupnpd.log" 2>&1 &
+  echo $! >"$RUN/miniupnpd.spid"
+  local i
+  for ((i = 0; i < 50; i++)); do
+    ip netns exec "$NS_R" ss -Hlun 'sport = :5351' | grep -q . && return 0
+    sleep 0.1
+  done
+  cat "$RUN/miniupnpd.log"
+  return 1
+}
+
+stop_miniupnpd() {
+  local f pid i
+  f="$RUN/miniupnpd.spid"
+  [ -r "$f" ] || return 0
+  pid=$(cat "$f"); rm -f "$f"
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 30; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null
+}
+
+# The DNAT rules miniupnpd holds now, one per line.
+rules() { ip netns exec "$NS_R" nft list chain inet pmlab prerouting_miniupnpd | grep dnat; }
+has_rule() { rules | grep -q "dport $1 .*dnat .*10.0.1.2:$1"; }
+# Bounded wait until no rule names port $1 (the delete went through).
+rule_gone() {
+  local i
+  for ((i = 0; i < 20; i++)); do has_rule "$1" || return 0; sleep 0.1; done
+  return 1
+}
+
+# ------------------------------------------------------------- the client
+
+start_client() {
+  coproc CLIENT { exec ip netns exec "$NS_A" "$client" client 2>&1; }
+  CLIENT_PID=$CLIENT_PID
+  read -r -t $LINE_WAIT_S line <&"${CLIENT[0]}" || { fail "client did not start"; return 1; }
+  LOCAL_PORT=${line#LOCAL }
+}
+
+stop_client() {
+  exec {CLIENT[1]}>&- 2>/dev/null
+  wait "$CLIENT_PID" 2>/dev/null
+  CLIENT_PID=
+}
+
+# ask CMD: one command, one answer line in $REPLY_LINE.
+ask() {
+  echo "$1" >&"${CLIENT[1]}"
+  REPLY_LINE=
+  read -r -t $((LINE_WAIT_S + 5)) REPLY_LINE <&"${CLIENT[0]}"
+  echo "   > $1  < $REPLY_LINE"
+}
+
+send_from_b() {
+  ip netns exec "$NS_B" python3 -c 'import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.sendto(sys.argv[1].encode(), (sys.argv[2], int(sys.argv[3])))' "$1" "$2" "$3"
+}
+
+# Receive what B sends to ip:port (the client waits 2 s for it).
+expect_delivery() {
+  echo "recv 2000" >&"${CLIENT[1]}"
+  send_from_b "$1" "$2" "$3"
+  read -r -t $LINE_WAIT_S REPLY_LINE <&"${CLIENT[0]}"
+  [[ "$REPLY_LINE" == "GOT $1 $B_ADDR:"* ]]
+}
+
+expect_nothing() {
+  echo "recv 500" >&"${CLIENT[1]}"
+  send_from_b "$1" "$2" "$3"
+  read -r -t $LINE_WAIT_S REPLY_LINE <&"${CLIENT[0]}"
+  [ "$REPLY_LINE" = NOTHING ]
+}
+
+# MAPPED NAME IP:PORT MS LATE ... -> MAP_NAME MAP_EXT MAP_PORT MAP_MS
+parse_mapped() {
+  read -r _ MAP_NAME MAP_EXT MAP_MS _ <<<"$REPLY_LINE"
+  MAP_PORT=${MAP_EXT##*:}
+}
+
+# One protocol, the whole life of a mapping.
+check_protocol() {
+  local proto=$1 name=$2 deadline=$3
+  ask "map $proto $deadline 60"
+  if [[ "$REPLY_LINE" != "MAPPED $name $EXT_IP:"* ]]; then
+    fail "$name: no mapping ($REPLY_LINE)"; tail -5 "$RUN/miniupnpd.log"; return
+  fi
+  parse_mapped
+  has_rule "$MAP_PORT" && ok "$name: rule for $EXT_IP:$MAP_PORT -> 10.0.1.2:$MAP_PORT in the router's nftables" ||
+    fail "$name: no DNAT rule for port $MAP_PORT: $(rules)"
+  expect_delivery "hello-$proto" "$EXT_IP" "$MAP_PORT" && ok "$name: B's datagram to $EXT_IP:$MAP_PORT arrived" ||
+    fail "$name: B's datagram to $EXT_IP:$MAP_PORT did not arrive ($REPLY_LINE)"
+  TIMES+=("$name first mapping: ${MAP_MS} ms")
+  ask stop
+  rule_gone "$MAP_PORT" && ok "$name: rule gone after stop (${REPLY_LINE#STOPPED } ms)" ||
+    fail "$name: rule for port $MAP_PORT still there after stop: $(rules)"
+  expect_nothing "after-$proto" "$EXT_IP" "$MAP_PORT" && ok "$name: nothing arrives after the delete" ||
+    fail "$name: a datagram still arrived after the delete ($REPLY_LINE)"
+}
+
+# ------------------------------------------------------------- the run
+
+bash "$lab" down >/dev/null 2>&1
+if ! bash "$lab" up port-restricted none >/dev/null; then
+  echo "FAIL: the lab could not be built"; exit 1
+fi
+mkdir -p "$RUN"
+ip -n "$NS_R" addr add "$EXT_IP/32" dev wan
+ip -n "$NS_I" route add "$EXT_IP/32" via 192.0.2.2
+pm_tables | ip netns exec "$NS_R" nft -f - || { echo "FAIL: nft tables"; exit 1; }
+start_miniupnpd || { echo "FAIL: miniupnpd did not listen on 5351"; exit 1; }
+if nft list tables 2>/dev/null | grep -q pmlab; then
+  fail "miniupnpd's table appeared outside the router namespace"
+fi
+
+TIMES=()
+start_client || exit 1
+# UPnP first: a fresh process has no IGD known yet (SSDP, over 1 s).
+check_protocol upnp UPnP $UPNP_FIRST_MS
+check_protocol natpmp NAT-PMP $DEADLINE_MS
+check_protocol pcp PCP $DEADLINE_MS
+
+# UPnP again in the same process: the IGD is known, within the deadline.
+ask "map upnp $DEADLINE_MS 60"
+if [[ "$REPLY_LINE" == "MAPPED UPnP $EXT_IP:"* ]]; then
+  parse_mapped; TIMES+=("UPnP, IGD known: ${MAP_MS} ms"); ok "UPnP with the IGD known: ${MAP_MS} ms"
+else
+  fail "UPnP with the IGD known: $REPLY_LINE"
+fi
+ask stop
+
+# All three at once: one mapping held, nothing left after stop.
+ask "map upnp,natpmp,pcp $DEADLINE_MS 60"
+if [[ "$REPLY_LINE" == MAPPED* ]]; then
+  parse_mapped; TIMES+=("all three at once: $MAP_NAME won in ${MAP_MS} ms")
+  expect_delivery hello-all "$EXT_IP" "$MAP_PORT" && ok "all three: $MAP_NAME's mapping carries B's datagram" ||
+    fail "all three: B's datagram did not arrive ($REPLY_LINE)"
+else
+  fail "all three at once: $REPLY_LINE"
+fi
+ask stop
+rule_gone "$LOCAL_PORT" && [ -z "$(rules)" ] && ok "all three: no rule left after stop" ||
+  fail "all three: rules left after stop: $(rules)"
+
+# Renewal: a 4 s mapping renewed every 2 s still carries traffic at 6 s.
+ask "map natpmp $DEADLINE_MS 4"
+parse_mapped
+for ((i = 0; i < 80; i++)); do
+  ask status >/dev/null
+  [[ "$REPLY_LINE" == *"refreshes="[3-9]* ]] && break
+  sleep 0.1
+done
+if [[ "$REPLY_LINE" == *"refreshes="[3-9]*"lost=0" ]] && expect_delivery hello-renewed "$EXT_IP" "$MAP_PORT"; then
+  ok "renewal: 3 renewals of a 4 s NAT-PMP lease, still delivering"
+else
+  fail "renewal: $REPLY_LINE"
+fi
+ask stop
+stop_client
+
+# A router without miniupnpd: gathering waits at most the deadline.
+stop_miniupnpd
+start_client || exit 1
+ask "map upnp,natpmp,pcp $DEADLINE_MS 60"
+ms=$(awk '{print $3}' <<<"$REPLY_LINE")
+if [[ "$REPLY_LINE" == NOMAPPED* ]] && ((ms <= DEADLINE_MS + PM_SLACK_MS)); then
+  ok "no miniupnpd: gave up after $ms ms"
+else
+  fail "no miniupnpd: $REPLY_LINE"
+fi
+TIMES+=("no miniupnpd: ${ms:-?} ms")
+ask stop
+TIMES+=("stop while UPnP discovery still runs: ${REPLY_LINE#STOPPED } ms")
+stop_client
+
+echo "timings:"; printf '  %s\n' "${TIMES[@]}"
+if ((fails)); then echo "test_portmap: $fails check(s) failed (miniupnpd log: $RUN/miniupnpd.log)"; exit 1; fi
+echo "test_portmap: all checks passed"
