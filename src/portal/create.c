@@ -162,7 +162,7 @@ static int traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p
     if (names[i].rc != 0)
       QP_LOG_INFO("STUN server %s skipped: %s", names[i].text, names[i].message);
   }
-  int spent_ms = (int)((clock_now_ns() - t0) / 1000000u);
+  int spent_ms = (int)((clock_now_ns() - t0) / CLOCK_NS_PER_MS);
   trav_config_t cfg = {
       .is_server = is_server,
       .session = session,
@@ -213,7 +213,7 @@ static int create(const qp_traverse_options *o, bool is_server, qp_portal_t **ou
     res.sock_is_extra = false;
   }
   /* The punch budget does not cover the wait for the peer. */
-  int64_t elapsed_ms = (int64_t)((clock_now_ns() - start) / 1000000u) - res.waited_ms;
+  int64_t elapsed_ms = (int64_t)((clock_now_ns() - start) / CLOCK_NS_PER_MS) - res.waited_ms;
   int64_t left = o->punch_timeout_ms - elapsed_ms;
   portal_handoff_t h;
   fill_handoff(&h, o, is_server, &sock, &res);

@@ -33,10 +33,11 @@
 #define PORTAL_DEFAULT_LINGER_MS 5000
 
 /* The I/O thread re-checks its state at least this often (ns). */
-#define PORTAL_MAX_SLEEP_NS (1000u * 1000u * 1000u)
+#define PORTAL_MAX_SLEEP_NS CLOCK_NS_PER_S
 
 /* Receive batches read per wake-up before timers and writes get a turn
- * (64 datagrams each: 1024 datagrams, about 1.2 MB at most). */
+ * (UDP_RECV_BATCH = 32 datagrams each: at most 512 datagrams, about 0.6 MB
+ * of 1200-byte packets or 8 MiB of 16 KiB loopback ones). */
 #define PORTAL_MAX_READ_BATCHES 16
 
 typedef enum phase {
@@ -195,8 +196,8 @@ static bool wait_until(qp_portal_t *p, uint64_t deadline_ns) {
   }
   if (clock_now_ns() >= deadline_ns)
     return false;
-  struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
-                        .tv_nsec = (long)(deadline_ns % 1000000000u)};
+  struct timespec ts = {.tv_sec = (time_t)(deadline_ns / CLOCK_NS_PER_S),
+                        .tv_nsec = (long)(deadline_ns % CLOCK_NS_PER_S)};
   pthread_cond_timedwait(&p->cond, &p->lock, &ts);
   return true;
 }
@@ -336,8 +337,8 @@ static void io_wait(qp_portal_t *p, uint64_t deadline, bool with_socket) {
   uint64_t wait_ns = deadline <= now ? 0 : deadline - now;
   if (wait_ns > PORTAL_MAX_SLEEP_NS)
     wait_ns = PORTAL_MAX_SLEEP_NS;
-  struct timespec ts = {.tv_sec = (time_t)(wait_ns / 1000000000u),
-                        .tv_nsec = (long)(wait_ns % 1000000000u)};
+  struct timespec ts = {.tv_sec = (time_t)(wait_ns / CLOCK_NS_PER_S),
+                        .tv_nsec = (long)(wait_ns % CLOCK_NS_PER_S)};
   /* While a receiver drives the socket, poll only the wake-up fd, so a
    * datagram wakes one thread, not two. */
   struct pollfd fds[2] = {{.fd = p->wake_fd, .events = POLLIN},
@@ -781,8 +782,8 @@ static bool wait_for_message(qp_portal_t *p, uint64_t deadline) {
   uint64_t wait_ns = deadline - now;
   if (wait_ns > PORTAL_MAX_SLEEP_NS)
     wait_ns = PORTAL_MAX_SLEEP_NS;
-  struct timespec ts = {.tv_sec = (time_t)(wait_ns / 1000000000u),
-                        .tv_nsec = (long)(wait_ns % 1000000000u)};
+  struct timespec ts = {.tv_sec = (time_t)(wait_ns / CLOCK_NS_PER_S),
+                        .tv_nsec = (long)(wait_ns % CLOCK_NS_PER_S)};
   struct pollfd fds[2] = {{.fd = p->sock.fd, .events = POLLIN},
                           {.fd = p->driver_wake_fd, .events = POLLIN}};
   p->recv_driver = true;

@@ -54,7 +54,7 @@ static int resolve_servers(const char *const *names, size_t n, int timeout_ms,
   udp_resolve_names(names, n, STUN_DEFAULT_PORT, AF_INET, timeout_ms, NULL, NULL, r);
   for (size_t i = 0; i < n; i++) {
     uint64_t now = clock_now_ns();
-    int left_ms = now < deadline ? (int)((deadline - now) / 1000000u) : 0;
+    int left_ms = now < deadline ? (int)((deadline - now) / CLOCK_NS_PER_MS) : 0;
     if (r[i].rc == QP_ERR_RESOLVE) /* no IPv4 address: take any */
       udp_resolve_names(&names[i], 1, STUN_DEFAULT_PORT, AF_UNSPEC, left_ms, NULL,
                         NULL, &r[i]);
@@ -100,7 +100,7 @@ int qp_nat_discover(const char *server, const char *second_server, int timeout_m
     cfg.second_server = addrs[1];
   /* The lookups count against the caller's timeout: at least 1 ms is left
    * for the discovery itself, which reports a silent server. */
-  int spent_ms = (int)((clock_now_ns() - start) / 1000000u);
+  int spent_ms = (int)((clock_now_ns() - start) / CLOCK_NS_PER_MS);
   cfg.timeout_ms = timeout_ms - spent_ms > 0 ? timeout_ms - spent_ms : 1;
   stun_nat_result r;
   rc = stun_nat_discover(&cfg, &r);

@@ -17,7 +17,14 @@
 #include "common/log.h"
 
 /* RFC 8445 section 5.1.2.1: "priority = (2^24)*(type preference) +
- * (2^8)*(local preference) + (2^0)*(256 - component ID)". One component. */
+ * (2^8)*(local preference) + (2^0)*(256 - component ID)". One component
+ * (ID 1): the last term is 255. */
+#define TRAV_COMPONENT_ID 1u
+/* Local preferences (16 bits): the best for a socket's own bound address
+ * and srflx candidates, the lowest for loopback (only a peer on this
+ * machine can use it). */
+#define TRAV_LOCAL_PREF_MAX 65535
+#define TRAV_LOCAL_PREF_LOOPBACK 1
 uint32_t trav_cand_priority(rdv_cand_type type, uint16_t local_pref) {
   uint32_t type_pref = TRAV_PREF_HOST;
   switch (type) {
@@ -33,8 +40,11 @@ uint32_t trav_cand_priority(rdv_cand_type type, uint16_t local_pref) {
   case RDV_CAND_PREDICTED:
     type_pref = TRAV_PREF_PREDICTED;
     break;
+  case RDV_CAND_RELAY:
+    type_pref = TRAV_PREF_RELAY;
+    break;
   }
-  return (type_pref << 24) | ((uint32_t)local_pref << 8) | (256u - 1u);
+  return (type_pref << 24) | ((uint32_t)local_pref << 8) | (256u - TRAV_COMPONENT_ID);
 }
 
 int trav_cand_add(trav_agent_t *a, rdv_cand_type type, const udp_addr_t *addr,
@@ -110,10 +120,11 @@ static void add_ifaddr(trav_agent_t *a, const struct ifaddrs *ifa,
                                                  : sizeof(struct sockaddr_in6);
   memcpy(&addr.ss, ifa->ifa_addr, addr.len);
   udp_addr_set_port(&addr, port);
-  /* Loopback only helps a peer on this machine: rank it last. */
+  /* Loopback only helps a peer on this machine: rank it last; the others
+   * in interface order, never down to loopback's preference. */
   bool loop = (ifa->ifa_flags & IFF_LOOPBACK) != 0;
-  uint16_t lp = loop ? 1 : *pref;
-  if (!loop && *pref > 2)
+  uint16_t lp = loop ? TRAV_LOCAL_PREF_LOOPBACK : *pref;
+  if (!loop && *pref > TRAV_LOCAL_PREF_LOOPBACK + 1)
     (*pref)--;
   if (trav_cand_add(a, RDV_CAND_HOST, &addr, lp, sock_index) != 0)
     QP_LOG_DEBUG("traversal: candidate table full, host address skipped");
@@ -123,12 +134,12 @@ int trav_gather_host(trav_agent_t *a, size_t sock_index) {
   const udp_socket_t *s = a->socks[sock_index];
   uint16_t port = udp_addr_port(&s->local);
   if (!udp_addr_is_unspecified(&s->local))
-    return trav_cand_add(a, RDV_CAND_HOST, &s->local, 65535, sock_index);
+    return trav_cand_add(a, RDV_CAND_HOST, &s->local, TRAV_LOCAL_PREF_MAX, sock_index);
   struct ifaddrs *list = NULL;
   if (getifaddrs(&list) != 0)
     return err_fail(QP_ERR_SOCKET, "could not list network interfaces "
                                   "(getifaddrs) for host candidates");
-  uint16_t pref = 65535;
+  uint16_t pref = TRAV_LOCAL_PREF_MAX;
   size_t added = 0;
   for (struct ifaddrs *ifa = list;
        ifa != NULL && added < TRAV_MAX_HOST_CANDIDATES; ifa = ifa->ifa_next) {
@@ -216,7 +227,7 @@ static void add_srflx(trav_agent_t *a, const stun_client_result *r) {
   udp_addr_t addr = r->mapped;
   /* Kept even when equal to a host address: the record then tells the
    * peer (and the logs) that this side is not behind a NAT. */
-  if (trav_cand_add(a, RDV_CAND_SRFLX, &addr, 65535, 0) != 0)
+  if (trav_cand_add(a, RDV_CAND_SRFLX, &addr, TRAV_LOCAL_PREF_MAX, 0) != 0)
     QP_LOG_DEBUG("traversal: candidate table full, srflx skipped");
 }
 

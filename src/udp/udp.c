@@ -27,7 +27,7 @@ static void set_buffer(int fd, int force_opt, int opt, const char *name) {
 
 static bool probe_gso(int fd) {
 #ifdef __linux__
-  int seg = 1200;
+  int seg = UDP_GSO_PROBE_SEGMENT;
   if (setsockopt(fd, SOL_UDP, UDP_SEGMENT, &seg, sizeof(seg)) != 0)
     return false;
   seg = 0; /* per-call segment sizes come in a control message */
@@ -271,7 +271,8 @@ udp_kind_t udp_classify(const uint8_t *data, size_t len) {
   /* STUN: first byte 0-3 (RFC 7983), a 20-byte header and the magic cookie
    * (RFC 8489 section 5); QUIC with a greased QUIC bit can also start with
    * 0-3, but our connection IDs never hold the cookie at that place. */
-  if (data[0] <= 3 && len >= 20 && udp_has_stun_cookie(data + 4))
+  if (data[0] <= UDP_STUN_FIRST_BYTE_MAX && len >= UDP_STUN_HEADER_SIZE &&
+      udp_has_stun_cookie(data + UDP_STUN_COOKIE_OFFSET))
     return UDP_KIND_STUN;
   return UDP_KIND_QUIC;
 }

@@ -29,6 +29,9 @@
 #define UDP_SOCKET_BUFFER_BYTES (8 * 1024 * 1024)
 
 /* UDP GSO: at most 64 segments and 64 KiB per send (Linux udp_send_skb). */
+/* Segment size the run-time GSO probe asks for: any valid size would do;
+ * this is QUIC's minimum datagram (RFC 9000 section 14). */
+#define UDP_GSO_PROBE_SEGMENT 1200
 #define UDP_GSO_MAX_SEGMENTS 64
 #define UDP_GSO_MAX_BYTES 65000
 
@@ -63,6 +66,13 @@ typedef struct udp_recv_batch {
     struct cmsghdr align;
   } control[UDP_RECV_BATCH];
 } udp_recv_batch_t;
+
+/* What udp_classify needs of STUN (RFC 7983 section 7, RFC 8489 section
+ * 5): the highest first byte of a STUN message, its header size and where
+ * the magic cookie sits. */
+#define UDP_STUN_FIRST_BYTE_MAX 3
+#define UDP_STUN_HEADER_SIZE 20
+#define UDP_STUN_COOKIE_OFFSET 4
 
 typedef enum udp_kind {
   UDP_KIND_STUN,

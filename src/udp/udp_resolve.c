@@ -110,7 +110,7 @@ static bool wait_jobs(job_t **jobs, size_t n, int timeout_ms, bool (*cancel)(voi
   while (!all_done(jobs, n) && clock_now_ns() < deadline) {
     if (cancel && cancel(cancel_user))
       return true;
-    struct timespec ts = {.tv_nsec = UDP_RESOLVE_POLL_MS * 1000000L};
+    struct timespec ts = {.tv_nsec = UDP_RESOLVE_POLL_MS * (long)CLOCK_NS_PER_MS};
     nanosleep(&ts, NULL);
   }
   return false;
