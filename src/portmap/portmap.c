@@ -296,11 +296,14 @@ static void conclude_locked(portmap_t *pm) {
   bool all_refused = true;
   for (int i = 0; i < pm->nworkers && n < (int)sizeof(pm->final_msg); i++) {
     worker_t *w = &pm->workers[i];
-    const char *why = w->state == WORKER_FAILED ? w->reason : "no answer yet";
     if (w->state != WORKER_FAILED || w->code != QP_ERR_NOT_SUPPORTED)
       all_refused = false;
-    n += snprintf(pm->final_msg + n, sizeof(pm->final_msg) - (size_t)n,
-                  "; %s", why);
+    if (w->state == WORKER_FAILED)
+      n += snprintf(pm->final_msg + n, sizeof(pm->final_msg) - (size_t)n,
+                    "; %s", w->reason);
+    else
+      n += snprintf(pm->final_msg + n, sizeof(pm->final_msg) - (size_t)n,
+                    "; %s: no answer yet", portmap_proto_name(w->ops->proto));
   }
   pm->final_code = all_refused ? QP_ERR_NOT_SUPPORTED : QP_ERR_TIMEOUT;
   pm->closed = true;
