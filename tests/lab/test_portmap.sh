@@ -130,7 +130,7 @@ rule_gone() {
 # ------------------------------------------------------------- the client
 
 start_client() {
-  coproc CLIENT { exec ip netns exec "$NS_A" "$client" client 2>&1; }
+  coproc CLIENT { exec ip netns exec "$NS_A" "$client" client 2>>"$RUN/client.err"; }
   CLIENT_PID=$CLIENT_PID
   read -r -t $LINE_WAIT_S line <&"${CLIENT[0]}" || { fail "client did not start"; return 1; }
   LOCAL_PORT=${line#LOCAL }
@@ -147,7 +147,7 @@ ask() {
   echo "$1" >&"${CLIENT[1]}"
   REPLY_LINE=
   read -r -t $((LINE_WAIT_S + 5)) REPLY_LINE <&"${CLIENT[0]}"
-  echo "   > $1  < $REPLY_LINE"
+  echo "   [${SECONDS}s] > $1  < $REPLY_LINE"
 }
 
 send_from_b() {
@@ -272,6 +272,10 @@ ask stop
 TIMES+=("stop while UPnP discovery still runs: ${REPLY_LINE#STOPPED } ms")
 stop_client
 
+# A sanitizer build reports at exit, on stderr.
+if grep -E -q "Sanitizer|runtime error" "$RUN/client.err"; then
+  fail "the client's sanitizer report:"; cat "$RUN/client.err"
+fi
 echo "timings:"; printf '  %s\n' "${TIMES[@]}"
 if ((fails)); then echo "test_portmap: $fails check(s) failed (miniupnpd log: $RUN/miniupnpd.log)"; exit 1; fi
 echo "test_portmap: all checks passed"
