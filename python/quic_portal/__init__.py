@@ -14,13 +14,17 @@ unchanged), implemented over libquicportal, a C library:
     data = server.recv(timeout_ms=1000)           # bytes, or None on timeout
 
 The library's log goes to the standard ``logging`` module, logger
-``"quic_portal"``.
+``"quic_portal"``: milestones (waiting for the peer, record adopted, path
+found, connected) at INFO, details at DEBUG. ``QUIC_PORTAL_LOG=debug`` (or
+``info``, ``warn``, ``error``, ``none``) alone shows them on stderr, without
+configuring ``logging``.
 """
 
 from __future__ import annotations
 
 import atexit as _atexit
 import enum as _enum
+import os as _os
 import logging as _logging
 import math as _math
 import numbers as _numbers
@@ -53,6 +57,32 @@ DEFAULT_STUN_SERVERS: List[Tuple[str, int]] = [
 ]
 
 _log = _logging.getLogger("quic_portal")
+
+#: QUIC_PORTAL_LOG values and the logging level each stands for.
+_ENV_LEVELS = {"debug": _logging.DEBUG, "info": _logging.INFO, "warn": _logging.WARNING,
+               "warning": _logging.WARNING, "error": _logging.ERROR,
+               "none": _logging.CRITICAL + 1}
+
+
+def _log_from_environment() -> None:
+    """QUIC_PORTAL_LOG=LEVEL alone makes the "quic_portal" logger show
+    LEVEL and above on stderr: it gets that level and, unless someone gave
+    it a handler already, its own stderr handler (and stops propagating, so
+    that a handler configured later on the root does not print each line
+    twice)."""
+    level = _ENV_LEVELS.get(_os.environ.get("QUIC_PORTAL_LOG", "").strip().lower())
+    if level is None:
+        return
+    _log.setLevel(level)
+    if not _log.handlers:
+        handler = _logging.StreamHandler()
+        handler.setFormatter(_logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        _log.addHandler(handler)
+        _log.propagate = False
+
+
+_log_from_environment()
 
 #: The library's error codes: ``PortalError.code`` is one of these numbers
 #: (compare ``e.code == ErrorCode.PUNCH``; ``e.error_name`` is for display).
@@ -192,6 +222,10 @@ def _create(
         session = getattr(mapping, "_qp_session", None) or DEFAULT_SESSION
     session = _check_session(session)
     no_pin = _check_flag(legacy, "legacy") or not _check_flag(pin, "pin")
+    _log.info("%s: meeting the %s through %s (session %r; waiting %s, then "
+              "punch_timeout %.1f s)", "create_server" if is_server else "create_client",
+              "client" if is_server else "server", url or type(mapping).__name__, session,
+              "without limit" if wait_ms < 0 else f"at most {wait_ms / 1000:.1f} s", timeout)
     # Names are resolved by the C library (bounded, cancellable), not here.
     stun = [_stun_text(host, port) for host, port in servers]
     timeout_ms = max(1, int(_math.ceil(timeout * 1000)))

@@ -7,10 +7,12 @@
  * below, and the rendezvous mappings).
  *
  * Threads and the GIL
- * - Every call into a portal runs with the GIL released: the library's log
- *   handler may run on the portal's I/O thread while it holds the portal's
- *   lock and then needs the GIL, so a thread that holds the GIL must never
- *   wait for that lock.
+ * - Every call into a portal runs with the GIL released, so that other
+ *   Python threads run meanwhile, and so that the library's log handler
+ *   (log_to_python, which takes the GIL) can run on any thread. The library
+ *   never calls the handler while it holds a portal's lock (lines written
+ *   under a lock are queued and handed over on release), so taking the GIL
+ *   there cannot deadlock against a thread that waits for that lock.
  * - Blocking calls stay interruptible. recv() and send() of small messages
  *   call the library in slices of at most SLICE_MS and run
  *   PyErr_CheckSignals() between slices; a timed-out slice loses nothing
@@ -563,7 +565,7 @@ static PyTypeObject OptionsType = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "QuicTransportOptions(max_idle_timeout_secs=10, "
               "congestion_controller_type='cubic', initial_window=1048576, "
-              "keep_alive_interval_secs=2)\n\nQUIC transport settings for "
+              "keep_alive_interval_secs=2)\n--\n\nQUIC transport settings for "
               "Portal.listen/connect/create_server/create_client.",
     .tp_new = opt_new,
     .tp_init = (initproc)opt_init,
@@ -1205,34 +1207,34 @@ static PyObject *portal_fingerprint(PortalObject *self, PyObject *noargs) {
 static PyMethodDef portal_methods[] = {
     {"listen", (PyCFunction)(void (*)(void))portal_listen,
      METH_VARARGS | METH_KEYWORDS,
-     "listen(local_port=None, transport_options=None) -> None\n\n"
+     "listen($self, /, local_port=None, transport_options=None)\n--\n\n"
      "Bind 0.0.0.0:local_port and block until one client has connected."},
     {"connect", (PyCFunction)(void (*)(void))portal_connect,
      METH_VARARGS | METH_KEYWORDS,
-     "connect(server_ip, server_port, local_port=None, transport_options=None)"
-     " -> None\n\nConnect from local_port to server_ip:server_port and block "
+     "connect($self, /, server_ip, server_port, local_port=None, "
+     "transport_options=None)\n--\n\nConnect from local_port to server_ip:server_port and block "
      "until the QUIC handshake completes (at most max_idle_timeout_secs)."},
     {"send", (PyCFunction)(void (*)(void))portal_send,
      METH_FASTCALL | METH_KEYWORDS,
-     "send(data) -> None\n\nSend one whole message: bytes-like, or str "
+     "send($self, /, data)\n--\n\nSend one whole message: bytes-like, or str "
      "(sent as UTF-8)."},
     {"recv", (PyCFunction)(void (*)(void))portal_recv,
      METH_FASTCALL | METH_KEYWORDS,
-     "recv(timeout_ms=None) -> bytes | None\n\nWait for the next whole "
+     "recv($self, /, timeout_ms=None)\n--\n\nWait for the next whole "
      "message; None when timeout_ms passes first (nothing is lost). "
      "timeout_ms None waits forever."},
     {"is_connected", (PyCFunction)portal_is_connected, METH_NOARGS,
-     "is_connected() -> bool"},
+     "is_connected($self, /)\n--\n\nTrue while the connection is up."},
     {"close", (PyCFunction)portal_close, METH_NOARGS,
-     "close() -> None\n\nClose the connection (waits up to 5 s for the peer "
+     "close($self, /)\n--\n\nClose the connection (waits up to 5 s for the peer "
      "to acknowledge what was sent). Safe to call repeatedly."},
     {"stats", (PyCFunction)portal_stats, METH_NOARGS,
-     "stats() -> dict\n\nConnection statistics (not in 0.1.x)."},
+     "stats($self, /)\n--\n\nConnection statistics (not in 0.1.x)."},
     {"local_port", (PyCFunction)portal_local_port, METH_NOARGS,
-     "local_port() -> int\n\nThe bound UDP port, 0 before listen/connect "
+     "local_port($self, /)\n--\n\nThe bound UDP port, 0 before listen/connect "
      "(not in 0.1.x)."},
     {"fingerprint", (PyCFunction)portal_fingerprint, METH_NOARGS,
-     "fingerprint() -> str\n\nSHA-256 of this portal's certificate, 64 hex "
+     "fingerprint($self, /)\n--\n\nSHA-256 of this portal's certificate, 64 hex "
      "digits (not in 0.1.x)."},
     {NULL, NULL, 0, NULL},
 };
@@ -1250,7 +1252,7 @@ static PyTypeObject PortalType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "quic_portal._core.Portal",
     .tp_basicsize = sizeof(PortalObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Portal()\n\nOne QUIC connection carrying whole messages.",
+    .tp_doc = "Portal()\n--\n\nOne QUIC connection carrying whole messages.",
     .tp_new = portal_new,
     .tp_init = portal_init,
     .tp_dealloc = (destructor)portal_dealloc,
@@ -1685,13 +1687,15 @@ static PyObject *mod_create(PyObject *m, PyObject *args) {
 
 static PyMethodDef module_methods[] = {
     {"_sync_log_level", mod_sync_log_level, METH_NOARGS,
+     "_sync_log_level($module, /)\n--\n\n"
      "Make the library's log level follow the 'quic_portal' logger."},
     {"_shutdown_logging", mod_shutdown_logging, METH_NOARGS,
+     "_shutdown_logging($module, /)\n--\n\n"
      "Stop forwarding the library's log to Python (atexit)."},
     {"_create", mod_create, METH_VARARGS,
-     "_create(cls, is_server, store, rendezvous, session, local_port, "
-     "stun_servers, punch_timeout_ms, wait_timeout_ms, no_pin, "
-     "transport_options) -> Portal\n\n"
+     "_create($module, cls, is_server, store, rendezvous, session, "
+     "local_port, stun_servers, punch_timeout_ms, wait_timeout_ms, no_pin, "
+     "transport_options, /)\n--\n\n"
      "Rendezvous and NAT traversal (used by Portal.create_server/create_client)."},
     {NULL, NULL, 0, NULL},
 };

@@ -473,3 +473,53 @@ def test_mapping_store_ignores_foreign_values():
 def test_mapping_store_rejects_non_mappings():
     with pytest.raises(TypeError, match="__setitem__"):
         MappingStore(object())
+
+
+# ---- signatures --------------------------------------------------------------
+
+
+def _stub_functions():
+    """{(class, method): [(name, default or ...)]} from __init__.pyi."""
+    import ast
+    import os
+    tree = ast.parse(open(os.path.join(os.path.dirname(quic_portal.__file__),
+                                       "__init__.pyi")).read())
+    out = {}
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        for fn in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
+            a = fn.args
+            names = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs]
+            defaults = ([None] * (len(a.posonlyargs + a.args) - len(a.defaults))
+                        + list(a.defaults) + list(a.kw_defaults))
+            out[(cls.name, fn.name)] = [
+                (n, d.value if isinstance(d, ast.Constant) else None if d is None else ...)
+                for n, d in zip(names, defaults) if n != "self"]
+    return out
+
+
+@pytest.mark.parametrize("method", ["listen", "connect", "send", "recv", "is_connected",
+                                    "close", "stats", "local_port", "fingerprint",
+                                    "create_server", "create_client"])
+def test_signatures_match_the_stubs(method):
+    stub = _stub_functions()[("Portal", method)]
+    sig = inspect.signature(getattr(Portal, method))
+    got = [(p.name, p.default if p.default is not inspect.Parameter.empty else None)
+           for p in sig.parameters.values() if p.name != "self"]
+    assert [n for n, _ in got] == [n for n, _ in stub]
+    for (name, want), (_, have) in zip(stub, got):
+        if want is not ...:
+            assert have == want, (method, name)
+    assert help_text(getattr(Portal, method)).startswith(method)
+
+
+def test_options_signature_matches_the_stub():
+    stub = _stub_functions()[("QuicTransportOptions", "__init__")]
+    sig = inspect.signature(QuicTransportOptions)
+    assert [(p.name, p.default) for p in sig.parameters.values()] == stub
+    o = QuicTransportOptions()  # the library's defaults
+    assert [getattr(o, n) for n, _ in stub] == [d for _, d in stub]
+
+
+def help_text(obj):
+    import pydoc
+    return pydoc.render_doc(obj, renderer=pydoc.plaintext).split("\n", 2)[2].strip()

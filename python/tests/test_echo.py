@@ -376,6 +376,42 @@ def test_debug_level_follows_logger():
     assert str(logging.DEBUG) in levels or str(logging.INFO) in levels, out.stdout
 
 
+ENV_LOG_CHILD = """
+import threading
+from quic_portal import Portal
+d, got = {}, {}
+kw = dict(local_port=0, punch_timeout=5, stun_servers=[("127.0.0.1", 9)])
+t = threading.Thread(target=lambda: got.update(s=Portal.create_server(d, **kw)))
+t.start()
+client = Portal.create_client(d, **kw)
+t.join(10)
+client.close(); got["s"].close()
+"""
+
+
+@pytest.mark.parametrize("level, shown, hidden", [
+    ("debug", ["DEBUG quic_portal: traversal: published",
+               "INFO quic_portal: create_client: path found"], []),
+    ("info", ["INFO quic_portal: traversal: waiting for the server's record",
+              "INFO quic_portal: create_server: path found"], ["DEBUG"]),
+    (None, [], ["DEBUG", "INFO"]),
+])
+def test_quic_portal_log_alone_shows_lines(level, shown, hidden):
+    """QUIC_PORTAL_LOG alone (no logging configuration) shows the library's
+    lines on stderr through the "quic_portal" logger; milestones are INFO."""
+    env = dict(CHILD_ENV)
+    env.pop("QUIC_PORTAL_LOG", None)
+    if level:
+        env["QUIC_PORTAL_LOG"] = level
+    out = subprocess.run([sys.executable, "-c", ENV_LOG_CHILD], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for text in shown:
+        assert text in out.stderr, out.stderr
+    for text in hidden:
+        assert text not in out.stderr, out.stderr
+
+
 def test_closed_peer_caught_as_runtime_error(pair):
     """A 0.1.x program's `except RuntimeError` catches a peer that closed."""
     pair.client.send(b"last")
