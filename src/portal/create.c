@@ -41,10 +41,7 @@ void qp_traverse_options_init_size(qp_traverse_options *o, size_t size) {
     return;
   qp_traverse_options d;
   traverse_defaults(&d);
-  d.struct_size = size;
-  /* Exactly the caller's size, as qp_transport_options_init_size. */
-  memset(o, 0, size);
-  memcpy(o, &d, size < sizeof(d) ? size : sizeof(d));
+  options_write_sized(o, size, &d, sizeof(d));
 }
 
 /* The caller's options as this library's structs (the ABI rule in
@@ -56,13 +53,11 @@ static int options_traverse_copy(const qp_traverse_options *in,
   traverse_defaults(out);
   if (in == NULL)
     return err_fail(QP_ERR_INVALID, "qp_create_*: options and out are required");
-  if (in->struct_size == 0)
-    return err_fail(QP_ERR_INVALID, "traverse options have struct_size 0: fill "
-                                    "them with qp_traverse_options_init() first");
-  memcpy(out, in, in->struct_size < sizeof(*out) ? in->struct_size : sizeof(*out));
-  out->struct_size = sizeof(*out);
+  int rc = options_read_sized(out, sizeof(*out), in, "traverse");
+  if (rc != 0)
+    return rc;
   if (out->transport != NULL) {
-    int rc = options_transport_copy(out->transport, transport);
+    rc = options_transport_copy(out->transport, transport);
     if (rc != 0)
       return rc;
     out->transport = transport;

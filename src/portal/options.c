@@ -66,16 +66,33 @@ static void transport_defaults(qp_transport_options *o) {
   };
 }
 
+void options_write_sized(void *caller, size_t caller_size, const void *defaults,
+                         size_t size) {
+  /* Exactly the caller's size: an older caller's struct is smaller, a
+   * newer one's tail (fields this library does not know) is zeroed. */
+  memset(caller, 0, caller_size);
+  memcpy(caller, defaults, caller_size < size ? caller_size : size);
+  memcpy(caller, &caller_size, sizeof(caller_size)); /* struct_size */
+}
+
+int options_read_sized(void *own, size_t size, const void *caller,
+                       const char *what) {
+  size_t caller_size;
+  memcpy(&caller_size, caller, sizeof(caller_size));
+  if (caller_size == 0)
+    return err_fail(QP_ERR_INVALID, "%s options have struct_size 0: fill them with "
+                                    "qp_%s_options_init() first", what, what);
+  memcpy(own, caller, caller_size < size ? caller_size : size);
+  memcpy(own, &size, sizeof(size));
+  return 0;
+}
+
 void qp_transport_options_init_size(qp_transport_options *o, size_t size) {
   if (o == NULL || size < sizeof(o->struct_size))
     return;
   qp_transport_options d;
   transport_defaults(&d);
-  d.struct_size = size;
-  /* Write exactly the caller's size: an older caller's struct is smaller,
-   * a newer one's tail (fields this library does not know) is zeroed. */
-  memset(o, 0, size);
-  memcpy(o, &d, size < sizeof(d) ? size : sizeof(d));
+  options_write_sized(o, size, &d, sizeof(d));
 }
 
 const char *qp_version(void) { return QP_VERSION; }
@@ -83,15 +100,7 @@ const char *qp_version(void) { return QP_VERSION; }
 int options_transport_copy(const qp_transport_options *in,
                            qp_transport_options *out) {
   transport_defaults(out);
-  if (in == NULL)
-    return 0;
-  if (in->struct_size == 0)
-    return err_fail(QP_ERR_INVALID, "transport options have struct_size 0: fill "
-                                    "them with qp_transport_options_init() first");
-  size_t n = in->struct_size < sizeof(*out) ? in->struct_size : sizeof(*out);
-  memcpy(out, in, n);
-  out->struct_size = sizeof(*out);
-  return 0;
+  return in == NULL ? 0 : options_read_sized(out, sizeof(*out), in, "transport");
 }
 
 int qp_cc_from_string(const char *name, qp_cc *out) {
