@@ -383,6 +383,9 @@ typedef struct qp_portal_stats {
   uint64_t cwnd;            /* current congestion window, bytes */
   uint64_t smoothed_rtt_us;
   uint64_t handshake_us;    /* from listen/connect start to handshake done */
+  /* Paths found after the previous one died (qp_create_* portals with
+   * reconnect_timeout_ms; each is logged at info level). */
+  uint64_t recoveries;
 } qp_portal_stats;
 
 /* Thread-safe. QP_ERR_NOT_CONNECTED if the connection was never made. */

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "portal/options.h"
 #include "portal/portal_internal.h"
+#include "portal/recover.h"
 #include "rendezvous/rdv.h"
 #include "traversal/traversal.h"
 #include "stun/stun_msg.h"
@@ -33,6 +34,7 @@ static void traverse_defaults(qp_traverse_options *o) {
   o->struct_size = sizeof(*o);
   o->session = "default";
   o->punch_timeout_ms = DEFAULT_PUNCH_TIMEOUT_MS;
+  o->reconnect_timeout_ms = RECOVER_DEFAULT_TIMEOUT_MS;
   o->wait_timeout_ms = -1; /* as 0.1.x: wait for the peer until stopped */
 }
 
@@ -213,6 +215,8 @@ static int create(const qp_traverse_options *o, bool is_server, qp_portal_t **ou
   portal_handoff_t h;
   fill_handoff(&h, o, is_server, &sock, &res);
   rc = portal_start_on_socket(p, &h, left > MIN_HANDSHAKE_MS ? (int)left : MIN_HANDSHAKE_MS);
+  if (rc == 0) /* keep what traversal needs to find a new path later */
+    portal_attach_recovery(p, recover_create(o, is_server, res.peer_fingerprint));
   trav_result_cleanup(&res);
   if (rc != 0)
     goto fail_kept;
@@ -237,4 +241,9 @@ int qp_create_client(const qp_traverse_options *o, qp_portal_t **out) {
   qp_transport_options transport;
   int rc = options_traverse_copy(o, &own, &transport);
   return rc != 0 ? rc : create(&own, false, out);
+}
+
+int create_traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p,
+                    udp_socket_t *sock, trav_result_t *res) {
+  return traverse(o, is_server, p, sock, res);
 }

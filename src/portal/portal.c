@@ -10,6 +10,7 @@
  * next deadline moved earlier than the one it sleeps on.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -24,8 +25,10 @@
 #include "common/log.h"
 #include "portal/options.h"
 #include "portal/portal_internal.h"
+#include "portal/recover.h"
 #include "tls/tls_identity.h"
 #include "transport/transport.h"
+#include "traversal/traversal.h"
 #include "udp/udp.h"
 
 /* Default linger of close(): long enough for a 10 MB send window to drain
@@ -66,7 +69,7 @@ struct qp_portal {
   bool stop;
   uint64_t io_deadline; /* when the I/O thread wakes up next */
   int io_err;           /* socket error that ended the I/O thread */
-  char io_msg[256];
+  char io_msg[1024]; /* a failed recovery tells its attempts */
 
   transport_config_t cfg;
   transport_t *tr;
@@ -87,6 +90,9 @@ struct qp_portal {
   portal_stun_cb stun_cb;
   void *stun_ctx;
   void (*stun_ctx_free)(void *ctx);
+
+  /* qp_create_* portals: a new path when this one dies (recover.c). */
+  portal_recovery_t *recovery;
 };
 
 /* The portal's lock. Log lines written while holding it reach the user's
@@ -144,6 +150,7 @@ void qp_portal_destroy(qp_portal_t *p) {
     close(p->driver_wake_fd);
   if (p->stun_ctx_free)
     p->stun_ctx_free(p->stun_ctx);
+  recover_destroy(p->recovery);
   tls_identity_destroy(p->identity);
   pthread_cond_destroy(&p->cond);
   pthread_mutex_destroy(&p->lock);
@@ -275,7 +282,13 @@ static void on_datagram(qp_portal_t *p, const udp_datagram_t *d) {
     transport_read(p->tr, &d->from, d->data, d->len, clock_now_ns());
 }
 
+static bool socket_lent(const qp_portal_t *p) {
+  return p->recovery && recover_owns_socket(p->recovery);
+}
+
 static void read_socket(qp_portal_t *p) {
+  if (socket_lent(p))
+    return; /* traversal reads it while it looks for a new path */
   for (int i = 0; i < PORTAL_MAX_READ_BATCHES; i++) {
     int n = udp_recv(&p->sock, p->batch);
     if (n < 0) {
@@ -356,6 +369,8 @@ static void io_round(qp_portal_t *p) {
     transport_handle_expiry(p->tr, clock_now_ns());
   flush_locked(p);
   update_phase(p);
+  if (p->recovery && p->tr && p->phase == PHASE_CONNECTED)
+    recover_poll(p->recovery, p, p->tr, qp_now_ns());
   pthread_cond_broadcast(&p->cond);
   if (p->recv_driver) /* it may sleep on a socket this round just drained */
     wake_fd(p->driver_wake_fd);
@@ -366,8 +381,10 @@ static void *io_thread(void *arg) {
   portal_lock(p);
   while (!p->stop) {
     uint64_t deadline = p->tr ? transport_expiry(p->tr) : UINT64_MAX;
+    if (p->recovery && p->tr)
+      deadline = recover_wake_at(p->recovery, p->tr, deadline);
     p->io_deadline = deadline;
-    bool with_socket = !p->recv_driver;
+    bool with_socket = !p->recv_driver && !socket_lent(p);
     p->io_polls_socket = with_socket;
     portal_unlock(p);
     io_wait(p, deadline, with_socket);
@@ -405,6 +422,7 @@ static void stop_io(qp_portal_t *p) {
   portal_unlock(p);
   if (joinable)
     pthread_join(p->thread, NULL);
+  recover_stop(p->recovery); /* it may be reading the socket */
   portal_lock(p);
   udp_socket_close(&p->sock);
   /* The eventfds live as long as the portal: a receiver still on its way
@@ -774,7 +792,7 @@ int qp_portal_send(qp_portal_t *p, const void *buf, size_t len, int timeout_ms) 
  * condition variable. False once the deadline has passed.
  */
 static bool wait_for_message(qp_portal_t *p, uint64_t deadline) {
-  if (p->recv_driver || p->sock.fd < 0)
+  if (p->recv_driver || p->sock.fd < 0 || socket_lent(p))
     return wait_until(p, deadline);
   uint64_t now = clock_now_ns();
   if (now >= deadline)
@@ -934,6 +952,7 @@ int qp_portal_get_stats(qp_portal_t *p, qp_portal_stats *out) {
         .smoothed_rtt_us = s.smoothed_rtt_ns / 1000,
         .handshake_us = p->handshake_ns / 1000,
     };
+    out->recoveries = p->recovery ? recover_count(p->recovery) : 0;
   }
   portal_unlock(p);
   return rc;
@@ -966,4 +985,55 @@ uint16_t qp_portal_local_port(const qp_portal_t *cp) {
   uint16_t port = p->sock.fd >= 0 ? udp_addr_port(&p->sock.local) : 0;
   portal_unlock(p);
   return port;
+}
+
+/* ---- recovery hooks (portal_internal.h, recover.c) ------------------------ */
+
+void portal_attach_recovery(qp_portal_t *p, portal_recovery_t *r) {
+  portal_lock(p);
+  p->recovery = r;
+  portal_unlock(p);
+}
+
+void portal_recovery_lock(qp_portal_t *p) { portal_lock(p); }
+void portal_recovery_unlock(qp_portal_t *p) { portal_unlock(p); }
+transport_t *portal_recovery_transport(qp_portal_t *p) { return p->tr; }
+const udp_addr_t *portal_recovery_peer(qp_portal_t *p) { return &p->cfg.remote; }
+const udp_socket_t *portal_recovery_socket(qp_portal_t *p) { return &p->sock; }
+
+void portal_recovery_lend_socket(qp_portal_t *p, bool lent) {
+  (void)lent; /* recover_owns_socket says which; wake everyone to re-poll */
+  wake_all(p);
+}
+
+static void free_responder(void *ctx) { trav_responder_destroy(ctx); }
+
+int portal_recovery_adopt(qp_portal_t *p, trav_result_t *res) {
+  if (p->stun_ctx_free)
+    p->stun_ctx_free(p->stun_ctx);
+  p->stun_ctx = res->responder;
+  p->stun_ctx_free = res->responder ? free_responder : NULL;
+  res->responder = NULL;
+  p->peer = res->peer;
+  int rc = 0;
+  if (p->tr && !p->cfg.is_server)
+    rc = transport_migrate(p->tr, &res->peer, qp_now_ns());
+  for (size_t i = 0; i < res->early_count && i < TRAV_EARLY_MAX; i++) {
+    udp_datagram_t d = {.data = res->early[i], .len = res->early_len[i],
+                        .from = res->early_from[i]};
+    on_datagram(p, &d);
+  }
+  flush_locked(p);
+  wake_all(p);
+  return rc;
+}
+
+void portal_recovery_fail(qp_portal_t *p, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(p->io_msg, sizeof(p->io_msg), fmt, ap);
+  va_end(ap);
+  p->io_err = code;
+  QP_LOG_WARN("%s", p->io_msg);
+  wake_all(p);
 }

@@ -31,6 +31,12 @@ typedef struct portal_handoff {
   const uint8_t *early[8];
   size_t early_len[8];
   udp_addr_t early_from[8];
+  /* The path traversal found (qp_portal_path), and when it runs through
+   * our TURN allocation, its client (malloc'ed; the portal takes it, even
+   * on error): every datagram for peer then goes through it (relay.h). */
+  int path_kind;
+  char path_desc[QP_PATH_DESC_SIZE];
+  struct turn_client *turn;
 } portal_handoff_t;
 
 /* Start QUIC on h->sock: as client towards h->peer, or as a server that
@@ -39,5 +45,37 @@ int portal_start_on_socket(qp_portal_t *p, portal_handoff_t *h, int timeout_ms);
 
 /* This portal's certificate fingerprint (32 bytes). */
 const uint8_t *portal_fingerprint(const qp_portal_t *p);
+
+/* ---- recovery (recover.c; docs/internals/resilience.md) ------------------ */
+
+typedef struct portal_recovery portal_recovery_t;
+struct trav_result;
+
+/* create.c, after portal_start_on_socket succeeded: p owns r from now on. */
+void portal_attach_recovery(qp_portal_t *p, portal_recovery_t *r);
+
+/* For the recovery thread: the portal's lock, and under it the transport
+ * and the peer address QUIC uses. */
+void portal_recovery_lock(qp_portal_t *p);
+void portal_recovery_unlock(qp_portal_t *p);
+struct transport *portal_recovery_transport(qp_portal_t *p);
+const udp_addr_t *portal_recovery_peer(qp_portal_t *p);
+/* The socket. Valid until recover_stop returned (the portal stops the
+ * recovery before closing it); reads belong to the recovery while lent. */
+const udp_socket_t *portal_recovery_socket(qp_portal_t *p);
+/* Lock held: lend the socket's reads to traversal, or take them back. */
+void portal_recovery_lend_socket(qp_portal_t *p, bool lent);
+/* Lock held: a new path: answer the peer's checks with res's responder
+ * (taken), feed the QUIC datagrams traversal kept, and, on a client, move
+ * the connection onto res->peer. 0 or the error of the migration. */
+int portal_recovery_adopt(qp_portal_t *p, struct trav_result *res);
+/* Lock held: end the portal: send/recv return code with this message. */
+void portal_recovery_fail(qp_portal_t *p, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* create.c: the traversal run of qp_create_*, on sock, with o's store,
+ * session, STUN servers and timeouts (used again by a recovery). */
+int create_traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p,
+                    udp_socket_t *sock, struct trav_result *res);
 
 #endif

@@ -716,7 +716,12 @@ static void fill_params(const transport_t *t, ngtcp2_transport_params *p) {
   p->initial_max_data = o->conn_receive_window;
   p->initial_max_streams_bidi = o->max_concurrent_streams;
   p->initial_max_streams_uni = o->max_concurrent_streams;
-  p->max_idle_timeout = (uint64_t)(o->max_idle_timeout_secs * NGTCP2_SECONDS);
+  /* 0 = no idle timeout in ngtcp2: this side enforces its own from the
+   * peer's last packet (idle_deadline), which may pause while a recovery
+   * looks for a new path (transport_hold_timers) for longer than the idle
+   * timeout. A peer that advertises one (quic-portal 0.1.x: 10 s) still
+   * gets it: RFC 9000 section 10.1 takes the smaller non-zero value. */
+  p->max_idle_timeout = 0;
   p->max_udp_payload_size = UDP_RECV_DATAGRAM_MAX;
   p->active_connection_id_limit = TRANSPORT_ACTIVE_CID_LIMIT;
   /* ngtcp2 0.12 always advertises grease_quic_bit (RFC 9287), so peers may
@@ -890,9 +895,9 @@ static void track_acks(transport_t *t, uint64_t now, uint64_t in_flight_before) 
     t->stall_since = now;
 }
 
-bool transport_path_dead(transport_t *t, uint64_t now) {
-  if (t->state != TRANSPORT_ESTABLISHED || t->stall_since == 0 || now < t->stall_since)
-    return false;
+uint64_t transport_path_dead_at(transport_t *t) {
+  if (t->state != TRANSPORT_ESTABLISHED || t->stall_since == 0)
+    return UINT64_MAX;
   ngtcp2_conn_stat cs;
   ngtcp2_conn_get_conn_stat(t->conn, &cs);
   uint64_t var4 = 4 * cs.rttvar;
@@ -902,7 +907,11 @@ bool transport_path_dead(transport_t *t, uint64_t now) {
   uint64_t limit = TRANSPORT_DEAD_PTOS * pto;
   if (limit < TRANSPORT_DEAD_MIN_NS)
     limit = TRANSPORT_DEAD_MIN_NS;
-  return now - t->stall_since >= limit;
+  return t->stall_since + limit;
+}
+
+bool transport_path_dead(transport_t *t, uint64_t now) {
+  return now >= transport_path_dead_at(t);
 }
 
 uint64_t transport_stalled_ns(const transport_t *t, uint64_t now) {
@@ -985,6 +994,14 @@ int transport_migrate(transport_t *t, const udp_addr_t *remote, uint64_t now) {
   t->migrated = true;
   t->migrate_remote = *remote;
   t->stall_since = 0;
+  /* Traversal just heard from the peer: a fresh idle period, and the timers
+   * run again. The probe timeout expired long ago; handling it now grants
+   * the probe packets that let PATH_CHALLENGE (and the retransmissions that
+   * make the server follow) out even though the congestion window is full
+   * of data lost with the old path. */
+  t->last_rx_ns = now;
+  t->timers_held = false;
+  transport_handle_expiry(t, now);
   return 0;
 }
 

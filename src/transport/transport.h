@@ -109,6 +109,8 @@ uint64_t transport_held_bytes(const transport_t *t);
  * with something in flight (keep-alive PINGs count, so an idle connection
  * with keep-alive on notices within keep-alive + 2 s). */
 bool transport_path_dead(transport_t *t, uint64_t now);
+/* When the current stall becomes a dead path (UINT64_MAX: no stall). */
+uint64_t transport_path_dead_at(transport_t *t);
 /* How long acknowledgements have stalled (0: nothing waits for one). */
 uint64_t transport_stalled_ns(const transport_t *t, uint64_t now);
 
