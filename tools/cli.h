@@ -143,6 +143,10 @@ typedef struct cli_conn_cfg {
   bool no_pin;
   qp_transport_options transport;
   bool quiet; /* no progress lines on stderr */
+  /* What the peer must type (cli_hint.c): its command (NULL: "quic-portal
+   * connect" or "quic-portal serve") and its mode words (NULL: none). */
+  const char *peer_cmd;
+  const char *peer_mode;
 } cli_conn_cfg;
 
 /* The options every connecting subcommand accepts; CLI_CONN_OPTS_N of them,
@@ -157,6 +161,9 @@ int cli_conn_cfg_from_args(const cli_args *a, bool server, cli_conn_cfg *cfg);
 /* Connect as cfg says; on success *out is connected and registered with the
  * signal thread. Prints what it does on stderr unless cfg->quiet. */
 int cli_conn_open(const cli_conn_cfg *cfg, qp_portal_t **out);
+/* Print, unless cfg->quiet, the command line the peer must type; fp:
+ * this side's certificate fingerprint (direct mode, pinned by the peer). */
+void cli_say_peer_command(const cli_conn_cfg *cfg, const char *fp);
 /* Close with linger_ms (negative: the library's default), unregister and
  * destroy. Returns the result of qp_portal_close. */
 int cli_conn_close(qp_portal_t *p, int linger_ms);

@@ -368,6 +368,8 @@ int cli_main_bench(int argc, char **argv) {
   bench_cfg b;
   if (rc == 0) {
     rc = cli_conn_cfg_from_args(&a, server, &cfg);
+    cfg.peer_cmd = server ? "quic-portal bench connect"
+                          : "quic-portal bench serve";
   }
   if (rc == 0) {
     rc = parse_bench(&a, server, &b);

@@ -247,6 +247,7 @@ static int open_direct(const cli_conn_cfg *cfg, qp_portal_t **out) {
   }
   cli_signals_watch(p);
   if (cfg->server) {
+    cli_say_peer_command(cfg, fp);
     say(cfg, "waiting for a client on UDP %s:%u",
         cfg->listen_ip[0] ? cfg->listen_ip : "0.0.0.0",
         (unsigned)cfg->listen_port);
@@ -290,6 +291,7 @@ static int open_traversal(const cli_conn_cfg *cfg, qp_portal_t **out) {
            "server(s)",
       cfg->rendezvous, cfg->session ? cfg->session : "default",
       cfg->server ? "server" : "client", cfg->nstun);
+  cli_say_peer_command(cfg, NULL);
   qp_portal_t *p = NULL;
   int rc = cfg->server ? qp_create_server(&o, &p) : qp_create_client(&o, &p);
   if (rc != QP_OK) {

@@ -168,6 +168,9 @@ int cli_main_peer(int argc, char **argv, bool server) {
   }
   if (rc == 0) {
     rc = parse_mode(&a, &mode);
+    cfg.peer_mode = mode == MODE_SEND      ? "receive"
+                    : mode == MODE_RECEIVE ? "send FILE..."
+                                           : NULL;
   }
   qp_portal_t *p = NULL;
   if (rc == 0) {

@@ -8,6 +8,7 @@ if [ -z "$BIN" ] || [ ! -x "$BIN" ]; then
   echo "usage: $0 PATH/TO/quic-portal (not executable: '${BIN}')" >&2
   exit 77
 fi
+BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")" # usable after cd
 for tool in $NEED; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "SKIP: $tool is not installed" >&2

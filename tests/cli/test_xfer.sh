@@ -10,6 +10,9 @@
 #     untouched; with --force the symlink is replaced, the target still
 #     untouched, and the file arrives with mode 0600 -> umask mode;
 #   - several files, one of them empty, all byte-exact;
+#   - the line the waiting side prints for its peer (direct with --pin, and
+#     through a dir: rendezvous with a session name to quote), run as
+#     printed, transfers the file;
 #   - a full disk on the receiver (a 1 MiB tmpfs in a private mount
 #     namespace; root only): the sender exits 1 naming "No space left on
 #     device", no .part file is left.
@@ -110,6 +113,48 @@ if [ $CRC -eq 0 ] && [ $SRC -eq 0 ] && [ $ok = 1 ]; then
 else
   fail "three files: connect $CRC, serve $SRC, byte-exact $ok"
   show "$TMP/many.s.err" "$TMP/many.c.err"
+fi
+
+# ---------------------------------------------------------------------------
+# The waiting side prints the peer's command line; run it as printed (FILE...
+# replaced by a file). peer_line ERRFILE: that line, quic-portal as $BIN.
+peer_line() {
+  wait_for "$1" "on the other side, run:" &&
+    grep -A1 "on the other side, run:" "$1" | tail -1 |
+    sed -e "s|^  quic-portal |'$BIN' |" -e "s|send FILE\.\.\.|send '$TMP/d2/odd'|"
+}
+mkdir -p "$TMP/rx3" "$TMP/rx4" "$TMP/rdv"
+P=$(free_udp_port)
+"$BIN" serve --listen "127.0.0.1:$P" receive "$TMP/rx3" >/dev/null 2>"$TMP/hint.s.err" &
+spid=$!
+PIDS+=("$spid")
+line=$(peer_line "$TMP/hint.s.err")
+(cd "$TMP/rx4" && timeout 60 bash -c "$line") >/dev/null 2>"$TMP/hint.c.err"
+crc=$?
+wait_pid "$spid" 30
+src=$?
+if [ $crc -eq 0 ] && [ $src -eq 0 ] && cmp -s "$TMP/d2/odd" "$TMP/rx3/odd" &&
+  [[ "$line" == *"--to 127.0.0.1:$P --pin "* ]] &&
+  grep -q "pinned with --pin and verified" "$TMP/hint.c.err"; then
+  pass "serve --listen prints the connect line with --pin; run as printed, it works"
+else
+  fail "the printed connect line: connect $crc, serve $src: $line"
+  show "$TMP/hint.s.err" "$TMP/hint.c.err"
+fi
+"$BIN" serve --rendezvous "dir:$TMP/rdv" --session "a b" send "$TMP/d1/same" >/dev/null 2>"$TMP/hint2.s.err" &
+spid=$!
+PIDS+=("$spid")
+line=$(peer_line "$TMP/hint2.s.err")
+(cd "$TMP/rx4" && timeout 60 bash -c "$line") >/dev/null 2>"$TMP/hint2.c.err"
+crc=$?
+wait_pid "$spid" 30
+src=$?
+if [ $crc -eq 0 ] && [ $src -eq 0 ] && cmp -s "$TMP/d1/same" "$TMP/rx4/same" &&
+  [[ "$line" == *"--session 'a b' receive" ]]; then
+  pass "a rendezvous serve prints the connect line with store and session; run as printed, it works"
+else
+  fail "the printed rendezvous connect line: connect $crc, serve $src: $line"
+  show "$TMP/hint2.s.err" "$TMP/hint2.c.err"
 fi
 
 # ---------------------------------------------------------------------------
