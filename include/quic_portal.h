@@ -404,6 +404,30 @@ QP_EXPORT uint16_t qp_portal_local_port(const qp_portal_t *portal);
 QP_EXPORT int qp_portal_peer_address(const qp_portal_t *portal, char *ip,
                                      size_t ip_size, uint16_t *port);
 
+/* The kind of path a connected portal uses (qp_portal_path). */
+typedef enum qp_path_kind {
+  QP_PATH_NONE = 0,      /* not connected through traversal (listen/connect) */
+  QP_PATH_HOST = 1,      /* direct, to the peer's own (host) address */
+  QP_PATH_SRFLX = 2,     /* direct, to its public address from STUN */
+  QP_PATH_PRFLX = 3,     /* direct, to an address learned from its checks */
+  QP_PATH_PREDICTED = 4, /* direct, to a predicted port (sequential NAT) */
+  QP_PATH_BIRTHDAY = 5,  /* direct, found by the birthday technique */
+  QP_PATH_RELAYED = 6,   /* through a TURN relay */
+} qp_path_kind;
+
+/*
+ * The path in use. Returns its kind (>= 0) and writes a description into
+ * desc (NUL-terminated; may be NULL when desc_size is 0), e.g.
+ * "direct (server-reflexive) to 198.51.100.7:4242" or "relayed via our TURN
+ * server 203.0.113.10:3478 (relayed address 203.0.113.10:40123)" or
+ * "relayed via the peer's TURN allocation 203.0.113.10:40555".
+ * *changed_ns (may be NULL) gets when it took effect (CLOCK_MONOTONIC ns).
+ * QP_ERR_INVALID for a NULL portal. Thread-safe.
+ */
+#define QP_PATH_DESC_SIZE 160
+QP_EXPORT int qp_portal_path(const qp_portal_t *portal, char *desc,
+                             size_t desc_size, uint64_t *changed_ns);
+
 /* ------------------------------------------------------------------------ */
 /* NAT traversal: two peers that share only a key-value store                */
 /* ------------------------------------------------------------------------ */
@@ -496,7 +520,42 @@ typedef struct qp_traverse_options {
    * call. QP_ERR_INVALID when it is not a numeric address, QP_ERR_SOCKET
    * when it cannot be bound (not an address of this machine). */
   const char *local_ip;
+  /* TURN relays (RFC 8656, e.g. coturn) for the pairs no direct path joins
+   * (both NATs map each destination to its own port at random). Each
+   * string is "USER:PASS@HOST[:PORT]" (a static user) or, for servers that
+   * hand out coturn REST credentials (use-auth-secret),
+   * "SECRET@HOST[:PORT]" listed in turn_secret_servers; port 3478 by
+   * default, IPv6 hosts in brackets. Traversal allocates on every server
+   * at once (UDP, on the portal's one socket), publishes the relayed
+   * addresses as the lowest-priority candidates and checks them like any
+   * pair; when a relayed pair validates first, the server side waits
+   * QP_RELAY_GRACE_MS for a direct pair before it nominates the relay.
+   * QUIC then runs through the relay (ChannelData, 4 bytes per packet).
+   * A server that fails is logged and skipped; with relay = QP_RELAY_ONLY
+   * and no allocation, qp_create_* fails with QP_ERR_RELAY and the
+   * server's message ("TURN server 203.0.113.10:3478 answered 401 to user
+   * 'u': wrong credentials ..."). Borrowed for the call; at most
+   * QP_MAX_TURN_SERVERS in all. */
+  const char *const *turn_servers;
+  size_t turn_server_count;
+  const char *const *turn_secret_servers;
+  size_t turn_secret_server_count;
+  /* QP_RELAY_AUTO (0, the default): direct when possible, else the relay.
+   * QP_RELAY_NEVER: no allocation even when TURN servers are given.
+   * QP_RELAY_ONLY: only relayed paths (no host or server-reflexive
+   * candidate is published; every packet goes through our own relay). */
+  int relay;
 } qp_traverse_options;
+
+/* Relay policies (qp_traverse_options.relay). */
+#define QP_RELAY_AUTO 0
+#define QP_RELAY_NEVER 1
+#define QP_RELAY_ONLY 2
+/* TURN servers one traversal allocates on at most (both lists together). */
+#define QP_MAX_TURN_SERVERS 8
+/* How long the controlling (server) side waits for a direct pair once only
+ * a relayed pair validated, when the NATs leave a direct path possible. */
+#define QP_RELAY_GRACE_MS 250
 
 /* Fill *opts with the defaults above and set struct_size (a macro, as
  * qp_transport_options_init). Strings in the struct are borrowed for the

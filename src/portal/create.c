@@ -4,6 +4,7 @@
  * and punch a path on that socket, then hand the very same socket to the
  * portal, which runs QUIC with the peer's published fingerprint pinned.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,7 @@
 #include "portal/options.h"
 #include "portal/portal_internal.h"
 #include "portal/recover.h"
+#include "portal/relay.h"
 #include "rendezvous/rdv.h"
 #include "traversal/traversal.h"
 #include "stun/stun_msg.h"
@@ -87,7 +89,7 @@ static int validate(const qp_traverse_options *o, qp_portal_t **out) {
   if (o->stun_server_count > 0 && o->stun_servers == NULL)
     return err_fail(QP_ERR_INVALID, "stun_server_count is %zu but stun_servers is NULL",
                    o->stun_server_count);
-  return 0;
+  return turn_opts_validate(o);
 }
 
 static int open_store(const qp_traverse_options *o, const char *session, rdv_t **out) {
@@ -125,6 +127,10 @@ static void fill_handoff(portal_handoff_t *h, const qp_traverse_options *o,
     h->early_from[i] = res->early_from[i];
   }
   h->early_count = res->early_count < 8 ? res->early_count : 8;
+  h->path_kind = res->path_kind;
+  snprintf(h->path_desc, sizeof(h->path_desc), "%s", res->path_desc);
+  h->turn = res->turn; /* the portal owns it now */
+  res->turn = NULL;
 }
 
 static bool has_secret(const qp_traverse_options *o) {
@@ -159,6 +165,15 @@ static int traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p
     if (names[i].rc != 0)
       QP_LOG_INFO("STUN server %s skipped: %s", names[i].text, names[i].message);
   }
+  turn_config turn[QP_MAX_TURN_SERVERS];
+  size_t nturn = 0;
+  rc = turn_opts_build(o, sock->family == AF_INET6 ? AF_UNSPEC : AF_INET, budget,
+                       turn, &nturn);
+  if (rc != 0) {
+    rdv_close(rdv);
+    rdv_seal_wipe(&seal);
+    return rc;
+  }
   int spent_ms = (int)((clock_now_ns() - t0) / CLOCK_NS_PER_MS);
   trav_config_t cfg = {
       .is_server = is_server,
@@ -171,9 +186,13 @@ static int traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p
       .hard_nat_probe_rate = o->hard_nat_probe_rate,
       .hard_nat_max_probes = o->hard_nat_max_probes,
       .seal = has_secret(o) ? &seal : NULL,
+      .turn = turn,
+      .turn_count = nturn,
+      .relay_policy = o->relay,
   };
   memcpy(cfg.fingerprint, portal_fingerprint(p), sizeof(cfg.fingerprint));
   rc = trav_run(sock, rdv, &cfg, o->cancel, o->cancel_user, res);
+  gnutls_memset(turn, 0, sizeof(turn)); /* passwords */
   rdv_close(rdv);
   rdv_seal_wipe(&seal);
   return rc;
@@ -202,6 +221,8 @@ static int create(const qp_traverse_options *o, bool is_server, qp_portal_t **ou
   }
   QP_LOG_INFO("%s: path found: %s", is_server ? "create_server" : "create_client",
               res.summary);
+  QP_LOG_INFO("%s: path: %s", is_server ? "create_server" : "create_client",
+              res.path_desc);
   if (res.sock_is_extra) {
     /* The birthday technique won on one of traversal's extra sockets: QUIC
      * runs there, and ours is no longer needed. */

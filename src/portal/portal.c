@@ -26,6 +26,7 @@
 #include "portal/options.h"
 #include "portal/portal_internal.h"
 #include "portal/recover.h"
+#include "portal/relay.h"
 #include "tls/tls_identity.h"
 #include "transport/transport.h"
 #include "traversal/traversal.h"
@@ -34,6 +35,9 @@
 /* Default linger of close(): long enough for a 10 MB send window to drain
  * over a slow path, short enough that a dead peer does not hang the caller. */
 #define PORTAL_DEFAULT_LINGER_MS 5000
+/* A relayed path lowers the QUIC datagram size by the ChannelData header,
+ * but never below QUIC's 1200 (RFC 9000 section 14). */
+#define MIN_RELAYED_PAYLOAD (1200 + TURN_CHANNEL_HEADER_SIZE)
 
 /* The I/O thread re-checks its state at least this often (ns). */
 #define PORTAL_MAX_SLEEP_NS CLOCK_NS_PER_S
@@ -93,6 +97,13 @@ struct qp_portal {
 
   /* qp_create_* portals: a new path when this one dies (recover.c). */
   portal_recovery_t *recovery;
+
+  /* The path traversal found (qp_portal_path) and, when it runs through
+   * our TURN allocation, the wrapper that carries it (relay.h). */
+  int path_kind;
+  char path_desc[QP_PATH_DESC_SIZE];
+  uint64_t path_ns;
+  portal_relay_t *relay;
 };
 
 /* The portal's lock. Log lines written while holding it reach the user's
@@ -151,6 +162,7 @@ void qp_portal_destroy(qp_portal_t *p) {
   if (p->stun_ctx_free)
     p->stun_ctx_free(p->stun_ctx);
   recover_destroy(p->recovery);
+  portal_relay_destroy(p->relay);
   tls_identity_destroy(p->identity);
   pthread_cond_destroy(&p->cond);
   pthread_mutex_destroy(&p->lock);
@@ -235,6 +247,8 @@ static void wake_all(qp_portal_t *p) {
 static int send_datagrams(void *ctx, const udp_addr_t *to, const uint8_t *buf,
                           size_t len, size_t segment_size) {
   qp_portal_t *p = ctx;
+  if (portal_relay_carries(p->relay, to))
+    return portal_relay_send(p->relay, &p->sock, to, buf, len, segment_size);
   return udp_send(&p->sock, to, buf, len, segment_size);
 }
 
@@ -266,10 +280,31 @@ static void answer_stun(qp_portal_t *p, const udp_datagram_t *d) {
                                      sizeof(resp))
                         : 0;
   if (n > 0)
-    udp_send(&p->sock, &d->from, resp, n, 0);
+    send_datagrams(p, &d->from, resp, n, 0); /* through the relay, maybe */
+}
+
+/* A TURN allocation that failed (relay lost) ends the portal as a socket
+ * error would. */
+static void relay_failed(qp_portal_t *p, int rc) {
+  if (p->io_err != 0)
+    return;
+  p->io_err = rc;
+  snprintf(p->io_msg, sizeof(p->io_msg), "%s", qp_last_error());
 }
 
 static void on_datagram(qp_portal_t *p, const udp_datagram_t *d) {
+  if (portal_relay_owns(p->relay, &d->from)) {
+    /* From the TURN server (RFC 9443: by the source address first): its
+     * answers, or the peer's datagrams (ChannelData 0x40-0x4F, or a Data
+     * indication), which go on with the peer as their source. */
+    udp_datagram_t inner;
+    int rc = portal_relay_receive(p->relay, d, &inner, clock_now_ns());
+    if (rc < 0)
+      relay_failed(p, rc);
+    else if (rc == 1)
+      on_datagram(p, &inner);
+    return;
+  }
   p->datagrams_in++;
   if (udp_classify(d->data, d->len) != UDP_KIND_QUIC) {
     answer_stun(p, d);
@@ -286,21 +321,25 @@ static bool socket_lent(const qp_portal_t *p) {
   return p->recovery && recover_owns_socket(p->recovery);
 }
 
-static void read_socket(qp_portal_t *p) {
+/* Returns how many datagrams were handled (0 also on a socket error). */
+static int read_socket(qp_portal_t *p) {
   if (socket_lent(p))
-    return; /* traversal reads it while it looks for a new path */
+    return 0; /* traversal reads it while it looks for a new path */
+  int total = 0;
   for (int i = 0; i < PORTAL_MAX_READ_BATCHES; i++) {
     int n = udp_recv(&p->sock, p->batch);
     if (n < 0) {
       p->io_err = n;
       snprintf(p->io_msg, sizeof(p->io_msg), "%s", qp_last_error());
-      return;
+      return total;
     }
     for (int k = 0; k < n; k++)
       on_datagram(p, &p->batch->dgrams[k]);
+    total += n;
     if (n < UDP_RECV_BATCH)
-      return;
+      return total;
   }
+  return total;
 }
 
 /* A server transport that failed (a forged Initial, a stranger whose
@@ -364,7 +403,12 @@ static void io_wait(qp_portal_t *p, uint64_t deadline, bool with_socket) {
  * write, and tell waiters. Called with the lock held, by the I/O thread or by
  * the receiver driving the socket. */
 static void io_round(qp_portal_t *p) {
-  read_socket(p);
+  int got = read_socket(p);
+  if (p->relay && clock_now_ns() >= portal_relay_deadline(p->relay)) {
+    int rc = portal_relay_timer(p->relay, &p->sock, clock_now_ns());
+    if (rc != 0)
+      relay_failed(p, rc);
+  }
   if (p->tr && clock_now_ns() >= transport_expiry(p->tr))
     transport_handle_expiry(p->tr, clock_now_ns());
   flush_locked(p);
@@ -372,7 +416,13 @@ static void io_round(qp_portal_t *p) {
   if (p->recovery && p->tr && p->phase == PHASE_CONNECTED)
     recover_poll(p->recovery, p, p->tr, qp_now_ns());
   pthread_cond_broadcast(&p->cond);
-  if (p->recv_driver) /* it may sleep on a socket this round just drained */
+  /* The driver may sleep on a socket this round just drained, or miss the
+   * end of the connection. Only then wake it: a wake-up for nothing makes
+   * it wake this thread in turn (unacknowledged data), and the two would
+   * hand the lock back and forth for a whole round trip, starving both. */
+  if (p->recv_driver &&
+      (got > 0 || p->io_err != 0 || p->tr == NULL ||
+       transport_state(p->tr) == TRANSPORT_CLOSED))
     wake_fd(p->driver_wake_fd);
 }
 
@@ -383,6 +433,8 @@ static void *io_thread(void *arg) {
     uint64_t deadline = p->tr ? transport_expiry(p->tr) : UINT64_MAX;
     if (p->recovery && p->tr)
       deadline = recover_wake_at(p->recovery, p->tr, deadline);
+    if (portal_relay_deadline(p->relay) < deadline)
+      deadline = portal_relay_deadline(p->relay);
     p->io_deadline = deadline;
     bool with_socket = !p->recv_driver && !socket_lent(p);
     p->io_polls_socket = with_socket;
@@ -655,6 +707,19 @@ static void adopt_handoff(qp_portal_t *p, portal_handoff_t *h) {
   p->stun_ctx = h->stun_ctx;
   p->stun_ctx_free = h->stun_ctx_free;
   h->stun_ctx_free = NULL;
+  p->path_kind = h->path_kind;
+  snprintf(p->path_desc, sizeof(p->path_desc), "%s", h->path_desc);
+  p->path_ns = clock_now_ns();
+  portal_relay_destroy(p->relay);
+  p->relay = NULL;
+  if (h->turn != NULL) {
+    p->relay = portal_relay_create(h->turn, &h->peer);
+    h->turn = NULL;
+    /* The ChannelData header rides in front of each packet: keep the
+     * datagram at the configured size (not below QUIC's 1200). */
+    if (p->cfg.opts.max_udp_payload >= MIN_RELAYED_PAYLOAD)
+      p->cfg.opts.max_udp_payload -= TURN_CHANNEL_HEADER_SIZE;
+  }
 }
 
 /* QUIC datagrams that arrived while traversal still owned the socket. */
@@ -682,6 +747,8 @@ int portal_start_on_socket(qp_portal_t *p, portal_handoff_t *h, int timeout_ms) 
     if (h->stun_ctx_free)
       h->stun_ctx_free(h->stun_ctx);
     h->stun_ctx_free = NULL;
+    free(h->turn);
+    h->turn = NULL;
     unclaim(p);
     return rc;
   }
@@ -913,6 +980,8 @@ int qp_portal_close(qp_portal_t *p, int linger_ms) {
     transport_close(p->tr);
     flush_locked(p);
   }
+  /* After the CONNECTION_CLOSE, which went through the relay. */
+  portal_relay_close(p->relay, &p->sock, clock_now_ns());
   p->phase = PHASE_CLOSED;
   wake_all(p);
   portal_unlock(p);
@@ -977,6 +1046,21 @@ int qp_portal_peer_address(const qp_portal_t *cp, char *ip, size_t ip_size,
   return 0;
 }
 
+int qp_portal_path(const qp_portal_t *cp, char *desc, size_t desc_size,
+                   uint64_t *changed_ns) {
+  if (cp == NULL || (desc == NULL && desc_size > 0))
+    return err_fail(QP_ERR_INVALID, "qp_portal_path: NULL argument");
+  qp_portal_t *p = (qp_portal_t *)cp;
+  portal_lock(p);
+  int kind = p->path_kind;
+  if (desc_size > 0)
+    snprintf(desc, desc_size, "%s", kind ? p->path_desc : "none");
+  if (changed_ns != NULL)
+    *changed_ns = p->path_ns;
+  portal_unlock(p);
+  return kind;
+}
+
 uint16_t qp_portal_local_port(const qp_portal_t *cp) {
   if (cp == NULL)
     return 0;
@@ -1015,6 +1099,16 @@ int portal_recovery_adopt(qp_portal_t *p, trav_result_t *res) {
   p->stun_ctx_free = res->responder ? free_responder : NULL;
   res->responder = NULL;
   p->peer = res->peer;
+  p->path_kind = res->path_kind;
+  snprintf(p->path_desc, sizeof(p->path_desc), "%s", res->path_desc);
+  p->path_ns = qp_now_ns();
+  QP_LOG_INFO("path: %s", p->path_desc);
+  if (res->turn != NULL) { /* the new path runs through a new allocation */
+    portal_relay_close(p->relay, &p->sock, qp_now_ns());
+    portal_relay_destroy(p->relay);
+    p->relay = portal_relay_create(res->turn, &res->peer);
+    res->turn = NULL;
+  }
   int rc = 0;
   if (p->tr && !p->cfg.is_server)
     rc = transport_migrate(p->tr, &res->peer, qp_now_ns());

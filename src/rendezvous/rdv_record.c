@@ -21,7 +21,8 @@
 #define RECORD_TIME_MAX ((UINT64_C(1) << 53) - 1)
 
 static const char *const role_names[] = {"server", "client"};
-static const char *const cand_names[] = {"host", "srflx", "prflx", "predicted"};
+static const char *const cand_names[] = {"host", "srflx", "prflx", "predicted",
+                                         "relay"};
 #define ROLE_COUNT (sizeof(role_names) / sizeof(role_names[0]))
 #define CAND_COUNT (sizeof(cand_names) / sizeof(cand_names[0]))
 

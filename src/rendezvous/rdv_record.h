@@ -58,6 +58,7 @@ typedef enum rdv_cand_type {
   RDV_CAND_SRFLX = 1,
   RDV_CAND_PRFLX = 2,
   RDV_CAND_PREDICTED = 3,
+  RDV_CAND_RELAY = 4, /* a TURN relayed address (RFC 8445 "relay") */
 } rdv_cand_type;
 
 typedef struct rdv_candidate {

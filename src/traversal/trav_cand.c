@@ -40,6 +40,9 @@ uint32_t trav_cand_priority(rdv_cand_type type, uint16_t local_pref) {
   case RDV_CAND_PREDICTED:
     type_pref = TRAV_PREF_PREDICTED;
     break;
+  case RDV_CAND_RELAY:
+    type_pref = TRAV_PREF_RELAY;
+    break;
   }
   return (type_pref << 24) | ((uint32_t)local_pref << 8) | (256u - TRAV_COMPONENT_ID);
 }

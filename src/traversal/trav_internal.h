@@ -132,6 +132,18 @@
 #define TRAV_PREF_PRFLX 110
 #define TRAV_PREF_SRFLX 100
 #define TRAV_PREF_PREDICTED 90
+#define TRAV_PREF_RELAY 0
+
+/* TURN (trav_relay.c). Allocations of one agent: the configured servers
+ * (QP_MAX_TURN_SERVERS). Each is a virtual socket for the check machinery:
+ * index TRAV_RELAY_SOCK_BASE + k, sending through socket 0 to the TURN
+ * server. */
+#define TRAV_MAX_RELAYS 8
+#define TRAV_RELAY_SOCK_BASE 4096
+/* Once one allocation succeeded, the others get this much longer during
+ * gathering (as TRAV_STUN_GRACE_MS for STUN): a dead TURN server next to a
+ * live one costs at most this. Late ones go on in the background. */
+#define TRAV_RELAY_GATHER_GRACE_MS 100
 
 /* ---- state ------------------------------------------------------------- */
 
@@ -307,6 +319,7 @@ typedef struct trav_agent {
   char rec_why[256];
   uint32_t records_refused;
   uint32_t records_unopened; /* sealed records that did not open */
+  struct trav_relay *relay; /* TURN allocations (trav_relay.c), or NULL */
   trav_counters_t n;
 } trav_agent_t;
 
@@ -473,6 +486,57 @@ void trav_hard_keep_only(trav_agent_t *a, size_t keep);
 void trav_hard_cleanup(trav_agent_t *a);
 /* "; birthday: 256 sockets, 731 probes, 1 hit" for the summary. */
 void trav_hard_describe(const trav_agent_t *a, char *buf, size_t size);
+
+/* ---- trav_relay.c ------------------------------------------------------ */
+
+/* The socket of index s: a real one, or a relay's virtual socket (fd -1,
+ * local = the relayed address). */
+udp_socket_t *trav_sock(const trav_agent_t *a, size_t s);
+/* Is s a relay's virtual socket? */
+bool trav_sock_is_relay(size_t s);
+/* Send len bytes to `to` from socket s: directly, or wrapped for the TURN
+ * server when s is a relay's (Send indication or ChannelData). */
+int trav_send(trav_agent_t *a, size_t s, const udp_addr_t *to,
+              const uint8_t *buf, size_t len);
+/* Start an allocation on every configured TURN server (policy allowing). */
+int trav_relay_start(trav_agent_t *a, int64_t now_ms, int64_t until_ms);
+/* Gathering: true while an allocation is still worth waiting for. */
+bool trav_relay_gathering(const trav_agent_t *a, int64_t now_ms);
+/* Send what the TURN clients have due; returns the next time (ms) they
+ * need a call, or INT64_MAX. */
+int64_t trav_relay_poll(trav_agent_t *a, int64_t now_ms);
+/* After gathering: relayed candidates into the table; with the "only"
+ * policy the others go, and no allocation at all is QP_ERR_RELAY. */
+int trav_relay_gather_finish(trav_agent_t *a);
+/* A datagram on socket s: when it came from a TURN server, handle it
+ * (relayed data goes to dispatch with the peer as its source, on the
+ * relay's virtual socket) and return true. */
+bool trav_relay_on_datagram(trav_agent_t *a, size_t s, const udp_datagram_t *d,
+                            void (*dispatch)(trav_agent_t *, size_t,
+                                             const udp_datagram_t *));
+/* A remote candidate: permission on every allocation and a pair through
+ * each. */
+void trav_relay_on_remote(trav_agent_t *a, const udp_addr_t *addr,
+                          rdv_cand_type type, uint32_t priority,
+                          int64_t now_ms);
+/* May a direct pair (socket 0) to a candidate of this type be checked? */
+bool trav_relay_direct_allowed(const trav_agent_t *a, rdv_cand_type type);
+/* Controlling side: pair i validated. True when it is relayed and its
+ * nomination waits for the grace (QP_RELAY_GRACE_MS) of a direct pair. */
+bool trav_relay_hold(trav_agent_t *a, int i, int64_t now_ms);
+/* The held relayed pair to nominate now (grace over), or -1; *due_ms gets
+ * the end of a running grace (else INT64_MAX). */
+int trav_relay_grace_due(trav_agent_t *a, int64_t now_ms, int64_t *due_ms);
+/* Success: the path's kind and description into out, the winner's
+ * allocation handed over (channel bound), the others deallocated. */
+void trav_relay_finish(trav_agent_t *a, trav_result_t *out);
+/* Why no TURN server gave an allocation (their messages), or NULL when one
+ * did or none was configured. */
+const char *trav_relay_failure(const trav_agent_t *a);
+/* "; TURN: ..." (allocations and failures) for the summary and errors. */
+void trav_relay_describe(const trav_agent_t *a, char *buf, size_t size);
+/* Deallocate what is left and free everything. */
+void trav_relay_cleanup(trav_agent_t *a);
 
 /* ---- trav_responder.c -------------------------------------------------- */
 

@@ -31,15 +31,16 @@ int trav_pair_add(trav_agent_t *a, size_t sock_index, const udp_addr_t *remote,
                   rdv_cand_type type, uint32_t remote_priority,
                   int64_t now_ms) {
   udp_addr_t to;
-  if (sock_index >= a->sock_count ||
-      !trav_addr_for_family(remote, a->socks[sock_index]->family, &to))
+  if ((sock_index >= a->sock_count && !trav_sock_is_relay(sock_index)) ||
+      !trav_addr_for_family(remote, trav_sock(a, sock_index)->family, &to))
     return -1;
   int found = trav_pair_find(a, sock_index, &to);
   if (found >= 0)
     return found;
   if (a->pair_count >= TRAV_MAX_PAIRS)
     return -1;
-  uint32_t local = trav_cand_priority(RDV_CAND_HOST, 65535);
+  uint32_t local = trav_cand_priority(
+      trav_sock_is_relay(sock_index) ? RDV_CAND_RELAY : RDV_CAND_HOST, 65535);
   trav_pair_t *p = &a->pairs[a->pair_count];
   *p = (trav_pair_t){
       .sock_index = sock_index,
@@ -102,7 +103,7 @@ int trav_pair_send(trav_agent_t *a, int i, int64_t now_ms) {
   p->next_send_ms = now_ms + TRAV_CHECK_RTO_MS;
   if (p->state == TRAV_PAIR_WAITING)
     p->state = TRAV_PAIR_IN_PROGRESS;
-  if (udp_send(a->socks[p->sock_index], &p->remote, buf, len, len) != 0) {
+  if (trav_send(a, p->sock_index, &p->remote, buf, len) != 0) {
     snprintf(p->send_error, sizeof(p->send_error), "%s", qp_last_error());
     p->state = TRAV_PAIR_FAILED;
   } else if (p->checks_sent >= TRAV_MAX_CHECKS_PER_PAIR &&
@@ -141,8 +142,7 @@ void trav_pair_maybe_selected(trav_agent_t *a, int i) {
       p->state != TRAV_PAIR_SUCCEEDED)
     return;
   if (a->held_pair == i && a->held_len > 0) {
-    udp_send(a->socks[p->sock_index], &p->remote, a->held_answer, a->held_len,
-             a->held_len);
+    trav_send(a, p->sock_index, &p->remote, a->held_answer, a->held_len);
     a->n.answered++;
     a->held_len = 0;
   }
@@ -190,9 +190,11 @@ void trav_pairs_from_record(trav_agent_t *a, const rdv_record *rec,
       a->n.bad_candidates++;
       continue;
     }
-    /* Socket 0 only: the birthday technique's extra sockets get a pair
-     * when a probe of the peer reaches them (trav_hard.c). */
-    trav_pair_add(a, 0, &addr, c->type, c->priority, now_ms);
+    /* Socket 0 and the relays: the birthday technique's extra sockets get
+     * a pair when a probe of the peer reaches them (trav_hard.c). */
+    if (trav_relay_direct_allowed(a, c->type))
+      trav_pair_add(a, 0, &addr, c->type, c->priority, now_ms);
+    trav_relay_on_remote(a, &addr, c->type, c->priority, now_ms);
   }
 }
 
@@ -237,7 +239,7 @@ void trav_pairs_describe(const trav_agent_t *a, char *buf, size_t size,
     bool won = a->done && (int)i == a->winner_pair;
     snprintf(buf + used, size - used, "%s%s -> %s %s (%s%s%s)",
              used ? sep : "",
-             udp_addr_to_string(&a->socks[p->sock_index]->local, l, sizeof(l)),
+             udp_addr_to_string(&trav_sock(a, p->sock_index)->local, l, sizeof(l)),
              udp_addr_to_string(&p->remote, r, sizeof(r)),
              rdv_cand_type_to_string(p->remote_type), won ? "nominated; " : "",
              p->birthday ? "birthday; " : "",

@@ -79,7 +79,7 @@ static void on_request(trav_agent_t *a, size_t s, const stun_msg *msg,
   case TRAV_REQ_ROLE_CONFLICT:
     a->n.role_conflicts++;
     if (len > 0)
-      udp_send(a->socks[s], from, resp, len, len);
+      trav_send(a, s, from, resp, len);
     return;
   case TRAV_REQ_ANSWERED:
     break;
@@ -91,7 +91,7 @@ static void on_request(trav_agent_t *a, size_t s, const stun_msg *msg,
   if (!a->controlling && msg->use_candidate && msg->has_ice_controlling &&
       trav_pair_nominated_by_peer(a, i, resp, len, now_ms))
     return;
-  udp_send(a->socks[s], from, resp, len, len);
+  trav_send(a, s, from, resp, len);
   a->n.answered++;
   a->peer_alive_ms = now_ms; /* an authenticated check: the peer runs */
 }
@@ -155,13 +155,16 @@ static void on_response(trav_agent_t *a, size_t s, const stun_msg *msg,
   if (p->nominate) { /* the answer to our USE-CANDIDATE check */
     a->done = true;
     a->winner = p->remote;
-  } else if (a->winner_pair < 0) {
+  } else if (a->winner_pair < 0 && !trav_relay_hold(a, i, now_ms)) {
     nominate(a, i, now_ms);
   }
 }
 
 static void dispatch(trav_agent_t *a, size_t s, const udp_datagram_t *d) {
   int64_t now_ms = rdv_now_ms();
+  /* TURN answers and relayed data (RFC 9443: by the source address first) */
+  if (trav_relay_on_datagram(a, s, d, dispatch))
+    return;
   if (udp_classify(d->data, d->len) != UDP_KIND_STUN) {
     stash(a, d);
     return;
@@ -240,19 +243,24 @@ static int gather(trav_agent_t *a) {
   int64_t now = rdv_now_ms();
   int budget = a->cfg->punch_timeout_ms / 3;
   int64_t until = now + (budget < TRAV_GATHER_MAX_MS ? budget : TRAV_GATHER_MAX_MS);
-  if ((rc = trav_gather_start(a, now, until)) != 0)
+  if ((rc = trav_gather_start(a, now, until)) != 0 ||
+      (rc = trav_relay_start(a, now, until)) != 0)
     return rc;
-  while (a->gathering && rc == 0) {
+  while (rc == 0) {
     now = rdv_now_ms();
     if (cancelled(a))
       return interrupted();
-    int64_t next = trav_gather_on_timer(a, now);
-    if (next < 0 || now >= until)
+    int64_t next = a->gathering ? trav_gather_on_timer(a, now) : -1;
+    int64_t relay_next = trav_relay_poll(a, now);
+    bool relay = trav_relay_gathering(a, now);
+    if ((next < 0 && !relay) || now >= until)
       break;
+    if (next < 0 || (relay && relay_next < next))
+      next = relay ? relay_next : next;
     rc = service(a, min64(next, until) - now);
   }
   trav_gather_finish(a);
-  return rc;
+  return rc != 0 ? rc : trav_relay_gather_finish(a);
 }
 
 static void schedule_poll(trav_agent_t *a, int64_t now_ms) {
@@ -314,6 +322,12 @@ static int meet(trav_agent_t *a) {
     }
     send_due(a, now);
     int64_t spray_due = trav_hard_send(a, now);
+    int64_t relay_due, grace_due;
+    int held = trav_relay_grace_due(a, now, &grace_due);
+    if (held >= 0)
+      nominate(a, held, now);
+    relay_due = min64(trav_relay_poll(a, now), grace_due);
+    spray_due = min64(spray_due, relay_due);
     if ((rc = service(a, next_wake(a, spray_due) - now)) != 0)
       return rc;
   }
@@ -370,7 +384,7 @@ static void build_summary(const trav_agent_t *a, char *buf, size_t size) {
   if (a->done) {
     char l[UDP_ADDRSTRLEN], r[UDP_ADDRSTRLEN], line[2 * UDP_ADDRSTRLEN + 16];
     snprintf(line, sizeof(line), "%s -> %s",
-             udp_addr_to_string(&a->socks[a->winner_sock]->local, l, sizeof(l)),
+             udp_addr_to_string(&trav_sock(a, a->winner_sock)->local, l, sizeof(l)),
              udp_addr_to_string(&a->winner, r, sizeof(r)));
     append(buf, size, buf[0] ? "\nwinner: " : "winner: ");
     append(buf, size, line);
@@ -380,6 +394,7 @@ static void build_summary(const trav_agent_t *a, char *buf, size_t size) {
     append(buf, size, a->stun_note);
   }
   trav_hard_describe(a, buf, size);
+  trav_relay_describe(a, buf, size);
   describe_ignored(a, buf, size);
   ellipsize(buf, size);
 }
@@ -428,8 +443,12 @@ static int timed_out(trav_agent_t *a) {
                      a->peer_nat.ports == TRAV_PORTS_SEQUENTIAL
                  ? " and port prediction found no path"
                  : "");
-  return err_fail(QP_ERR_PUNCH, "Failed to punch NAT within %d ms:%s %s %zu "
-                 "pair%s: %s%s", ms, hard, hard[0] ? "Tried" : "tried",
+  /* Why no relay helped comes first: the message is bounded. */
+  const char *turn = trav_relay_failure(a);
+  return err_fail(QP_ERR_PUNCH, "Failed to punch NAT within %d ms:%s%s%s%s %s "
+                 "%zu pair%s: %s%s", ms, turn ? " no TURN relay (" : "",
+                 turn ? turn : "", turn ? ")." : "", hard,
+                 hard[0] ? "Tried" : "tried",
                  a->pair_count,
                  a->pair_count == 1 ? "" : "s",
                  a->pair_count ? pairs : "(the peer's record had no usable "
@@ -445,17 +464,21 @@ static int finish(trav_agent_t *a, trav_result_t *out) {
   out->waited_ms = a->adopted_ms - a->start_ms;
   memcpy(out->peer_fingerprint, a->peer_fp, sizeof(out->peer_fingerprint));
   build_summary(a, out->summary, sizeof(out->summary));
-  /* The winner's socket goes to the caller; an extra one changes hands. */
-  udp_socket_t *won = a->socks[a->winner_sock];
+  trav_relay_finish(a, out);
+  if (out->path_kind == QP_PATH_NONE)
+    return err_fail(QP_ERR_NOMEM, "out of memory for the TURN client");
+  /* The winner's socket goes to the caller; an extra one changes hands. A
+   * relay's runs on socket 0. */
+  size_t ws = trav_sock_is_relay(a->winner_sock) ? 0 : a->winner_sock;
+  udp_socket_t *won = a->socks[ws];
   out->sock = *won;
-  out->sock_is_extra = a->winner_sock != 0;
+  out->sock_is_extra = ws != 0;
   if (out->sock_is_extra)
     won->fd = -1;
   trav_peer_unpublish(a);
-  char peer[UDP_ADDRSTRLEN];
-  QP_LOG_INFO("traversal: %s validated peer %s in %lld ms",
-              trav_own_key(a), udp_addr_to_string(&a->winner, peer, sizeof(peer)),
-              (long long)(rdv_now_ms() - a->start_ms));
+  QP_LOG_INFO("traversal: %s validated a path in %lld ms: %s",
+              trav_own_key(a), (long long)(rdv_now_ms() - a->start_ms),
+              out->path_desc);
   return 0;
 }
 
@@ -544,6 +567,7 @@ int trav_run(udp_socket_t *sock, rdv_t *rdv, const trav_config_t *cfg,
     memcpy(out->summary, summary, sizeof(summary));
   }
   trav_hard_cleanup(a);
+  trav_relay_cleanup(a);
   free(a->stun);
   free(a->batch);
   gnutls_memset(a, 0, sizeof(*a)); /* holds both pwds */
@@ -555,6 +579,7 @@ void trav_result_cleanup(trav_result_t *r) {
   if (r == NULL)
     return;
   trav_responder_destroy(r->responder);
+  free(r->turn);
   for (size_t i = 0; i < r->early_count && i < TRAV_EARLY_MAX; i++)
     free(r->early[i]);
   if (r->sock_is_extra)

@@ -54,6 +54,12 @@ typedef struct trav_config {
                               default 4000, at most 100000 */
   int hard_nat_max_probes; /* probes per run at most: default 8192 (4 rounds
                               of 2048), at most 131072 */
+  /* TURN relays (trav_relay.c, docs/internals/turn.md): one allocation per
+   * entry, resolved and with credentials filled by the caller (server in
+   * any family: it is mapped to the socket's). At most TRAV_MAX_RELAYS. */
+  const struct turn_config *turn;
+  size_t turn_count;
+  int relay_policy; /* QP_RELAY_AUTO / _NEVER / _ONLY */
 } trav_config_t;
 
 /* Our ufrag/pwd and the peer's ufrag, to keep answering checks after QUIC
@@ -83,6 +89,14 @@ typedef struct trav_result {
   /* ms from the start until the peer's record was (last) adopted: the time
    * spent waiting for the peer, which punch_timeout_ms does not cover. */
   int64_t waited_ms;
+  /* The path: a qp_path_kind and its description (qp_portal_path). */
+  int path_kind;
+  char path_desc[160];
+  /* When the path runs through our own TURN allocation: its client
+   * (malloc'ed, owned: take it by setting this to NULL; trav_result_cleanup
+   * frees it without a Deallocate), with a channel bound to peer. QUIC must
+   * then send every packet for peer through it. NULL otherwise. */
+  struct turn_client *turn;
 } trav_result_t;
 
 /*

@@ -2,9 +2,14 @@
  * lab_peer: one side of a traversal test in the NAT lab, through the public
  * API only. The server echoes every message until the client closes; the
  * client sends 1 KiB and 10 MiB messages, checks the echoes byte for byte,
- * and closes. Both print one line "RESULT ok|fail <ms-to-connect> <detail>".
+ * and closes. Both print one line "RESULT ok|fail <ms-to-connect> <detail>",
+ * and once connected a line "PATH <kind> <description>" (qp_portal_path);
+ * the client also "BULK <ms>" for the 10 MiB echo.
  *
  *   lab_peer server|client RENDEZVOUS_URL SESSION STUN_HOST:PORT TIMEOUT_MS
+ *
+ * TURN (issue 10) from the environment: QP_LAB_TURN="U:P@HOST:PORT",
+ * QP_LAB_TURN_SECRET="SECRET@HOST:PORT", QP_LAB_RELAY=auto|never|only.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +80,16 @@ int main(int argc, char **argv) {
   o.stun_servers = stun;
   o.stun_server_count = strcmp(argv[4], "-") ? 1 : 0;
   o.punch_timeout_ms = atoi(argv[5]);
+  const char *turn[1] = {getenv("QP_LAB_TURN")};
+  const char *turn_secret[1] = {getenv("QP_LAB_TURN_SECRET")};
+  const char *relay = getenv("QP_LAB_RELAY");
+  o.turn_servers = turn;
+  o.turn_server_count = turn[0] && turn[0][0] ? 1 : 0;
+  o.turn_secret_servers = turn_secret;
+  o.turn_secret_server_count = turn_secret[0] && turn_secret[0][0] ? 1 : 0;
+  o.relay = relay == NULL || !strcmp(relay, "auto") ? QP_RELAY_AUTO
+            : !strcmp(relay, "never")               ? QP_RELAY_NEVER
+                                                    : QP_RELAY_ONLY;
   double t0 = now_ms();
   qp_portal_t *p = NULL;
   int rc = server ? qp_create_server(&o, &p) : qp_create_client(&o, &p);
@@ -83,10 +98,18 @@ int main(int argc, char **argv) {
     printf("RESULT fail %.0f %s: %s\n", connect_ms, qp_err_name(rc), qp_last_error());
     return 1;
   }
+  char path[QP_PATH_DESC_SIZE];
+  int kind = qp_portal_path(p, path, sizeof(path), NULL);
+  printf("PATH %d %s\n", kind, path);
+  fflush(stdout);
+  double t1 = 0;
   if (server)
     rc = echo_loop(p);
-  else if ((rc = check_echo(p, 1024, 1)) == QP_OK)
+  else if ((rc = check_echo(p, 1024, 1)) == QP_OK) {
+    t1 = now_ms();
     rc = check_echo(p, BIG_MESSAGE, 2);
+    printf("BULK %.0f\n", now_ms() - t1);
+  }
   if (rc == QP_OK)
     rc = qp_portal_close(p, 10000);
   if (rc == QP_OK)
