@@ -268,13 +268,12 @@ static void *recover_main(void *arg) {
   portal_recovery_t *r = arg;
   uint64_t t0 = clock_now_ns();
   uint64_t deadline = t0 + (uint64_t)r->timeout_ms * CLOCK_NS_PER_MS;
+  /* The peer must publish a new record before the idle timeout of its
+   * last packet ends: one that crashed never will. */
   portal_recovery_lock(r->portal);
   transport_t *tr = portal_recovery_transport(r->portal);
-  uint64_t stalled = tr ? transport_stalled_ns(tr, t0) : 0;
+  uint64_t peer_deadline = tr ? transport_idle_deadline(tr) : t0;
   portal_recovery_unlock(r->portal);
-  /* The peer's last sign of life was about when our acks stalled. */
-  uint64_t idle_ns = (uint64_t)(r->idle_secs * 1e9);
-  uint64_t peer_deadline = t0 - (stalled < idle_ns ? stalled : 0) + idle_ns;
   char story[RECOVER_STORY_MAX] = "";
   int rc = QP_ERR_TIMEOUT;
   bool peer_gone = false, new_path = false;

@@ -1039,6 +1039,8 @@ static uint64_t idle_deadline(const transport_t *t) {
   return t->last_rx_ns + (uint64_t)(t->cfg.opts.max_idle_timeout_secs * NGTCP2_SECONDS);
 }
 
+uint64_t transport_idle_deadline(const transport_t *t) { return idle_deadline(t); }
+
 uint64_t transport_expiry(transport_t *t) {
   if (t->state == TRANSPORT_CLOSED || timers_frozen(t))
     return UINT64_MAX;

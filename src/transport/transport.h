@@ -111,6 +111,9 @@ uint64_t transport_held_bytes(const transport_t *t);
 bool transport_path_dead(transport_t *t, uint64_t now);
 /* When the current stall becomes a dead path (UINT64_MAX: no stall). */
 uint64_t transport_path_dead_at(transport_t *t);
+/* The idle timeout's end: the peer's last packet + max_idle_timeout_secs
+ * (UINT64_MAX before the connection is established). */
+uint64_t transport_idle_deadline(const transport_t *t);
 /* How long acknowledgements have stalled (0: nothing waits for one). */
 uint64_t transport_stalled_ns(const transport_t *t, uint64_t now);
 
