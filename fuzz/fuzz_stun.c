@@ -8,10 +8,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "stun/stun_addr.h"
 #include "stun/stun_client.h"
 #include "stun/stun_msg.h"
 #include "stun/stun_server.h"
+#include "udp/udp.h"
 
 /* The RFC 5769 password: inputs mutated from the seed corpus keep valid
  * integrity often enough to reach the comparison. */
@@ -26,19 +26,26 @@ static void fuzz_codec(const uint8_t *data, size_t size) {
 
 static void fuzz_server(const uint8_t *data, size_t size) {
   stun_server_addrs addrs = {.count = STUN_SERVER_MAX_SLOTS};
-  stun_addr_parse("192.0.2.1:3478", 0, &addrs.slot[0]);
-  stun_addr_parse("192.0.2.1:3479", 0, &addrs.slot[1]);
-  stun_addr_parse("192.0.2.2:3478", 0, &addrs.slot[2]);
-  stun_addr_parse("192.0.2.2:3479", 0, &addrs.slot[3]);
-  struct sockaddr_storage from;
-  stun_addr_parse("[2001:db8::1]:40000", 0, &from);
+  udp_addr_parse("192.0.2.1:3478", 0, &addrs.slot[0]);
+  udp_addr_parse("192.0.2.1:3479", 0, &addrs.slot[1]);
+  udp_addr_parse("192.0.2.2:3478", 0, &addrs.slot[2]);
+  udp_addr_parse("192.0.2.2:3479", 0, &addrs.slot[3]);
+  udp_addr_t from;
+  udp_addr_parse("[2001:db8::1]:40000", 0, &from);
   uint8_t resp[STUN_SERVER_RESPONSE_MAX];
   stun_server_reply reply;
   int len = stun_server_handle(&addrs, size % 4, data, size, &from, resp,
                                sizeof(resp), &reply);
-  /* Whatever the server answers must itself parse. */
+  /* Whatever the server answers must itself parse, go back to the
+   * request's host, and be no larger than the request plus what the RFCs
+   * require (three IPv6 addresses, FINGERPRINT) or an error's ERROR-CODE
+   * and UNKNOWN-ATTRIBUTES. */
   stun_msg m;
   if (len > 0 && stun_msg_parse(resp, (size_t)len, &m) != 0)
+    __builtin_trap();
+  if (len > 0 && !udp_addr_same_ip(&reply.to, &from))
+    __builtin_trap();
+  if (len > 0 && (size_t)len > size + 3 * 24 + 8 + 48)
     __builtin_trap();
 }
 
@@ -47,8 +54,8 @@ static void fuzz_server(const uint8_t *data, size_t size) {
 static void fuzz_client(const uint8_t *data, size_t size) {
   stun_client c;
   stun_client_init(&c);
-  struct sockaddr_storage server;
-  stun_addr_parse("192.0.2.1:3478", 0, &server);
+  udp_addr_t server;
+  udp_addr_parse("192.0.2.1:3478", 0, &server);
   int txn = stun_client_start(&c, &server, 0, 0, 1000);
   if (txn < 0)
     return;

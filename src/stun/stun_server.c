@@ -8,8 +8,10 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "stun/stun_msg.h"
@@ -25,6 +27,30 @@
 /* Largest request we read: a Binding request with STUN_SERVER_MAX_PADDING
  * of PADDING and a few other attributes. */
 #define MAX_REQUEST_SIZE (512 + STUN_SERVER_MAX_PADDING)
+/* What an answer may add to the request it answers is what RFC 8489 and
+ * RFC 5780 require (required_growth): XOR-MAPPED-ADDRESS, RESPONSE-ORIGIN,
+ * OTHER-ADDRESS on a four-socket server (4 + 8 bytes each for IPv4, 4 + 20
+ * for IPv6) and FINGERPRINT (8), plus an error's ERROR-CODE and
+ * UNKNOWN-ATTRIBUTES. The optional MAPPED-ADDRESS (RFC 3489 clients) and
+ * SOFTWARE go in only when the request was large enough to pay for them,
+ * so the server is no amplifier for spoofed sources. */
+#define FINGERPRINT_SIZE 8
+/* ERROR-CODE with our longest reason ("Unknown Attribute") and
+ * UNKNOWN-ATTRIBUTES of STUN_MAX_UNKNOWN_ATTRS types. */
+#define ERROR_GROWTH (4 + 4 + 20 + 4 + 2 * STUN_MAX_UNKNOWN_ATTRS)
+/* Per-source rate limit (a token bucket per source IP, any port): a NAT
+ * behavior discovery sends a few dozen requests, retransmissions included;
+ * a flood from one address is cut to RATE_PER_SOURCE answers a second. */
+#define RATE_PER_SOURCE 50
+#define RATE_BURST 100
+/* Buckets, indexed by a keyed hash of the source IP; two sources sharing
+ * one share its budget (fails safe). */
+#define RATE_BUCKETS 1024
+
+typedef struct rate_bucket {
+  double tokens;
+  uint64_t last_ns;
+} rate_bucket;
 
 struct stun_server {
   stun_server_addrs addrs;
@@ -34,6 +60,9 @@ struct stun_server {
   pthread_t thread;
   bool thread_started;
   atomic_uint_least64_t requests_answered;
+  atomic_uint_least64_t requests_limited;
+  uint64_t hash_key; /* random: sources cannot aim at another's bucket */
+  rate_bucket buckets[RATE_BUCKETS];
 };
 
 /* ---- sans-I/O handler -------------------------------------------------- */
@@ -43,9 +72,25 @@ static int begin_response(stun_msg_writer *w, const stun_msg *req,
   return stun_msg_write_header(w, out, cap, req->method, cls, req->txid);
 }
 
-static int finish(stun_msg_writer *w) {
-  int rc = stun_msg_write_attr(w, STUN_ATTR_SOFTWARE, SERVER_SOFTWARE,
-                               strlen(SERVER_SOFTWARE));
+/* Bytes an attribute of len value bytes takes (header and padding). */
+static size_t attr_size(size_t len) { return 4 + ((len + 3) & ~(size_t)3); }
+
+static size_t addr_attr_size(const udp_addr_t *a) {
+  return attr_size(a->ss.ss_family == AF_INET6 ? 20 : 8);
+}
+
+static size_t required_growth(const stun_server_addrs *addrs,
+                              const udp_addr_t *from) {
+  size_t n = addrs->count == STUN_SERVER_MAX_SLOTS ? 3 : 2;
+  return n * addr_attr_size(from) + FINGERPRINT_SIZE;
+}
+
+/* SOFTWARE if it fits in budget bytes with FINGERPRINT, then FINGERPRINT. */
+static int finish(stun_msg_writer *w, size_t budget) {
+  int rc = 0;
+  if (w->len + attr_size(strlen(SERVER_SOFTWARE)) + FINGERPRINT_SIZE <= budget)
+    rc = stun_msg_write_attr(w, STUN_ATTR_SOFTWARE, SERVER_SOFTWARE,
+                             strlen(SERVER_SOFTWARE));
   if (rc == 0)
     rc = stun_msg_write_fingerprint(w);
   return rc < 0 ? rc : (int)w->len;
@@ -63,14 +108,14 @@ static int write_unknown(stun_msg_writer *w, const uint16_t *types, size_t n) {
 
 static int error_response(const stun_msg *req, int code, const char *reason,
                           const uint16_t *unknown, size_t n_unknown,
-                          uint8_t *out, size_t cap) {
+                          size_t budget, uint8_t *out, size_t cap) {
   stun_msg_writer w;
   int rc = begin_response(&w, req, STUN_CLASS_ERROR, out, cap);
   if (rc == 0)
     rc = stun_msg_write_error_code(&w, code, reason);
   if (rc == 0 && n_unknown)
     rc = write_unknown(&w, unknown, n_unknown);
-  return rc < 0 ? rc : finish(&w);
+  return rc < 0 ? rc : finish(&w, budget);
 }
 
 /* RFC 5780 section 6.1: the response goes out from the slot the
@@ -85,15 +130,20 @@ static int reply_slot_for(int local, uint32_t change) {
 }
 
 static int binding_success(const stun_server_addrs *addrs, int local, int reply,
-                           const stun_msg *req,
+                           const stun_msg *req, size_t budget,
                            const udp_addr_t *from, uint8_t *out,
                            size_t cap) {
   stun_msg_writer w;
   int rc = begin_response(&w, req, STUN_CLASS_SUCCESS, out, cap);
   if (rc == 0)
     rc = stun_msg_write_xor_address(&w, STUN_ATTR_XOR_MAPPED_ADDRESS, from);
-  /* MAPPED-ADDRESS too, for RFC 3489 clients and for ALG detection. */
-  if (rc == 0)
+  /* MAPPED-ADDRESS too, for RFC 3489 clients and for ALG detection, when
+   * the request was large enough to pay for it. */
+  size_t addr = addr_attr_size(from);
+  size_t rest = (addrs->count == STUN_SERVER_MAX_SLOTS ? 2 : 1) * addr +
+                FINGERPRINT_SIZE +
+                (req->padding_len ? attr_size(req->padding_len) : 0);
+  if (rc == 0 && w.len + addr + rest <= budget)
     rc = stun_msg_write_address(&w, STUN_ATTR_MAPPED_ADDRESS, from);
   if (rc == 0)
     rc = stun_msg_write_address(&w, STUN_ATTR_RESPONSE_ORIGIN,
@@ -102,14 +152,13 @@ static int binding_success(const stun_server_addrs *addrs, int local, int reply,
    * both IP and port from the one the request arrived on. */
   if (rc == 0 && addrs->count == STUN_SERVER_MAX_SLOTS)
     rc = stun_msg_write_address(&w, STUN_ATTR_OTHER_ADDRESS,
-                                &addrs->slot[local ^ (STUN_SERVER_SLOT_IP_BIT |
-                                                      STUN_SERVER_SLOT_PORT_BIT)]);
+                                &addrs->slot[local ^ 3]);
   /* PADDING is there to make the datagrams fragment; echoing the same
    * amount lets the client see whether fragments cross its NAT. */
   if (rc == 0 && req->padding_len &&
       req->padding_len <= STUN_SERVER_MAX_PADDING)
     rc = stun_msg_write_padding(&w, req->padding_len);
-  return rc < 0 ? rc : finish(&w);
+  return rc < 0 ? rc : finish(&w, budget);
 }
 
 int stun_server_handle(const stun_server_addrs *addrs, int local,
@@ -126,29 +175,34 @@ int stun_server_handle(const stun_server_addrs *addrs, int local,
     return 0;
   reply->slot = local;
   reply->to = *from;
+  size_t budget = len + required_growth(addrs, from);
+  size_t err_budget = len + ERROR_GROWTH + FINGERPRINT_SIZE;
   if (m.method != STUN_METHOD_BINDING)
     return error_response(&m, STUN_ERROR_BAD_REQUEST, "Bad Request", NULL, 0,
-                          out, cap);
+                          err_budget, out, cap);
   if (m.unknown_required_count)
     return error_response(&m, STUN_ERROR_UNKNOWN_ATTRIBUTE, "Unknown Attribute",
-                          m.unknown_required, m.unknown_required_count, out,
-                          cap);
+                          m.unknown_required, m.unknown_required_count,
+                          err_budget, out, cap);
   uint32_t change = m.has_change_request
                         ? m.change_request & (STUN_CHANGE_IP | STUN_CHANGE_PORT)
                         : 0;
   if (change && addrs->count != STUN_SERVER_MAX_SLOTS) {
     const uint16_t type = STUN_ATTR_CHANGE_REQUEST;
     return error_response(&m, STUN_ERROR_UNKNOWN_ATTRIBUTE, "Unknown Attribute",
-                          &type, 1, out, cap);
+                          &type, 1, err_budget, out, cap);
   }
   /* RFC 5780 section 6.1: with RESPONSE-PORT, the response goes to the
-   * request's source IP at that port. Port 0 cannot be a destination. */
+   * request's source IP at that port, never to another host. Port 0
+   * cannot be a destination. */
   if (m.has_response_port && m.response_port == 0)
     return 0;
   if (m.has_response_port)
     udp_addr_set_port(&reply->to, m.response_port);
   reply->slot = reply_slot_for(local, change);
-  return binding_success(addrs, local, reply->slot, &m, from, out, cap);
+  int n = binding_success(addrs, local, reply->slot, &m, budget, from, out, cap);
+  /* The bound holds by construction; a response that broke it is dropped. */
+  return n > 0 && (size_t)n > budget ? 0 : n;
 }
 
 /* ---- runner ------------------------------------------------------------ */
@@ -216,6 +270,40 @@ static int bind_all(stun_server_t *s, const udp_addr_t *primary,
   return rc;
 }
 
+/* FNV-1a over the source IP (not the port), keyed. */
+static size_t bucket_of(const stun_server_t *s, const udp_addr_t *from) {
+  const uint8_t *ip;
+  size_t n;
+  if (from->ss.ss_family == AF_INET6) {
+    ip = (const uint8_t *)&((const struct sockaddr_in6 *)&from->ss)->sin6_addr;
+    n = 16;
+  } else {
+    ip = (const uint8_t *)&((const struct sockaddr_in *)&from->ss)->sin_addr;
+    n = 4;
+  }
+  uint64_t h = 1469598103934665603ull ^ s->hash_key;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ ip[i]) * 1099511628211ull;
+  return (size_t)(h % RATE_BUCKETS);
+}
+
+/* Token bucket of the source: true when it may have one more answer. */
+static bool rate_allows(stun_server_t *s, const udp_addr_t *from) {
+  rate_bucket *b = &s->buckets[bucket_of(s, from)];
+  uint64_t now = clock_now_ns();
+  if (b->last_ns == 0)
+    b->tokens = RATE_BURST;
+  else
+    b->tokens += (double)(now - b->last_ns) * RATE_PER_SOURCE / 1e9;
+  if (b->tokens > RATE_BURST)
+    b->tokens = RATE_BURST;
+  b->last_ns = now;
+  if (b->tokens < 1)
+    return false;
+  b->tokens -= 1;
+  return true;
+}
+
 static bool answer_one(stun_server_t *s, int slot) {
   uint8_t req[MAX_REQUEST_SIZE];
   uint8_t resp[STUN_SERVER_RESPONSE_MAX];
@@ -228,6 +316,10 @@ static bool answer_one(stun_server_t *s, int slot) {
                                sizeof(resp), &reply);
   if (len <= 0)
     return true;
+  if (!rate_allows(s, &from)) {
+    atomic_fetch_add(&s->requests_limited, 1);
+    return true;
+  }
   /* Counted before sending, so a client that got the answer sees it. */
   atomic_fetch_add(&s->requests_answered, 1);
   /* A lost send (full buffer, ICMP error) is dropped: the client
@@ -313,6 +405,8 @@ int stun_server_start(const char *primary, const char *alternate,
   for (int i = 0; i < STUN_SERVER_MAX_SLOTS; i++)
     s->socks[i].fd = -1;
   s->wake_read = s->wake_write = -1;
+  if (getrandom(&s->hash_key, sizeof(s->hash_key), 0) != sizeof(s->hash_key))
+    s->hash_key = (uint64_t)clock_now_ns(); /* still unknown to a remote sender */
   rc = bind_all(s, &p, alternate ? &a : NULL);
   if (rc == 0)
     rc = start_thread(s);
@@ -358,4 +452,8 @@ size_t stun_server_slot_count(const stun_server_t *s) {
 
 uint64_t stun_server_requests_answered(const stun_server_t *s) {
   return s ? atomic_load(&s->requests_answered) : 0;
+}
+
+uint64_t stun_server_requests_limited(const stun_server_t *s) {
+  return s ? atomic_load(&s->requests_limited) : 0;
 }

@@ -98,5 +98,8 @@ size_t stun_server_slot_count(const stun_server_t *server);
 /* Requests answered so far, counted just before each response is sent
  * (for tests and diagnostics). Thread-safe. */
 uint64_t stun_server_requests_answered(const stun_server_t *server);
+/* Requests not answered because their source IP exceeded its rate (a token
+ * bucket per source IP: 50 answers a second, bursts of 100). */
+uint64_t stun_server_requests_limited(const stun_server_t *server);
 
 #endif

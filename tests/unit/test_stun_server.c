@@ -65,7 +65,8 @@ static stun_server_reply answer(const stun_server_addrs *addrs, int local,
   assert_true(n > 0);
   assert_int_equal(stun_msg_parse(resp, (size_t)n, m), 0);
   assert_true(m->has_fingerprint);
-  assert_non_null(m->software.data);
+  /* SOFTWARE and MAPPED-ADDRESS only when the request pays for them: an
+   * answer adds at most what the RFCs require (test_attack_stun_flood). */
   return reply;
 }
 
@@ -94,7 +95,7 @@ static void change_request_selects_reply_slot(void **state) {
     assert_int_equal(reply, cases[i].reply);
     assert_true(udp_addr_equal(&r.to, &m.xor_mapped_address));
     assert_int_equal(m.cls, STUN_CLASS_SUCCESS);
-    assert_true(m.has_xor_mapped_address && m.has_mapped_address);
+    assert_true(m.has_xor_mapped_address);
     assert_true(udp_addr_equal(&m.response_origin, &addrs.slot[reply]));
     /* OTHER-ADDRESS differs in IP and port from the receiving slot. */
     assert_true(
