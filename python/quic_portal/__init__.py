@@ -36,9 +36,12 @@ from ._core import (
     ConnectionError,
     PortalError,
     QuicTransportOptions,
+    StunServer,
     __version__,
 )
+from . import _legacy
 from ._mapping import MappingStore as _MappingStore
+from ._mapping import check_mapping as _check_mapping
 
 __all__ = [
     "Portal",
@@ -46,6 +49,8 @@ __all__ = [
     "PortalError",
     "ConnectionError",
     "ArgumentError",
+    "LegacyPeerError",
+    "StunServer",
     "ErrorCode",
     "__version__",
 ]
@@ -206,11 +211,11 @@ def _create(
     wait_timeout: Any,
 ) -> "Portal":
     """Check create_server/create_client's arguments, then rendezvous and
-    traverse in the C library."""
+    traverse in the C library (or speak 0.1.x's protocol: legacy=True)."""
     url = getattr(mapping, "_qp_rendezvous_url", None)
     if not isinstance(url, str):
         url = None
-    store = None if url is not None else _MappingStore(mapping)
+    _check_mapping(mapping)
     port = _check_port(local_port, "local_port")
     servers = _stun_list(stun_servers, stun_server)
     if len(servers) > 16:
@@ -222,6 +227,15 @@ def _create(
         session = getattr(mapping, "_qp_session", None) or DEFAULT_SESSION
     session = _check_session(session)
     no_pin = _check_flag(legacy, "legacy") or not _check_flag(pin, "pin")
+    if legacy:
+        _log.info("%s: speaking quic-portal 0.1.x's protocol (legacy=True)",
+                  "create_server" if is_server else "create_client")
+        return _legacy.create(cls, is_server, mapping, port, servers, timeout, wait_ms, opts)
+    peer_key = "client" if is_server else "server"
+    if url is not None:  # the C library reads DirDict/RedisDict itself
+        _refuse_legacy_peer(mapping, peer_key, store_errors=False)
+    store = None if url is not None else _MappingStore(
+        mapping, on_peer_read=lambda: _refuse_legacy_peer(mapping, peer_key))
     _log.info("%s: meeting the %s through %s (session %r; waiting %s, then "
               "punch_timeout %.1f s)", "create_server" if is_server else "create_client",
               "client" if is_server else "server", url or type(mapping).__name__, session,
@@ -231,6 +245,26 @@ def _create(
     timeout_ms = max(1, int(_math.ceil(timeout * 1000)))
     return _core._create(cls, is_server, store, url, session, port, stun, timeout_ms,
                          wait_ms, no_pin, opts)
+
+
+class LegacyPeerError(PortalError):
+    """The peer speaks quic-portal 0.1.x's protocol: meet it with legacy=True."""
+
+
+def _refuse_legacy_peer(mapping: Any, key: str, store_errors: bool = True) -> None:
+    """Fail fast when the peer's key holds what a 0.1.x peer stores. With
+    store_errors False, a store that fails here is left for the library to
+    report."""
+    try:
+        value = _legacy.read_key(mapping, key)
+    except Exception:  # noqa: BLE001 - see store_errors
+        if store_errors:
+            raise
+        return
+    if _legacy.is_legacy_list(value):
+        raise LegacyPeerError(
+            f"the {key!r} key holds {list(value)!r}, a list of (ip, port) tuples: the "
+            f"{key} runs quic-portal 0.1.x's protocol; pass legacy=True to meet it")
 
 
 _CREATE_DOC = """{summary}
@@ -252,8 +286,12 @@ _CREATE_DOC = """{summary}
     Keywords beyond 0.1.x: ``session`` separates pairs sharing one store
     (default: the store's own session, else ``"quic-portal"``); ``pin``
     (default True) makes both sides verify each other's certificate against
-    the fingerprint published in the store; ``legacy=True`` (or
-    ``pin=False``) skips that, as 0.1.x did.
+    the fingerprint published in the store (``pin=False`` skips that).
+    ``legacy=True`` speaks quic-portal 0.1.x's rendezvous and punch protocol
+    (keys ``"server"``/``"client"`` holding lists of (ip, port) tuples) and
+    then QUIC without pinning, so that a 0.1.x peer connects unchanged;
+    without it, a 0.1.x peer seen in the store makes the call fail at once
+    (ConnectionError naming legacy=True).
 
     Returns a connected Portal (from create_client, ``server_ip`` and
     ``server_port`` name the server's address). Raises ConnectionError with

@@ -11,7 +11,8 @@ callbacks (put, get, delete) with ``str`` keys and ``bytes`` values;
 from __future__ import annotations
 
 import base64
-from typing import Any, Optional, Union
+import time
+from typing import Any, Callable, Optional, Union
 
 __all__ = ["MappingStore", "check_mapping"]
 
@@ -85,9 +86,17 @@ class MappingStore:
     None`` and ``delete(key)`` with keys ``"qp/<session>/<name>"``.
     """
 
-    def __init__(self, mapping: Any) -> None:
+    #: The legacy-peer check runs at most this often (seconds).
+    PEER_CHECK_EVERY = 0.2
+
+    def __init__(self, mapping: Any, on_peer_read: Optional[Callable[[], None]] = None
+                 ) -> None:
         check_mapping(mapping)
         self._m = mapping
+        # Called (at most every PEER_CHECK_EVERY s) when the library reads
+        # the peer's record: it may raise to stop the call (a 0.1.x peer).
+        self._on_peer_read = on_peer_read
+        self._next_check = 0.0
         # One round trip instead of two (`in`, then `[]`) on stores with a
         # get(); a dict subclass may override __getitem__ alone, so dicts
         # are read with `in` and `[]`.
@@ -102,6 +111,9 @@ class MappingStore:
         self._m[key] = encode_value(value)
 
     def get(self, key: str) -> Optional[bytes]:
+        if self._on_peer_read is not None and time.monotonic() >= self._next_check:
+            self._next_check = time.monotonic() + self.PEER_CHECK_EVERY
+            self._on_peer_read()
         if self._get is not None:
             try:
                 return decode_value(self._get(key))

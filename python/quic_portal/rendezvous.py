@@ -11,8 +11,11 @@ sides can reach. Inside one Python process a plain ``dict`` does; on Modal a
 
 Both are ordinary mutable mappings (``d[key] = value``, ``d[key]``,
 ``key in d``, ``del d[key]``, ``d.get(key)``, ``d.put(key, value)``, ...) with
-``str`` keys whose values are stored as bytes (a ``str`` is stored UTF-8
-encoded; reading returns ``bytes``). Given to ``create_server`` /
+``str`` keys. As ``modal.Dict``, they hold any picklable value: bytes are
+stored as they are, a ``str`` UTF-8 encoded (reading returns ``bytes``, the
+form the C library reads), anything else pickled (reading returns the
+object). Unpickling runs code the writer chose: share such a store only
+with peers you trust (as with a ``modal.Dict``). Given to ``create_server`` /
 ``create_client``, they are not driven from Python: the C library talks to
 the same folder or Redis server itself (its ``dir:`` and ``redis://``
 rendezvous backends), keeping its records under ``qp/<session>/``.
@@ -23,6 +26,7 @@ one store; ``create_server(..., session=...)`` overrides it.
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import socket
 import tempfile
@@ -34,17 +38,37 @@ from ._core import PortalError
 
 __all__ = ["RedisDict", "DirDict", "RedisError"]
 
-_Value = Union[bytes, bytearray, memoryview, str]
 
 _PLAIN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 
+#: Prefix of a stored value that is a pickled object (a NUL first: never the
+#: start of a record's JSON text or of UTF-8 text a user stores).
+_PICKLED = b"\x00qp-pickle\x00"
+
+
 def _value_bytes(value: Any) -> bytes:
+    """What is stored for value: bytes as they are, str as UTF-8, any other
+    object (and bytes that start like a pickled value) pickled."""
     if isinstance(value, str):
         return value.encode("utf-8")
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    raise TypeError(f"values must be bytes or str, not {type(value).__name__}")
+        data = bytes(value)
+        if not data.startswith(_PICKLED):
+            return data
+        value = data
+    try:
+        return _PICKLED + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError) as e:
+        raise TypeError(f"values must be picklable; {type(value).__name__} is not: {e}"
+                        ) from e
+
+
+def _value_from(data: bytes) -> Any:
+    """The stored bytes -> the value (bytes, or the unpickled object)."""
+    if data.startswith(_PICKLED):
+        return pickle.loads(data[len(_PICKLED):])
+    return data
 
 
 def _check_key(key: Any) -> str:
@@ -131,14 +155,14 @@ class DirDict(MutableMapping):
             raise ValueError(f"key {key!r} has an empty '/'-separated part")
         return os.path.join(self.path, *(_escape_component(p) for p in parts))
 
-    def __getitem__(self, key: str) -> bytes:
+    def __getitem__(self, key: str) -> Any:
         try:
             with open(self._file(key), "rb") as f:
-                return f.read()
+                return _value_from(f.read())
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise KeyError(key) from None
 
-    def __setitem__(self, key: str, value: _Value) -> None:
+    def __setitem__(self, key: str, value: Any) -> None:
         data = _value_bytes(value)
         target = self._file(key)
         parent = os.path.dirname(target)
@@ -187,7 +211,7 @@ class DirDict(MutableMapping):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
-    def put(self, key: str, value: _Value) -> None:
+    def put(self, key: str, value: Any) -> None:
         """``d[key] = value`` (as ``modal.Dict.put``)."""
         self[key] = value
 
@@ -332,20 +356,20 @@ class RedisDict(MutableMapping):
         """True if the server answers PING."""
         return self._client.command("PING") == "PONG"
 
-    def __getitem__(self, key: str) -> bytes:
+    def __getitem__(self, key: str) -> Any:
         value = self._client.command("GET", _check_key(key))
         if value is None:
             raise KeyError(key)
-        return value
+        return _value_from(value)
 
     def get(self, key: str, default: Any = None) -> Any:
         value = self._client.command("GET", _check_key(key))
-        return default if value is None else value
+        return default if value is None else _value_from(value)
 
-    def __setitem__(self, key: str, value: _Value) -> None:
+    def __setitem__(self, key: str, value: Any) -> None:
         self._client.command("SET", _check_key(key), _value_bytes(value))
 
-    def put(self, key: str, value: _Value) -> None:
+    def put(self, key: str, value: Any) -> None:
         """``d[key] = value`` (as ``modal.Dict.put``)."""
         self[key] = value
 

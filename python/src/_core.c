@@ -1682,6 +1682,87 @@ static PyObject *mod_create(PyObject *m, PyObject *args) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* StunServer: the library's embedded STUN server (tests, local setups)      */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+  PyObject_HEAD
+  qp_stun_server_t *srv;
+} StunObject;
+
+static int stun_init(StunObject *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"primary", "alternate", NULL};
+  const char *primary = "127.0.0.1:0", *alternate = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "|sz:StunServer", kwlist, &primary,
+                                   &alternate))
+    return -1;
+  if (self->srv != NULL) {
+    PyErr_SetString(PyExc_TypeError, "StunServer is already started");
+    return -1;
+  }
+  int rc;
+  char msg[MSG_MAX] = "";
+  Py_BEGIN_ALLOW_THREADS
+  rc = qp_stun_server_start(primary, alternate, &self->srv);
+  if (rc != 0)
+    snprintf(msg, sizeof(msg), "%s", qp_last_error());
+  Py_END_ALLOW_THREADS
+  if (rc != 0) {
+    raise_qp(rc, msg, false);
+    return -1;
+  }
+  return 0;
+}
+
+static PyObject *stun_stop(StunObject *self, PyObject *noargs) {
+  (void)noargs;
+  qp_stun_server_t *srv = self->srv;
+  self->srv = NULL;
+  Py_BEGIN_ALLOW_THREADS
+  qp_stun_server_stop(srv);
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+static void stun_dealloc(StunObject *self) {
+  Py_XDECREF(stun_stop(self, NULL));
+  Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *stun_get_port(StunObject *self, void *c) {
+  (void)c;
+  return PyLong_FromLong(self->srv ? qp_stun_server_port(self->srv) : 0);
+}
+
+static PyMethodDef stun_methods[] = {
+    {"stop", (PyCFunction)stun_stop, METH_NOARGS,
+     "stop($self, /)\n--\n\nStop answering and free the socket; idempotent."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef stun_getset[] = {
+    {"port", (getter)stun_get_port, NULL, "The primary UDP port (0 once stopped).",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject StunType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "quic_portal.StunServer",
+    .tp_basicsize = sizeof(StunObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "StunServer(primary='127.0.0.1:0', alternate=None)\n--\n\n"
+              "The library's STUN server (qp_stun_server_start) on its own "
+              "thread: answers Binding requests on primary (\"ip:port\", port "
+              "0 = any); alternate \"ip:port\" adds RFC 5780 behavior "
+              "discovery. For tests and local setups (not in 0.1.x).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)stun_init,
+    .tp_dealloc = (destructor)stun_dealloc,
+    .tp_methods = stun_methods,
+    .tp_getset = stun_getset,
+};
+
+/* ------------------------------------------------------------------------ */
 /* Module                                                                    */
 /* ------------------------------------------------------------------------ */
 
@@ -1765,7 +1846,10 @@ PyMODINIT_FUNC PyInit__core(void) {
   PyObject *m = PyModule_Create(&core_module);
   if (m == NULL)
     return NULL;
-  if (PyType_Ready(&OptionsType) < 0 || PyType_Ready(&PortalType) < 0)
+  if (PyType_Ready(&OptionsType) < 0 || PyType_Ready(&PortalType) < 0 ||
+      PyType_Ready(&StunType) < 0)
+    goto fail;
+  if (PyModule_AddObjectRef(m, "StunServer", (PyObject *)&StunType) < 0)
     goto fail;
   if (PyModule_AddObjectRef(m, "QuicTransportOptions", (PyObject *)&OptionsType) < 0 ||
       PyModule_AddObjectRef(m, "Portal", (PyObject *)&PortalType) < 0)
