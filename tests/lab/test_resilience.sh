@@ -139,12 +139,15 @@ pingpong_with() { # NAME SECONDS AT_S ACTION... : run ACTION at AT_S seconds
 
 gap_ms() { result "$1" | sed -n 's/.*max_gap_ms=\([0-9]*\).*/\1/p'; }
 
-rebind_every_minute() { # SECONDS: rebind B, then A, ... every 60 s
+# rebind_every SECONDS INTERVAL: rebind B, then A, ... every INTERVAL s
+# while the stream runs; the count goes to $work/rebinds.
+rebind_every() {
   local end=$((SECONDS + $1)) n=0
-  while [ $SECONDS -lt $((end - 30)) ]; do
-    sleep 60
+  while [ $((SECONDS + $2)) -lt $((end - 5)) ]; do
+    sleep "$2"
     n=$((n + 1))
     if [ $((n % 2)) -eq 1 ]; then bash "$lab" rebind b; else bash "$lab" rebind a; fi
+    echo "$n" >"$work/rebinds"
   done
 }
 
@@ -157,7 +160,17 @@ soak() { # SECONDS
   local ok=1
   both_ok "soak-idle-$secs" && ok=0
   verdict "soak-idle-$secs" $ok "defaults behind a 30 s UDP timeout: $(result "$work/soak-idle-$secs.client" | cut -d' ' -f3-)"
-  pingpong_with "soak-rebind-$secs" "$secs" 0 rebind_every_minute "$secs"
+  # A rebind every minute (every 15 s in the 60 s version): each one is
+  # one recovery on each side, and no message is lost.
+  local every=$((secs / 10 < 15 ? 15 : secs / 10))
+  every=$((every > 60 ? 60 : every))
+  echo 0 >"$work/rebinds"
+  pingpong_with "soak-rebind-$secs" "$secs" 0 rebind_every "$secs" "$every"
+  local n r_s r_c
+  n=$(cat "$work/rebinds") r_s=$(recoveries "$work/soak-rebind-$secs.server")
+  r_c=$(recoveries "$work/soak-rebind-$secs.client")
+  [ "$n" -gt 0 ] && [ "$r_s" = "$n" ] && [ "$r_c" = "$n" ]
+  verdict "soak-rebind-$secs: one recovery per rebind" $? "$n rebinds (every $every s), recoveries server $r_s client $r_c"
 }
 
 case "$what" in
