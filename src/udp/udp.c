@@ -65,6 +65,10 @@ int udp_socket_open(const udp_addr_t *bind_addr, udp_socket_t *out) {
   out->fd = fd;
   out->family = family;
   out->gso = probe_gso(fd);
+#if defined(__linux__) && defined(UDP_GRO)
+  int gro = 1; /* trains of datagrams per receive call (Linux 5.0+) */
+  out->gro = setsockopt(fd, SOL_UDP, UDP_GRO, &gro, sizeof(gro)) == 0;
+#endif
 #ifdef SO_RXQ_OVFL
   int on = 1; /* count drops: the only packet loss on loopback */
   setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof(on));
@@ -189,28 +193,61 @@ int udp_send(udp_socket_t *sock, const udp_addr_t *to, const uint8_t *buf,
   return 0;
 }
 
-static void note_drops(udp_socket_t *sock, struct msghdr *mh) {
-#ifdef SO_RXQ_OVFL
+/* Reads the control messages of one received message: the drop counter
+ * (SO_RXQ_OVFL) and, for a UDP GRO train, its segment size (0: one
+ * datagram). */
+static size_t read_control(udp_socket_t *sock, struct msghdr *mh) {
+  size_t segment = 0;
   for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+#ifdef SO_RXQ_OVFL
     if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
       uint32_t dropped;
       memcpy(&dropped, CMSG_DATA(cm), sizeof(dropped));
       sock->rx_dropped = dropped;
     }
-  }
-#else
-  (void)sock;
-  (void)mh;
 #endif
+#ifdef UDP_GRO
+    if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+      int size;
+      memcpy(&size, CMSG_DATA(cm), sizeof(size));
+      segment = size > 0 ? (size_t)size : 0;
+    }
+#endif
+  }
+  (void)sock;
+  return segment;
+}
+
+/* Appends the datagrams of received message i (one, or a GRO train cut
+ * into segments) to batch->dgrams from index kept; returns the new count. */
+static int split_message(udp_socket_t *sock, udp_recv_batch_t *batch, int i,
+                         int kept) {
+  struct msghdr *mh = &batch->msgs[i].msg_hdr;
+  size_t len = batch->msgs[i].msg_len;
+  size_t seg = read_control(sock, mh);
+  if (mh->msg_flags & MSG_TRUNC)
+    return kept; /* larger than any packet we accept: drop */
+  if (seg == 0 || seg > len)
+    seg = len;
+  if (seg > UDP_RECV_DATAGRAM_MAX)
+    return kept;
+  udp_addr_t from = {.ss = batch->froms[i], .len = mh->msg_namelen};
+  for (size_t off = 0; off < len && kept < UDP_RECV_MAX_DGRAMS; off += seg) {
+    udp_datagram_t *d = &batch->dgrams[kept++];
+    d->data = batch->buffers[i] + off;
+    d->len = len - off < seg ? len - off : seg;
+    d->from = from;
+  }
+  return kept;
 }
 
 int udp_recv(udp_socket_t *sock, udp_recv_batch_t *batch) {
   for (int i = 0; i < UDP_RECV_BATCH; i++) {
     batch->iovs[i].iov_base = batch->buffers[i];
-    batch->iovs[i].iov_len = UDP_RECV_DATAGRAM_MAX;
+    batch->iovs[i].iov_len = UDP_RECV_BUFFER_BYTES;
     batch->msgs[i].msg_hdr = (struct msghdr){
-        .msg_name = &batch->dgrams[i].from.ss,
-        .msg_namelen = sizeof(batch->dgrams[i].from.ss),
+        .msg_name = &batch->froms[i],
+        .msg_namelen = sizeof(batch->froms[i]),
         .msg_iov = &batch->iovs[i],
         .msg_iovlen = 1,
         .msg_control = batch->control[i].buf,
@@ -229,18 +266,8 @@ int udp_recv(udp_socket_t *sock, udp_recv_batch_t *batch) {
     return err_fail(QP_ERR_SOCKET, "UDP receive failed: %s", strerror(errno));
   }
   int kept = 0;
-  for (int i = 0; i < n; i++) {
-    note_drops(sock, &batch->msgs[i].msg_hdr);
-    if (batch->msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
-      continue; /* larger than any packet we accept: drop */
-    udp_datagram_t *d = &batch->dgrams[kept];
-    if (kept != i)
-      d->from = batch->dgrams[i].from;
-    d->data = batch->buffers[i];
-    d->len = batch->msgs[i].msg_len;
-    d->from.len = batch->msgs[i].msg_hdr.msg_namelen;
-    kept++;
-  }
+  for (int i = 0; i < n; i++)
+    kept = split_message(sock, batch, i, kept);
   return kept;
 }
 

@@ -17,12 +17,20 @@
 /* "[ffff:...]:65535" plus NUL. */
 #define UDP_ADDRSTRLEN (INET6_ADDRSTRLEN + 8)
 
-/* Datagrams read per recvmmsg call, and their buffer size. The size is the
- * max_udp_payload_size we advertise, so a peer never sends us more; it is
- * large because loopback paths (MTU 65536) use 16 KiB packets (see
- * transport.c). Datagrams larger than this are truncated and dropped. */
-#define UDP_RECV_BATCH 32
+/* Largest datagram accepted: the max_udp_payload_size we advertise, so a
+ * peer never sends us more; it is large because loopback paths (MTU 65536)
+ * use 16 KiB packets (see transport.c). Larger ones are dropped. */
 #define UDP_RECV_DATAGRAM_MAX 16384
+
+/* Receive: UDP_RECV_BATCH messages per recvmmsg call, each into a buffer of
+ * UDP_RECV_BUFFER_BYTES. With UDP GRO (Linux) one message can be a train of
+ * up to UDP_GRO_MAX_SEGMENTS equal-sized datagrams of one sender (the
+ * kernel's UDP_GRO_CNT_MAX) in at most 64 KiB, split here, so one system
+ * call brings up to 64 packets of a bulk flow instead of one. */
+#define UDP_RECV_BATCH 16
+#define UDP_RECV_BUFFER_BYTES 65536
+#define UDP_GRO_MAX_SEGMENTS 64
+#define UDP_RECV_MAX_DGRAMS (UDP_RECV_BATCH * UDP_GRO_MAX_SEGMENTS)
 
 /* Kernel socket buffers asked for: a 1 MiB QUIC window must fit, with room
  * for a burst, or the tail of a flight is dropped on loopback. */
@@ -44,6 +52,7 @@ typedef struct udp_socket {
   int fd;
   int family;
   bool gso; /* cleared at run time if the kernel refuses UDP_SEGMENT */
+  bool gro; /* the kernel may hand us trains of datagrams (UDP_GRO) */
   udp_addr_t local;
   uint32_t rx_dropped; /* datagrams the kernel dropped for lack of receive
                           buffer (SO_RXQ_OVFL, Linux); 0 elsewhere */
@@ -55,14 +64,16 @@ typedef struct udp_datagram {
   udp_addr_t from;
 } udp_datagram_t;
 
-/* Preallocated receive batch: no allocation per packet. */
+/* Preallocated receive batch: no allocation per packet. Control room for
+ * SO_RXQ_OVFL (uint32_t) and UDP_GRO (int). */
 typedef struct udp_recv_batch {
-  uint8_t buffers[UDP_RECV_BATCH][UDP_RECV_DATAGRAM_MAX];
-  udp_datagram_t dgrams[UDP_RECV_BATCH];
+  uint8_t buffers[UDP_RECV_BATCH][UDP_RECV_BUFFER_BYTES];
+  udp_datagram_t dgrams[UDP_RECV_MAX_DGRAMS];
+  struct sockaddr_storage froms[UDP_RECV_BATCH];
   struct mmsghdr msgs[UDP_RECV_BATCH];
   struct iovec iovs[UDP_RECV_BATCH];
   union {
-    char buf[CMSG_SPACE(sizeof(uint32_t))];
+    char buf[CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int))];
     struct cmsghdr align;
   } control[UDP_RECV_BATCH];
 } udp_recv_batch_t;
@@ -151,9 +162,10 @@ void udp_socket_close(udp_socket_t *sock);
 int udp_send(udp_socket_t *sock, const udp_addr_t *to, const uint8_t *buf,
              size_t len, size_t segment_size);
 
-/* Read up to UDP_RECV_BATCH datagrams without blocking. Returns how many
+/* Read up to UDP_RECV_BATCH messages without blocking, each a datagram or
+ * (UDP GRO) a train of them, into batch->dgrams. Returns how many datagrams
  * (0 when none are waiting, or on an error udp_errno_is_loss() names) or
- * QP_ERR_SOCKET. The batch is large (about 530 KB): keep it on the heap. */
+ * QP_ERR_SOCKET. The batch is large (about 1.2 MB): keep it on the heap. */
 int udp_recv(udp_socket_t *sock, udp_recv_batch_t *batch);
 
 /* Read one datagram of at most cap bytes without blocking (for the small
