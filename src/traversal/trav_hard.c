@@ -324,6 +324,7 @@ static void arm_prober(trav_agent_t *a, const rdv_record *rec, int64_t now_ms) {
       !trav_addr_for_family(&ip, a->socks[0]->family, &sp->probe_ip))
     return;
   sp->probing = true;
+  sp->proven = false;
   sp->probes_base = sp->probes;
   sp->round_sent = 0;
   memset(sp->probed, 0, sizeof(sp->probed));
@@ -350,10 +351,31 @@ static uint16_t pick_port(trav_spray_t *sp, uint16_t r) {
   return (uint16_t)port;
 }
 
+/* The record's author proved it holds the credentials: the record opened
+ * with the shared secret, or an authenticated check of the peer arrived
+ * from the IP we would probe. */
+static bool peer_proven(trav_agent_t *a, int64_t now_ms) {
+  trav_spray_t *sp = &a->spray;
+  if (sp->proven)
+    return true;
+  bool proof = a->cfg->seal != NULL;
+  for (size_t i = 0; i < a->pair_count && !proof; i++)
+    proof = a->pairs[i].requests_in > 0 &&
+            udp_addr_same_ip(&a->pairs[i].remote, &sp->probe_ip);
+  if (!proof)
+    return false;
+  sp->proven = true;
+  if (sp->start_ms < now_ms)
+    sp->start_ms = now_ms; /* pace from now, no catch-up burst */
+  return true;
+}
+
 static int64_t send_probes(trav_agent_t *a, int64_t now_ms) {
   trav_spray_t *sp = &a->spray;
   if (!sp->probing)
     return INT64_MAX;
+  if (!peer_proven(a, now_ms))
+    return now_ms + TRAV_CANCEL_POLL_MS; /* look again */
   if (path_found(a) || sp->probes >= sp->max_probes) {
     sp->probing = false;
     return INT64_MAX;
@@ -485,5 +507,12 @@ void trav_hard_describe(const trav_agent_t *a, char *buf, size_t size) {
              "%sbirthday: %llu probes to random ports of %s, %u answered",
              used ? "; " : "", (unsigned long long)sp->probes,
              trav_addr_ip(&sp->probe_ip, ip, sizeof(ip)), sp->hits);
+  } else if (sp->probing && !sp->proven && used + 1 < size) {
+    char ip[RDV_RECORD_ADDR_MAX];
+    snprintf(buf + used, size - used,
+             "%sbirthday: no probes to %s, because no authenticated check "
+             "came from that IP and the record was not sealed (give both "
+             "sides a secret)",
+             used ? "; " : "", trav_addr_ip(&sp->probe_ip, ip, sizeof(ip)));
   }
 }

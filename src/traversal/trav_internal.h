@@ -237,6 +237,10 @@ typedef struct trav_spray {
   size_t sockets_opened;
   /* prober */
   bool probing;
+  /* Probing waits until the peer proved it holds the record's credentials
+   * (trav_hard.c: a sealed record, or an authenticated check from the
+   * probed IP), so a forged record cannot aim the probes at a bystander. */
+  bool proven;
   udp_addr_t probe_ip; /* the peer's public IP (port set per probe) */
   uint64_t probes;     /* sent this run */
   uint64_t probes_base; /* probes when the prober was last armed */

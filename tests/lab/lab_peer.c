@@ -80,6 +80,11 @@ int main(int argc, char **argv) {
   o.stun_servers = stun;
   o.stun_server_count = strcmp(argv[4], "-") ? 1 : 0;
   o.punch_timeout_ms = atoi(argv[5]);
+  /* Sealed rendezvous in the lab (QP_LAB_SECRET="" turns it off): the
+   * birthday technique probes only a peer whose record opened with it or
+   * who already sent an authenticated check from the probed IP. */
+  const char *secret = getenv("QP_LAB_SECRET");
+  o.secret = secret == NULL ? "quic-portal lab secret" : *secret ? secret : NULL;
   const char *turn[1] = {getenv("QP_LAB_TURN")};
   const char *turn_secret[1] = {getenv("QP_LAB_TURN_SECRET")};
   const char *relay = getenv("QP_LAB_RELAY");
