@@ -52,7 +52,7 @@ typedef struct cli_args {
 } cli_args;
 
 /* Parse argv (argv[0] is the subcommand) against cmd. Returns 0,
- * CLI_EXIT_USAGE after printing the error and the usage, or CLI_EXIT_HELP
+ * CLI_EXIT_USAGE after printing the error, or CLI_EXIT_HELP
  * after printing cmd->usage. Handles --help, --log-level and "--". */
 int cli_parse(const cli_cmd *cmd, int argc, char **argv, cli_args *out);
 /* The level given with --log-level, or -1 when none was given. */
@@ -67,8 +67,8 @@ const char *cli_get_nth(const cli_args *a, const char *name, size_t i);
 /* Free what cli_parse allocated (also after it failed). */
 void cli_args_free(cli_args *a);
 
-/* Print "quic-portal CMD: <message>" and the command's usage to stderr;
- * returns CLI_EXIT_USAGE. */
+/* Print "quic-portal CMD: <message>" and a line pointing at
+ * "quic-portal CMD --help" to stderr; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const cli_cmd *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Strict number parsers; on error they call cli_usage_error. */
@@ -77,10 +77,17 @@ int cli_parse_u64(const cli_cmd *cmd, const char *opt, const char *s,
 int cli_parse_secs(const cli_cmd *cmd, const char *opt, const char *s,
                    double min, double max, double *out);
 /* "HOST:PORT" or "[V6]:PORT" with port 0-65535 (1-65535 unless allow_zero);
- * host copied into host (size hostlen). */
+ * host copied into host (size hostlen). A host that looks like an address
+ * (digits and dots, or a ':') must be a valid one. */
 int cli_parse_hostport(const cli_cmd *cmd, const char *opt, const char *s,
                        bool allow_zero, char *host, size_t hostlen,
                        uint16_t *port);
+
+/* host must be an IP address literal (required), or may also be a host
+ * name (then only what looks like an address is checked); usage error
+ * naming opt otherwise. */
+int cli_check_ip(const cli_cmd *cmd, const char *opt, const char *host,
+                 bool required);
 
 /* ---- errors and output ------------------------------------------------- */
 
@@ -179,6 +186,10 @@ int cli_send(qp_portal_t *p, const void *buf, size_t len);
 int cli_main_peer(int argc, char **argv, bool server); /* serve / connect */
 int cli_main_stun(int argc, char **argv);
 int cli_main_stun_server(int argc, char **argv);
+/* The alternate address (OTHER-ADDRESS) of the STUN server at host:port,
+ * asked with one Binding request (cli_stun_other.c); false if none came. */
+bool cli_stun_other_address(const char *host, uint16_t port, char *out,
+                            size_t outlen);
 int cli_main_bench(int argc, char **argv);
 int cli_main_demo(int argc, char **argv);
 int cli_main_sha256(int argc, char **argv);

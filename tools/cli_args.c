@@ -1,10 +1,11 @@
 /*
  * cli_args.c: the command-line parser of quic-portal: a table of options per
  * subcommand, "--name value" or "--name=value", strict numbers, and a
- * precise message plus the usage for every mistake (exit 2).
+ * precise message plus a pointer to --help for every mistake (exit 2).
  */
 #include "cli.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -20,7 +21,10 @@ int cli_usage_error(const cli_cmd *cmd, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "%s: %s\n\n%s", cmd->name, msg, cmd->usage);
+  /* The message and where the usage is: a whole usage would push the
+   * message off a small terminal. */
+  fprintf(stderr, "%s: %s\nRun '%s --help' for the usage.\n", cmd->name, msg,
+          cmd->name);
   return CLI_EXIT_USAGE;
 }
 
@@ -210,6 +214,26 @@ int cli_parse_secs(const cli_cmd *cmd, const char *opt, const char *s,
   return 0;
 }
 
+int cli_check_ip(const cli_cmd *cmd, const char *opt, const char *host,
+                 bool required) {
+  unsigned char buf[sizeof(struct in6_addr)];
+  bool v4ish = strspn(host, "0123456789.") == strlen(host);
+  bool v6ish = strchr(host, ':') != NULL;
+  if (!required && !v4ish && !v6ish) {
+    return 0; /* a host name, resolved when connecting */
+  }
+  if (inet_pton(AF_INET, host, buf) == 1 ||
+      inet_pton(AF_INET6, host, buf) == 1) {
+    return 0;
+  }
+  return cli_usage_error(cmd,
+                         "invalid address '%s' in %s: expected an IPv4 "
+                         "address (192.0.2.1) or an IPv6 one ([2001:db8::1] "
+                         "with a port)%s",
+                         host, opt,
+                         required && !v4ish && !v6ish ? ", not a name" : "");
+}
+
 int cli_parse_hostport(const cli_cmd *cmd, const char *opt, const char *s,
                        bool allow_zero, char *host, size_t hostlen,
                        uint16_t *port) {
@@ -238,5 +262,5 @@ int cli_parse_hostport(const cli_cmd *cmd, const char *opt, const char *s,
   memcpy(host, h, hlen);
   host[hlen] = '\0';
   *port = (uint16_t)v;
-  return 0;
+  return cli_check_ip(cmd, opt, host, false);
 }

@@ -5,9 +5,13 @@
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Defaults of the tool (the library's transport defaults are its own). */
 #define CONNECT_TIMEOUT_S 10.0
@@ -66,7 +70,9 @@ const char CLI_CONN_USAGE[] =
     "  --mtu-discovery        path MTU discovery (default off)\n"
     "  --quiet                no connection progress on stderr\n"
     "  --log-level LEVEL      library log: debug, info, warn (default),\n"
-    "                         error, none (or QUIC_PORTAL_LOG=LEVEL)\n";
+    "                         error, none (or QUIC_PORTAL_LOG=LEVEL)\n"
+    "  --qlog DIR             write a qlog trace of the connection into DIR\n"
+    "                         (an existing folder; QUIC_PORTAL_QLOG_DIR)\n";
 
 static int transport_from_args(const cli_args *a, qp_transport_options *t) {
   const cli_cmd *cmd = a->cmd;
@@ -97,6 +103,16 @@ static int transport_from_args(const cli_args *a, qp_transport_options *t) {
     t->max_udp_payload = (uint32_t)n;
   }
   t->mtu_discovery = cli_has(a, "mtu-discovery");
+  /* The library would refuse it when connecting; say it before anything
+   * is printed or bound. */
+  if (rc == 0 && t->keep_alive_interval_secs > 0 &&
+      t->keep_alive_interval_secs >= t->max_idle_timeout_secs) {
+    rc = cli_usage_error(cmd,
+                         "--keep-alive %g must be below --idle-timeout %g "
+                         "(or 0 for none): a PING after the connection "
+                         "timed out is useless",
+                         t->keep_alive_interval_secs, t->max_idle_timeout_secs);
+  }
   return rc;
 }
 
@@ -135,6 +151,9 @@ static int direct_from_args(const cli_args *a, cli_conn_cfg *cfg) {
     if (strchr(v, ':')) {
       rc = cli_parse_hostport(cmd, "--listen", v, false, cfg->listen_ip,
                               sizeof cfg->listen_ip, &cfg->listen_port);
+      if (rc == 0) {
+        rc = cli_check_ip(cmd, "--listen", cfg->listen_ip, true);
+      }
     } else {
       uint64_t n;
       rc = cli_parse_u64(cmd, "--listen", v, 1, 65535, &n);
@@ -159,12 +178,87 @@ static int direct_from_args(const cli_args *a, cli_conn_cfg *cfg) {
   return rc;
 }
 
+/* "redis://HOST[:PORT][/DB]" as the library reads it: HOST a name, an
+ * IPv4 address or [IPv6]; PORT 1-65535; DB a number. */
+static bool redis_url_ok(const char *u) {
+  const char *p = u + strlen("redis://");
+  size_t hlen = *p == '[' ? strcspn(p, "]") + 1 : strcspn(p, ":/");
+  if (hlen == 0 || (*p == '[' && (hlen < 3 || p[hlen - 1] != ']')) ||
+      memchr(p, '@', hlen)) {
+    return false;
+  }
+  p += hlen;
+  if (*p == ':') {
+    size_t n = strspn(++p, "0123456789");
+    long port = n > 0 && n <= 5 ? strtol(p, NULL, 10) : 0;
+    if (port < 1 || port > 65535) {
+      return false;
+    }
+    p += n;
+  }
+  if (*p == '/') {
+    p++;
+    p += strspn(p, "0123456789");
+  }
+  return *p == '\0';
+}
+
+/* Every mistake in --rendezvous that the text shows: exit 2 before
+ * anything is printed or bound. */
+static int check_rendezvous_url(const cli_cmd *cmd, const char *u) {
+  bool ok = (strncmp(u, "mem:", 4) == 0 && u[4]) ||
+            (strncmp(u, "dir:", 4) == 0 && u[4]) ||
+            (strncmp(u, "redis://", 8) == 0 && redis_url_ok(u));
+  if (!ok) {
+    return cli_usage_error(cmd,
+                           "invalid value '%s' for --rendezvous: expected "
+                           "mem:NAME, dir:PATH (an existing folder) or "
+                           "redis://HOST[:PORT][/DB]",
+                           u);
+  }
+  return 0;
+}
+
+/* A dir: store must be a folder this user can write now: the library
+ * would only fail when it first writes. */
+static int check_rendezvous_dir(const char *u) {
+  struct stat st;
+  const char *path = u + 4;
+  if (strncmp(u, "dir:", 4) != 0) {
+    return 0;
+  }
+  int err = stat(path, &st) == 0 ? 0 : errno;
+  if (err != 0 && err != ENOENT) {
+    cli_errorf("the rendezvous folder %s cannot be reached: %s", path,
+               strerror(err));
+    return CLI_EXIT_FAIL;
+  }
+  if (err == ENOENT || !S_ISDIR(st.st_mode)) {
+    cli_errorf("the rendezvous folder %s %s: create it (both sides must "
+               "reach the same folder)",
+               path, err == ENOENT ? "does not exist" : "is not a folder");
+    return CLI_EXIT_FAIL;
+  }
+  if (access(path, W_OK | X_OK) != 0) {
+    cli_errorf("the rendezvous folder %s is not writable by this user: %s "
+               "(a folder shared by several users must be writable by their "
+               "group, e.g. chmod 2775 and a common group)",
+               path, strerror(errno));
+    return CLI_EXIT_FAIL;
+  }
+  return 0;
+}
+
 static int traversal_from_args(const cli_args *a, cli_conn_cfg *cfg) {
   const cli_cmd *cmd = a->cmd;
   cfg->rendezvous = cli_get(a, "rendezvous");
+  int urc = check_rendezvous_url(cmd, cfg->rendezvous);
+  if (urc != 0) {
+    return urc;
+  }
   cfg->session = cli_get(a, "session");
   cfg->nstun = cli_count(a, "stun");
-  int rc = 0;
+  int rc = urc;
   for (size_t i = 0; rc == 0 && i < cfg->nstun; i++) {
     char host[256];
     uint16_t port;
@@ -179,7 +273,7 @@ static int traversal_from_args(const cli_args *a, cli_conn_cfg *cfg) {
   }
   cfg->punch_timeout_ms = (int)(secs * 1000);
   cfg->no_pin = cli_has(a, "no-pin");
-  return rc;
+  return rc == 0 ? check_rendezvous_dir(cfg->rendezvous) : rc;
 }
 
 int cli_conn_cfg_from_args(const cli_args *a, bool server, cli_conn_cfg *cfg) {

@@ -22,9 +22,9 @@ struct cli_hasher {
   pthread_mutex_t lock;
   pthread_cond_t changed; /* an item was queued, hashed, or the end came */
   hash_item queue[CLI_HASH_QUEUE];
-  size_t head, count; /* guarded by lock */
-  uint64_t hashed;    /* chunks hashed so far; guarded by lock */
-  bool ending;        /* no more items will come; guarded by lock */
+  size_t head, count;    /* guarded by lock */
+  uint64_t hashed;       /* chunks hashed so far; guarded by lock */
+  bool ending;           /* no more items will come; guarded by lock */
   struct sha256_ctx ctx; /* only the thread touches it until joined */
 };
 
@@ -78,8 +78,7 @@ void cli_hasher_push(cli_hasher *h, const void *data, size_t len,
     pthread_cond_wait(&h->changed, &h->lock); /* the thread always drains */
   }
   h->queue[(h->head + h->count) % CLI_HASH_QUEUE] =
-      (hash_item){
-      .data = data, .len = len, .release = release, .owner = owner};
+      (hash_item){.data = data, .len = len, .release = release, .owner = owner};
   h->count++;
   pthread_cond_broadcast(&h->changed);
   pthread_mutex_unlock(&h->lock);

@@ -46,7 +46,7 @@ typedef struct pipe_state {
   bool own_eos;          /* our end-of-stream marker was sent */
   bool peer_eos;         /* the peer's marker arrived, all before written */
   bool ack_sent;
-  int ack_rc; /* result of sending the 'A' */
+  int ack_rc;        /* result of sending the 'A' */
   uint64_t consumed; /* bytes of the peer's stream written to stdout */
 } pipe_state;
 
@@ -208,8 +208,8 @@ static int peer_ctrl(pipe_state *s, const uint8_t *m, size_t len) {
     return CLI_EXIT_FAIL;
   }
   if (n != sent) {
-    cli_errorf("the peer consumed %" PRIu64 " of the %" PRIu64 " bytes sent",
-               n, sent);
+    cli_errorf("the peer consumed %" PRIu64 " of the %" PRIu64 " bytes sent", n,
+               sent);
     return CLI_EXIT_FAIL;
   }
   return 0;

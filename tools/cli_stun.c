@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -129,23 +130,25 @@ int cli_main_stun(int argc, char **argv) {
 /* ---- stun-server ------------------------------------------------------------ */
 
 static const char STUN_SERVER_USAGE[] =
-    "Usage: quic-portal stun-server --listen ADDR:PORT [--alt ADDR:PORT]\n"
+    "Usage: quic-portal stun-server --listen [ADDR:]PORT [--alt ADDR:PORT]\n"
     "\n"
     "Run the embedded STUN server (RFC 8489 Binding) until SIGINT or SIGTERM.\n"
     "\n"
-    "  --listen ADDR:PORT  primary address; PORT 0 picks a free port. The\n"
-    "                      first line on stdout is \"listening on ADDR:PORT\"\n"
-    "                      with the port actually bound.\n"
+    "  --listen [ADDR:]PORT primary address (ADDR default 0.0.0.0); PORT 0\n"
+    "                      picks a free port. The first line on stdout is\n"
+    "                      \"listening on ADDR:PORT\" with the port bound.\n"
     "  --alt ADDR:PORT     a second IP address (same family, another IP) to\n"
     "                      answer RFC 5780 behavior discovery (OTHER-ADDRESS,\n"
-    "                      CHANGE-REQUEST) on 2 IPs x 2 ports\n"
+    "                      CHANGE-REQUEST) on 2 IPs x 2 ports; the second\n"
+    "                      line on stdout is \"alternate address ADDR:PORT\"\n"
+    "                      as bound\n"
     "  --log-level LEVEL   library log: debug, info, warn, error, none\n"
     "\n"
     "Exit status: 0 stopped by SIGINT or SIGTERM; 1 could not start (the\n"
     "message names the address); 2 bad command line.\n";
 
 static const cli_opt STUN_SERVER_OPTS[] = {
-    {"listen", "ADDR:PORT", false},
+    {"listen", "[ADDR:]PORT", false},
     {"alt", "ADDR:PORT", false},
 };
 
@@ -156,8 +159,16 @@ static int serve_stun(const char *listen, const char *alt, const char *host) {
     return cli_qp_error("starting the STUN server", qrc);
   }
   bool v6 = strchr(host, ':') != NULL;
+  uint16_t port = qp_stun_server_port(srv);
   printf("listening on %s%s%s:%u\n", v6 ? "[" : "", host, v6 ? "]" : "",
-         (unsigned)qp_stun_server_port(srv));
+         (unsigned)port);
+  char other[INET6_ADDRSTRLEN + 16];
+  if (alt && cli_stun_other_address(host, port, other, sizeof other)) {
+    printf("alternate address %s\n", other);
+  } else if (alt) {
+    cli_errorf("the server does not tell its alternate address (%s asked)",
+               alt);
+  }
   fflush(stdout);
   struct timespec slice = {0, CLI_SLICE_MS * 1000000L};
   while (!cli_signal()) {
@@ -169,29 +180,53 @@ static int serve_stun(const char *listen, const char *alt, const char *host) {
   return 0;
 }
 
+/* --listen [ADDR:]PORT into "ADDR:PORT" for the library (ADDR 0.0.0.0
+ * when only a port is given). */
+static int listen_address(const cli_cmd *cmd, const char *v, char *host,
+                          size_t hostlen, char *addr, size_t addrlen) {
+  uint16_t port;
+  int rc;
+  if (strchr(v, ':') == NULL) {
+    uint64_t n = 0;
+    rc = cli_parse_u64(cmd, "--listen", v, 0, 65535, &n);
+    snprintf(host, hostlen, "0.0.0.0");
+    snprintf(addr, addrlen, "0.0.0.0:%u", (unsigned)n);
+    return rc;
+  }
+  rc = cli_parse_hostport(cmd, "--listen", v, true, host, hostlen, &port);
+  if (rc == 0) {
+    rc = cli_check_ip(cmd, "--listen", host, true);
+  }
+  snprintf(addr, addrlen, "%s", v);
+  return rc;
+}
+
 int cli_main_stun_server(int argc, char **argv) {
   cli_cmd cmd = {"quic-portal stun-server", STUN_SERVER_USAGE,
                  STUN_SERVER_OPTS, 2};
   cli_args a;
-  char host[256], alt_host[256];
+  char host[256], alt_host[256], addr[300];
   uint16_t port;
   int rc = cli_parse(&cmd, argc, argv, &a);
   if (rc == 0 && a.npos > 0) {
     rc = cli_usage_error(&cmd, "unexpected argument '%s'", a.pos[0]);
   }
   if (rc == 0 && !cli_has(&a, "listen")) {
-    rc = cli_usage_error(&cmd, "--listen ADDR:PORT is required");
+    rc = cli_usage_error(&cmd, "--listen [ADDR:]PORT is required");
   }
   if (rc == 0) {
-    rc = cli_parse_hostport(&cmd, "--listen", cli_get(&a, "listen"), true,
-                            host, sizeof host, &port);
+    rc = listen_address(&cmd, cli_get(&a, "listen"), host, sizeof host, addr,
+                        sizeof addr);
   }
   if (rc == 0 && cli_has(&a, "alt")) {
     rc = cli_parse_hostport(&cmd, "--alt", cli_get(&a, "alt"), true, alt_host,
                             sizeof alt_host, &port);
+    if (rc == 0) {
+      rc = cli_check_ip(&cmd, "--alt", alt_host, true);
+    }
   }
   if (rc == 0) {
-    rc = serve_stun(cli_get(&a, "listen"), cli_get(&a, "alt"), host);
+    rc = serve_stun(addr, cli_get(&a, "alt"), host);
   }
   cli_args_free(&a);
   return rc == CLI_EXIT_HELP ? CLI_EXIT_OK : rc;

@@ -41,7 +41,8 @@
 #define PROGRESS_INTERVAL_S 0.1
 #define PROGRESS_NAME_COLS 24 /* columns of the name in the bar */
 
-/* ---- shared with the receiver ---------------------------------------------- */
+/* ---- shared with the receiver ----------------------------------------------
+ */
 
 int xfer_error(const char *what, int rc) {
   if (rc == QP_ERR_INTERRUPTED && cli_signal()) {
@@ -59,8 +60,8 @@ static const char *role_word(char role) {
 }
 
 int xfer_hello(qp_portal_t *p, char role) {
-  uint8_t h[XFER_HELLO_SIZE] = {'Q', 'P', 'X', 'F', XFER_VERSION,
-                                (uint8_t)role};
+  uint8_t h[XFER_HELLO_SIZE] = {'Q', 'P',          'X',
+                                'F', XFER_VERSION, (uint8_t)role};
   int rc = cli_send(p, h, sizeof h);
   if (rc != QP_OK) {
     return xfer_error("greeting the peer", rc);
@@ -138,14 +139,15 @@ static void name_cols(const char *name, char *out, size_t outlen, int cols) {
 
 void xfer_progress_start(xfer_progress *pr, const char *name, uint64_t total,
                          bool on) {
-  *pr = (xfer_progress){.name = name, .total = total, .t0 = cli_now(), .on = on};
+  *pr =
+      (xfer_progress){.name = name, .total = total, .t0 = cli_now(), .on = on};
   xfer_progress_show(pr, false);
 }
 
 void xfer_progress_show(xfer_progress *pr, bool final) {
   double now = cli_now();
-  if (!pr->on || (!final && pr->last > 0 &&
-                  now - pr->last < PROGRESS_INTERVAL_S)) {
+  if (!pr->on ||
+      (!final && pr->last > 0 && now - pr->last < PROGRESS_INTERVAL_S)) {
     return;
   }
   pr->last = now;
@@ -155,9 +157,9 @@ void xfer_progress_show(xfer_progress *pr, bool final) {
   int pct = pr->total ? (int)(pr->done * 100 / pr->total) : 100;
   char name[PROGRESS_NAME_COLS * 4 + 8];
   name_cols(pr->name, name, sizeof name, PROGRESS_NAME_COLS);
-  fprintf(stderr, "\r%s %9.1f / %.1f MiB %3d%% %8.1f MiB/s ETA %d:%02d ",
-          name, (double)pr->done / 1048576.0, (double)pr->total / 1048576.0,
-          pct, rate / 1048576.0, (int)left / 60, (int)left % 60);
+  fprintf(stderr, "\r%s %9.1f / %.1f MiB %3d%% %8.1f MiB/s ETA %d:%02d ", name,
+          (double)pr->done / 1048576.0, (double)pr->total / 1048576.0, pct,
+          rate / 1048576.0, (int)left / 60, (int)left % 60);
   if (final) {
     fputc('\n', stderr);
   }
@@ -213,7 +215,8 @@ const char *cli_xfer_base_name(const char *path) {
   return slash ? slash + 1 : path;
 }
 
-/* ---- sender ------------------------------------------------------------------ */
+/* ---- sender
+ * ------------------------------------------------------------------ */
 
 typedef struct tx_file {
   const char *path;
@@ -367,8 +370,7 @@ static int send_one(qp_portal_t *p, const tx_file *f, uint8_t *const *bufs,
   }
   rc = await_answer(p, 'A', f->name);
   if (rc == 0) {
-    xfer_summary(cfg, "sent", f->name, NULL, pr.done, end + 1,
-                 cli_now() - t0);
+    xfer_summary(cfg, "sent", f->name, NULL, pr.done, end + 1, cli_now() - t0);
   }
   return rc;
 }

@@ -95,10 +95,9 @@ static void paths_of(const rx_state *s, const char *name, char *final,
 
 /* Parse the 'L' message into s->list. */
 static int rx_parse_list(rx_state *s, const uint8_t *m, size_t len) {
-  size_t n = len >= XFER_LIST_FIXED
-                 ? (size_t)m[1] << 24 | (size_t)m[2] << 16 |
-                       (size_t)m[3] << 8 | m[4]
-                 : 0;
+  size_t n = len >= XFER_LIST_FIXED ? (size_t)m[1] << 24 | (size_t)m[2] << 16 |
+                                          (size_t)m[3] << 8 | m[4]
+                                    : 0;
   s->list = n > 0 && n <= XFER_MAX_FILES ? calloc(n, sizeof *s->list) : NULL;
   size_t o = XFER_LIST_FIXED;
   for (size_t i = 0; s->list && i < n; i++) {
@@ -113,9 +112,10 @@ static int rx_parse_list(rx_state *s, const uint8_t *m, size_t len) {
     s->count = i + 1;
   }
   if (!s->list || s->count != n || o != len) {
-    return refuse(s, 'X', "malformed list of files (another version of "
-                          "quic-portal, or a name that is not one path "
-                          "component)");
+    return refuse(s, 'X',
+                  "malformed list of files (another version of "
+                  "quic-portal, or a name that is not one path "
+                  "component)");
   }
   return 0;
 }
@@ -140,15 +140,17 @@ static int rx_check_names(rx_state *s) {
     }
     paths_of(s, name, final, part);
     if (!s->cfg->force && lstat(final, &st) == 0) {
-      snprintf(why, sizeof why, "%s already exists (the receiver may use "
-                                "--force to replace it)",
+      snprintf(why, sizeof why,
+               "%s already exists (the receiver may use "
+               "--force to replace it)",
                final);
       return refuse(s, 'X', why);
     }
     if (!s->cfg->force && lstat(part, &st) == 0) {
-      snprintf(why, sizeof why, "%s already exists (left by an earlier "
-                                "transfer? the receiver may remove it or use "
-                                "--force)",
+      snprintf(why, sizeof why,
+               "%s already exists (left by an earlier "
+               "transfer? the receiver may remove it or use "
+               "--force)",
                part);
       return refuse(s, 'X', why);
     }
@@ -165,12 +167,10 @@ static int rx_start(rx_state *s) {
   if (s->cfg->force) {
     unlink(f->part); /* a symlink is removed, never followed */
   }
-  f->fd = open(f->part,
-               O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+  f->fd = open(f->part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                XFER_PART_MODE);
   if (f->fd < 0) {
-    snprintf(why, sizeof why, "cannot create %s: %s", f->part,
-             strerror(errno));
+    snprintf(why, sizeof why, "cannot create %s: %s", f->part, strerror(errno));
     return refuse(s, 'A', why);
   }
   cli_signals_part_file(f->part);
@@ -238,8 +238,7 @@ static mode_t final_mode(void) {
  * existing file; --force replaces it with rename(). */
 static int rx_commit(rx_state *s) {
   rx_file *f = &s->f;
-  int rc = s->cfg->force ? rename(f->part, f->final)
-                         : link(f->part, f->final);
+  int rc = s->cfg->force ? rename(f->part, f->final) : link(f->part, f->final);
   if (rc != 0) {
     char why[2 * PATH_MAX + 64];
     snprintf(why, sizeof why, "cannot name %s %s: %s", f->part, f->final,
@@ -256,12 +255,14 @@ static int rx_end(rx_state *s, const uint8_t *m, size_t len) {
   f->hash = NULL;
   xfer_progress_show(&f->pr, true);
   if (len != 1 + CLI_SHA256_SIZE || f->pr.done != f->e->size) {
-    return refuse(s, 'A', "the file ended early (size differs from the "
-                          "list)");
+    return refuse(s, 'A',
+                  "the file ended early (size differs from the "
+                  "list)");
   }
   if (memcmp(got, m + 1, CLI_SHA256_SIZE) != 0) {
-    return refuse(s, 'A', "SHA-256 mismatch: the received bytes differ from "
-                          "the bytes the sender read");
+    return refuse(s, 'A',
+                  "SHA-256 mismatch: the received bytes differ from "
+                  "the bytes the sender read");
   }
   bool written = fchmod(f->fd, final_mode()) == 0 && fsync(f->fd) == 0;
   written = close(f->fd) == 0 && written;
@@ -314,8 +315,9 @@ static int rx_list(rx_state *s) {
   }
   const uint8_t *b = m;
   int rc = len >= 1 && b[0] == 'L' ? rx_parse_list(s, b, len)
-                                    : refuse(s, 'X', "expected the list of "
-                                                     "files first");
+                                   : refuse(s, 'X',
+                                            "expected the list of "
+                                            "files first");
   qp_free(m);
   return rc == 0 ? rx_check_names(s) : rc;
 }

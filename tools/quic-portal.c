@@ -37,10 +37,12 @@ static const char MAIN_USAGE[] =
     "\n"
     "`quic-portal COMMAND --help` describes a command. Every command accepts\n"
     "--log-level debug|info|warn|error|none (the library also reads\n"
-    "QUIC_PORTAL_LOG).\n"
+    "QUIC_PORTAL_LOG) and --qlog DIR (a qlog trace per connection in DIR).\n"
     "\n"
     "Exit status: 0 success; 1 failure (the message says what failed);\n"
     "2 bad command line; 128+N interrupted by signal N (130: Ctrl-C).\n";
+
+#define MAIN_HINT "Run 'quic-portal --help' for the usage.\n"
 
 static const char SHA_USAGE[] =
     "Usage: quic-portal sha256 FILE...\n"
@@ -119,8 +121,8 @@ static int dispatch(int argc, char **argv) {
   }
   fprintf(stderr,
           "quic-portal: unknown command '%s': expected demo, serve, connect, "
-          "stun, stun-server, bench or sha256\n\n%s",
-          c, MAIN_USAGE);
+          "stun, stun-server, bench or sha256\n" MAIN_HINT,
+          c);
   return CLI_EXIT_USAGE;
 }
 
@@ -130,7 +132,7 @@ int main(int argc, char **argv) {
    * bar); messages and numbers stay in the C locale. */
   setlocale(LC_CTYPE, "");
   if (argc < 2) {
-    fprintf(stderr, "quic-portal: missing command\n\n%s", MAIN_USAGE);
+    fprintf(stderr, "quic-portal: missing command\n" MAIN_HINT);
     return CLI_EXIT_USAGE;
   }
   const char *c = argv[1];

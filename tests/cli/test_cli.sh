@@ -62,7 +62,9 @@ usage_case() {
   shift
   timeout 10 "$BIN" "$@" >"$TMP/u.out" 2>"$TMP/u.err" </dev/null
   local rc=$?
-  if [ $rc -eq 2 ] && grep -q -- "$want" "$TMP/u.err" && grep -q "Usage" "$TMP/u.err"; then
+  # The message and one line pointing at --help, not the whole usage.
+  if [ $rc -eq 2 ] && grep -q -- "$want" "$TMP/u.err" && grep -q -- "--help' for the usage" "$TMP/u.err" &&
+    [ "$(wc -l <"$TMP/u.err")" -le 2 ] && [ ! -s "$TMP/u.out" ]; then
     pass "quic-portal $* -> 2 ($want)"
   else
     fail "quic-portal $* -> $rc, stderr:"
@@ -91,11 +93,25 @@ usage_case "--force applies only to receive" connect --to 127.0.0.1:1 --force
 usage_case "--json applies only to send and receive" connect --to 127.0.0.1:1 --json
 usage_case "--server given 3 times" stun --server 127.0.0.1:1 --server 127.0.0.1:2 --server 127.0.0.1:3
 usage_case "invalid value '0' for the port of --server" stun --server 127.0.0.1:0
-usage_case "--listen ADDR:PORT is required" stun-server
+usage_case "--listen \[ADDR:\]PORT is required" stun-server
 usage_case "missing role" bench --to 127.0.0.1:1
 usage_case "invalid value 'flood' for --bench" bench connect --to 127.0.0.1:1 --bench flood
 usage_case "--iters applies only to bench connect" bench serve --listen 1 --iters 5
 usage_case "missing FILE" sha256
+# Checked before anything is printed or bound (stdout and stderr hold only
+# the message: usage_case asserts it).
+usage_case "invalid value 'redis://:5' for --rendezvous" serve --rendezvous redis://:5
+usage_case "invalid value 'redis://h:6379/x' for --rendezvous" connect --rendezvous redis://h:6379/x
+usage_case "invalid value 'tcp://h' for --rendezvous" serve --rendezvous tcp://h
+usage_case "invalid value 'dir:' for --rendezvous" serve --rendezvous dir:
+usage_case "--keep-alive 10 must be below --idle-timeout 10" connect --to 127.0.0.1:1 --keep-alive 10
+usage_case "--keep-alive 5 must be below --idle-timeout 3" serve --listen 1 --idle-timeout 3 --keep-alive 5
+usage_case "invalid address '1.2.3' in --listen" serve --listen 1.2.3:5
+usage_case "invalid address 'localhost' in --listen" serve --listen localhost:5
+usage_case "invalid address '999.1.1.1' in --to" connect --to 999.1.1.1:5
+usage_case "invalid address '::g' in --to" connect --to '[::g]:5'
+usage_case "invalid address '1.2.3.400' in --stun" serve --rendezvous mem:x --stun 1.2.3.400:3478
+usage_case "invalid address 'nowhere' in --listen" stun-server --listen nowhere:1
 
 for cmd in "" serve connect stun stun-server bench demo sha256; do
   # shellcheck disable=SC2086
@@ -105,6 +121,30 @@ for cmd in "" serve connect stun stun-server bench demo sha256; do
     fail "quic-portal $cmd --help"
   fi
 done
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
+  mkdir -p "$TMP/ro"
+  chmod 0755 "$TMP/ro" "$TMP"
+  timeout 10 setpriv --reuid=65534 --regid=65534 --clear-groups "$BIN" connect \
+    --rendezvous "dir:$TMP/ro" </dev/null >"$TMP/d.out" 2>"$TMP/d.err"
+  rc=$?
+  if [ $rc -eq 1 ] && grep -q "is not writable by this user" "$TMP/d.err"; then
+    pass "a dir: store folder this user cannot write: exit 1 at once"
+  else
+    fail "an unwritable dir: store folder: exit $rc"
+    show "$TMP/d.err"
+  fi
+else
+  echo "skip unwritable dir: store folder: needs root and setpriv to be another user"
+fi
+check "--qlog is in serve --help" bash -c "'$BIN' serve --help | grep -q -- '--qlog DIR'"
+timeout 10 "$BIN" serve --rendezvous "dir:$TMP/no-such-folder" </dev/null >"$TMP/d.out" 2>"$TMP/d.err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "no-such-folder does not exist" "$TMP/d.err" && [ "$(wc -l <"$TMP/d.err")" -eq 1 ]; then
+  pass "a missing dir: store folder: exit 1 at once, one line"
+else
+  fail "a missing dir: store folder: exit $rc"
+  show "$TMP/d.err"
+fi
 check "quic-portal --version" bash -c "'$BIN' --version | grep -q '^quic-portal [0-9]'"
 
 # ---------------------------------------------------------------------------
@@ -261,6 +301,8 @@ STUN_PID=$SPID
 if wait_for "$TMP/stunsrv.out" "^listening on 127.0.0.1:[0-9]"; then
   STUN_PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TMP/stunsrv.out")
   STUN="127.0.0.1:$STUN_PORT"
+  check "stun-server prints the alternate address it bound" \
+    grep -q "^alternate address 127.0.0.2:[1-9][0-9]*$" "$TMP/stunsrv.out"
   timeout 20 "$BIN" stun --server "$STUN" >"$TMP/stun.txt" 2>&1
   check "stun (human): exit 0, public address shown" \
     bash -c "[ $? -eq 0 ] && grep -q '^public address: *127.0.0.1:' '$TMP/stun.txt'"
@@ -277,6 +319,15 @@ else
   show "$TMP/stunsrv.err"
   STUN=""
 fi
+start_bg stunbare stun-server --listen 0
+if wait_for "$TMP/stunbare.out" "^listening on 0.0.0.0:[1-9]"; then
+  pass "stun-server --listen PORT (a bare port) listens on 0.0.0.0"
+else
+  fail "stun-server --listen 0"
+  show "$TMP/stunbare.out" "$TMP/stunbare.err"
+fi
+kill -TERM "$SPID" 2>/dev/null
+wait_pid "$SPID" 10 >/dev/null
 DEAD=$(free_udp_port)
 timeout 20 "$BIN" stun --server "127.0.0.1:$DEAD" --timeout 1 --json >"$TMP/dead.json" 2>&1
 rc=$?
