@@ -490,8 +490,9 @@ typedef struct qp_traverse_options {
    * redirect either side. A peer record that does not open is ignored and
    * counted; if only such records were seen, qp_create_* fails with
    * QP_ERR_RENDEZVOUS saying so (another secret on the other side, or a
-   * writer without it). Both sides must give the same secret. Copied during
-   * the call; the copy is wiped. docs/security.md has the threat model. */
+   * writer without it). Both sides must give the same secret. Read during
+   * the call only; the keys derived from it are wiped before it returns.
+   * docs/security.md has the threat model. */
   const char *secret;
   /* Resilience (docs/internals/resilience.md): when the path dies (no
    * acknowledgement for max(2 s, 3 PTOs): a NAT rebinding, an address
