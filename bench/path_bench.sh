@@ -22,6 +22,9 @@
 #                        run that times out shows as "<X" (the rate it stayed under)
 #   QP_PATH_OUT          results folder (default BUILD_DIR/bench-path)
 #   QP_PATH_SEED         loss seed of the forwarder (default 1)
+#   QP_PATH_KEEP=1       leave the lab up at the end, and reuse a lab that is
+#                        already up (saves waiting for /tmp/qp-lab.lock, which
+#                        long lab tests may hold for minutes)
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -60,14 +63,20 @@ LOG=$OUT/servers.log
 export PATHLAB_PREFIX=${PATHLAB_PREFIX:-qpp}
 
 SERVER_PID=""
+KEEP=${QP_PATH_KEEP:-0}
 cleanup() {
   [[ -n $SERVER_PID ]] && kill "$SERVER_PID" 2>/dev/null
-  flock /tmp/qp-lab.lock "$LAB" down >/dev/null 2>&1
+  [[ $KEEP == 1 ]] && return
+  "$LAB" down >/dev/null 2>&1 # removes only our namespaces: no lock needed
 }
 trap cleanup EXIT
 trap 'echo "path_bench: interrupted" >&2; exit 130' INT TERM
 
-flock /tmp/qp-lab.lock "$LAB" up >&2 || { rc=$?; ((rc == 77)) && exit 77; exit 1; }
+if [[ $KEEP == 1 ]] && "$LAB" exec a true 2>/dev/null && "$LAB" exec b true 2>/dev/null; then
+  echo "path_bench: reusing the lab that is up ($PATHLAB_PREFIX-*)" >&2
+else
+  flock /tmp/qp-lab.lock "$LAB" up >&2 || { rc=$?; ((rc == 77)) && exit 77; exit 1; }
+fi
 
 # shape SCENARIO: start the forwarder for it; prints the link name to use.
 shape() {

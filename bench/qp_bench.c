@@ -216,15 +216,50 @@ static int parse_choice(const char *opt, const char *s,
                      list);
 }
 
-/* Parses argv into *cfg. Returns 0, BENCH_EXIT_USAGE, or -1 when help or
- * the version was printed (exit 0). */
-static int parse_args(int argc, char **argv, config *cfg) {
+/* What the command line gave: the value of each option (NULL for a flag or
+ * an option not given) and whether it was given. */
+typedef struct opt_vals {
+  const char *val[O_COUNT];
+  bool seen[O_COUNT];
+} opt_vals;
+
+/* A numeric option: where it goes, its default and its range. */
+typedef struct num_opt {
+  int opt;
+  uint64_t *dst;
+  uint64_t def, min, max;
+} num_opt;
+
+/* Sets every field of the table to its default or to its parsed value. */
+static int apply_numbers(const opt_vals *ov, const num_opt *t, size_t n) {
+  for (size_t k = 0; k < n; k++) {
+    *t[k].dst = t[k].def;
+    int rc;
+    if (ov->seen[t[k].opt] &&
+        (rc = parse_u64(OPTS[t[k].opt].name, ov->val[t[k].opt], t[k].min,
+                        t[k].max, t[k].dst)) != 0) {
+      return rc;
+    }
+  }
+  return 0;
+}
+
+static bool is_help(const char *a) {
+  return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+/* argv[1]: help, version or the command. Returns 0, BENCH_EXIT_USAGE, or
+ * -1 when help or the version was printed. */
+static int parse_command(int argc, char **argv, config *cfg) {
+  static const struct {
+    const char *name;
+    unsigned cmd;
+  } cmds[] = {{"server", CMD_SERVER}, {"client", CMD_CLIENT}, {"idle", CMD_IDLE}};
   if (argc < 2) {
     return usage_error("missing command: server, client or idle");
   }
   const char *cmd = argv[1];
-  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
-      strcmp(cmd, "help") == 0) {
+  if (is_help(cmd) || strcmp(cmd, "help") == 0) {
     fputs(HELP, stdout);
     return -1;
   }
@@ -234,155 +269,165 @@ static int parse_args(int argc, char **argv, config *cfg) {
   }
   memset(cfg, 0, sizeof *cfg);
   cfg->cmd_name = cmd;
-  if (strcmp(cmd, "server") == 0) {
-    cfg->cmd = CMD_SERVER;
-  } else if (strcmp(cmd, "client") == 0) {
-    cfg->cmd = CMD_CLIENT;
-  } else if (strcmp(cmd, "idle") == 0) {
-    cfg->cmd = CMD_IDLE;
-  } else {
-    return usage_error("unknown command '%s': expected server, client or idle",
-                       cmd);
+  for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++) {
+    if (strcmp(cmd, cmds[k].name) == 0) {
+      cfg->cmd = cmds[k].cmd;
+      return 0;
+    }
   }
+  return usage_error("unknown command '%s': expected server, client or idle",
+                     cmd);
+}
 
-  const char *val[O_COUNT] = {0};
-  bool seen[O_COUNT] = {0};
+static int find_opt(const char *name, size_t nlen) {
+  for (int o = 0; o < O_COUNT; o++) {
+    if (strlen(OPTS[o].name) == nlen && strncmp(OPTS[o].name, name, nlen) == 0) {
+      return o;
+    }
+  }
+  return -1;
+}
+
+/* argv[i] is "--name" or "--name=value"; takes the value (from argv[i+1]
+ * when needed, advancing *i) into ov. */
+static int take_option(int argc, char **argv, int *i, const config *cfg,
+                       opt_vals *ov) {
+  const char *a = argv[*i];
+  if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+    return usage_error("unexpected argument '%s' (options start with --)", a);
+  }
+  const char *name = a + 2;
+  const char *eq = strchr(name, '=');
+  size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+  int id = find_opt(name, nlen);
+  if (id < 0) {
+    return usage_error("unknown option '%.*s'", (int)nlen + 2, a);
+  }
+  if (!(OPTS[id].cmds & cfg->cmd)) {
+    return usage_error("option --%s is not valid for '%s'", OPTS[id].name,
+                       cfg->cmd_name);
+  }
+  if (ov->seen[id]) {
+    return usage_error("option --%s given twice", OPTS[id].name);
+  }
+  ov->seen[id] = true;
+  if (!OPTS[id].has_arg) {
+    return eq ? usage_error("option --%s takes no value", OPTS[id].name) : 0;
+  }
+  if (eq) {
+    ov->val[id] = eq + 1;
+  } else if (*i + 1 < argc) {
+    ov->val[id] = argv[++*i];
+  } else {
+    return usage_error("option --%s needs a value", OPTS[id].name);
+  }
+  return 0;
+}
+
+/* Every option after the command, then the ones the command requires. */
+static int collect_options(int argc, char **argv, const config *cfg,
+                           opt_vals *ov) {
+  static const struct {
+    unsigned cmd;
+    int opts[3];
+    size_t n;
+  } required[] = {{CMD_SERVER, {O_PORT, O_MODE, 0}, 2},
+                  {CMD_CLIENT, {O_HOST, O_PORT, O_BENCH}, 3},
+                  {CMD_IDLE, {O_HOST, O_PORT, O_SECONDS}, 3}};
+  memset(ov, 0, sizeof *ov);
   for (int i = 2; i < argc; i++) {
-    const char *a = argv[i];
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    if (is_help(argv[i])) {
       fputs(HELP, stdout);
       return -1;
     }
-    if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
-      return usage_error("unexpected argument '%s' (options start with --)",
-                         a);
+    int rc = take_option(argc, argv, &i, cfg, ov);
+    if (rc != 0) {
+      return rc;
     }
-    const char *name = a + 2;
-    const char *eq = strchr(name, '=');
-    size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-    int id = -1;
-    for (int o = 0; o < O_COUNT; o++) {
-      if (strlen(OPTS[o].name) == nlen &&
-          strncmp(OPTS[o].name, name, nlen) == 0) {
-        id = o;
-        break;
+  }
+  for (size_t k = 0; k < sizeof required / sizeof required[0]; k++) {
+    for (size_t r = 0; required[k].cmd == cfg->cmd && r < required[k].n; r++) {
+      if (!ov->seen[required[k].opts[r]]) {
+        return usage_error("'%s' needs --%s", cfg->cmd_name,
+                           OPTS[required[k].opts[r]].name);
       }
     }
-    if (id < 0) {
-      return usage_error("unknown option '%.*s'", (int)nlen + 2, a);
-    }
-    if (!(OPTS[id].cmds & cfg->cmd)) {
-      return usage_error("option --%s is not valid for '%s'", OPTS[id].name,
-                         cmd);
-    }
-    if (seen[id]) {
-      return usage_error("option --%s given twice", OPTS[id].name);
-    }
-    seen[id] = true;
-    if (!OPTS[id].has_arg) {
-      if (eq) {
-        return usage_error("option --%s takes no value", OPTS[id].name);
-      }
-      continue;
-    }
-    if (eq) {
-      val[id] = eq + 1;
-    } else if (i + 1 < argc) {
-      val[id] = argv[++i];
-    } else {
-      return usage_error("option --%s needs a value", OPTS[id].name);
-    }
   }
+  return 0;
+}
 
-  /* Required options. */
-  static const int required_server[] = {O_PORT, O_MODE};
-  static const int required_client[] = {O_HOST, O_PORT, O_BENCH};
-  static const int required_idle[] = {O_HOST, O_PORT, O_SECONDS};
-  const int *req = cfg->cmd == CMD_SERVER   ? required_server
-                   : cfg->cmd == CMD_CLIENT ? required_client
-                                            : required_idle;
-  size_t nreq = cfg->cmd == CMD_SERVER ? 2 : 3;
-  for (size_t r = 0; r < nreq; r++) {
-    if (!seen[req[r]]) {
-      return usage_error("'%s' needs --%s", cmd, OPTS[req[r]].name);
-    }
-  }
-
-  uint64_t v;
-  int rc;
-  if ((rc = parse_u64("port", val[O_PORT], 1, 65535, &v)) != 0) {
-    return rc;
-  }
-  cfg->port = (uint16_t)v;
-  cfg->transport = seen[O_TCP] ? BENCH_TCP : BENCH_QUIC;
-  cfg->host = val[O_HOST];
-  cfg->bind = val[O_BIND];
-  if (cfg->host && cfg->host[0] == '\0') {
-    return usage_error("--host must not be empty");
-  }
+/* --cc, --max-udp-payload, --mtu-discovery: QUIC only. */
+static int apply_quic_options(const opt_vals *ov, config *cfg) {
   static const int quic_only[] = {O_CC, O_MAX_UDP_PAYLOAD, O_MTU_DISCOVERY};
   for (size_t k = 0; k < sizeof quic_only / sizeof quic_only[0]; k++) {
-    if (seen[quic_only[k]] && cfg->transport == BENCH_TCP) {
+    if (ov->seen[quic_only[k]] && cfg->transport == BENCH_TCP) {
       return usage_error("--%s applies to QUIC only, not with --tcp",
                          OPTS[quic_only[k]].name);
     }
   }
-  cfg->net.mtu_discovery = seen[O_MTU_DISCOVERY];
-  if (seen[O_MAX_UDP_PAYLOAD]) {
+  cfg->net.mtu_discovery = ov->seen[O_MTU_DISCOVERY];
+  if (ov->seen[O_MAX_UDP_PAYLOAD]) {
     /* 1200: the QUIC minimum (RFC 9000, 14.1); 65527: the largest UDP
      * payload over IPv4. */
-    if ((rc = parse_u64("max-udp-payload", val[O_MAX_UDP_PAYLOAD], 1200,
-                        65527, &v)) != 0) {
+    uint64_t v;
+    int rc = parse_u64("max-udp-payload", ov->val[O_MAX_UDP_PAYLOAD], 1200,
+                       65527, &v);
+    if (rc != 0) {
       return rc;
     }
     cfg->net.max_udp_payload = (uint32_t)v;
   }
-  if (seen[O_CC]) {
-    if (qp_cc_from_string(val[O_CC], &cfg->net.cc) != QP_OK) {
-      return usage_error("invalid value '%s' for --cc: %s", val[O_CC],
+  if (ov->seen[O_CC]) {
+    if (qp_cc_from_string(ov->val[O_CC], &cfg->net.cc) != QP_OK) {
+      return usage_error("invalid value '%s' for --cc: %s", ov->val[O_CC],
                          qp_last_error());
     }
     cfg->net.cc_set = true;
   }
-  uint64_t timeout_s = cfg->cmd == CMD_SERVER ? SERVER_LISTEN_TIMEOUT_S
-                                              : CLIENT_CONNECT_TIMEOUT_S;
-  if (seen[O_TIMEOUT] &&
-      (rc = parse_u64("timeout", val[O_TIMEOUT], 1, 86400, &timeout_s)) != 0) {
+  return 0;
+}
+
+/* Options of every command: address, transport, timeout, pong size. */
+static int apply_common(const opt_vals *ov, config *cfg) {
+  uint64_t port, timeout_s;
+  const num_opt nums[] = {
+      {O_PORT, &port, 0, 1, 65535},
+      {O_TIMEOUT, &timeout_s,
+       cfg->cmd == CMD_SERVER ? SERVER_LISTEN_TIMEOUT_S : CLIENT_CONNECT_TIMEOUT_S,
+       1, 86400},
+      {O_PONG_SIZE, &cfg->pong_size, 5120, 0, QP_MAX_MESSAGE_SIZE},
+  };
+  int rc = apply_numbers(ov, nums, sizeof nums / sizeof nums[0]);
+  if (rc != 0) {
     return rc;
   }
+  cfg->port = (uint16_t)port;
   cfg->timeout_ms = (int)(timeout_s * 1000);
+  cfg->transport = ov->seen[O_TCP] ? BENCH_TCP : BENCH_QUIC;
+  cfg->host = ov->val[O_HOST];
+  cfg->bind = ov->val[O_BIND];
+  if (cfg->host && cfg->host[0] == '\0') {
+    return usage_error("--host must not be empty");
+  }
+  return apply_quic_options(ov, cfg);
+}
 
-  cfg->pong_size = 5120;
-  if (seen[O_PONG_SIZE] && (rc = parse_u64("pong-size", val[O_PONG_SIZE], 0,
-                                           QP_MAX_MESSAGE_SIZE,
-                                           &cfg->pong_size)) != 0) {
+static int apply_server(const opt_vals *ov, config *cfg) {
+  static const char *const modes[] = {"echo", "pingpong", "sink"};
+  int m;
+  int rc = parse_choice("mode", ov->val[O_MODE], modes, 3, &m);
+  if (rc != 0) {
     return rc;
   }
-
-  if (cfg->cmd == CMD_SERVER) {
-    static const char *const modes[] = {"echo", "pingpong", "sink"};
-    int m;
-    if ((rc = parse_choice("mode", val[O_MODE], modes, 3, &m)) != 0) {
-      return rc;
-    }
-    cfg->mode = (server_mode)m;
-    if (seen[O_PONG_SIZE] && cfg->mode != MODE_PINGPONG) {
-      return usage_error("--pong-size applies only to --mode pingpong");
-    }
-    return 0;
+  cfg->mode = (server_mode)m;
+  if (ov->seen[O_PONG_SIZE] && cfg->mode != MODE_PINGPONG) {
+    return usage_error("--pong-size applies only to --mode pingpong");
   }
+  return 0;
+}
 
-  if (cfg->cmd == CMD_IDLE) {
-    return parse_u64("seconds", val[O_SECONDS], 0, 86400, &cfg->seconds);
-  }
-
-  static const char *const benches[] = {"pingpong", "throughput", "rtt"};
-  int b;
-  if ((rc = parse_choice("bench", val[O_BENCH], benches, 3, &b)) != 0) {
-    return rc;
-  }
-  cfg->bench = (bench_kind)b;
-  /* Options that would silently not apply are refused. */
+/* Options that would silently not apply to the chosen bench are refused. */
+static int check_applies(const opt_vals *ov, bench_kind bench) {
   static const struct {
     int opt;
     unsigned benches; /* bit per bench_kind */
@@ -395,36 +440,49 @@ static int parse_args(int argc, char **argv, config *cfg) {
       {O_TOTAL_MB, 1u << B_THROUGHPUT, "throughput"},
   };
   for (size_t k = 0; k < sizeof applies / sizeof applies[0]; k++) {
-    if (seen[applies[k].opt] && !(applies[k].benches & (1u << cfg->bench))) {
+    if (ov->seen[applies[k].opt] && !(applies[k].benches & (1u << bench))) {
       return usage_error("--%s applies only to --bench %s",
                          OPTS[applies[k].opt].name, applies[k].which);
     }
   }
-  cfg->ping_size = 614400;
-  cfg->iters = cfg->bench == B_RTT ? 10000 : 50;
-  cfg->msg_size = 1048576;
-  cfg->total_mb = 1024;
-  if (seen[O_PING_SIZE] &&
-      (rc = parse_u64("ping-size", val[O_PING_SIZE], 0, QP_MAX_MESSAGE_SIZE,
-                      &cfg->ping_size)) != 0) {
-    return rc;
-  }
-  if (seen[O_ITERS] && (rc = parse_u64("iters", val[O_ITERS], 1, 100000000,
-                                       &cfg->iters)) != 0) {
-    return rc;
-  }
-  /* 0-byte messages are the throughput terminator, so at least 1 byte. */
-  if (seen[O_MSG_SIZE] &&
-      (rc = parse_u64("msg-size", val[O_MSG_SIZE], 1, QP_MAX_MESSAGE_SIZE,
-                      &cfg->msg_size)) != 0) {
-    return rc;
-  }
-  if (seen[O_TOTAL_MB] && (rc = parse_u64("total-mb", val[O_TOTAL_MB], 1,
-                                          UINT64_C(1) << 24,
-                                          &cfg->total_mb)) != 0) {
-    return rc;
-  }
   return 0;
+}
+
+static int apply_client(const opt_vals *ov, config *cfg) {
+  static const char *const benches[] = {"pingpong", "throughput", "rtt"};
+  int b;
+  int rc = parse_choice("bench", ov->val[O_BENCH], benches, 3, &b);
+  if (rc != 0 || (rc = check_applies(ov, (bench_kind)b)) != 0) {
+    return rc;
+  }
+  cfg->bench = (bench_kind)b;
+  const num_opt nums[] = {
+      {O_PING_SIZE, &cfg->ping_size, 614400, 0, QP_MAX_MESSAGE_SIZE},
+      {O_ITERS, &cfg->iters, cfg->bench == B_RTT ? 10000 : 50, 1, 100000000},
+      /* 0-byte messages are the throughput terminator: at least 1 byte. */
+      {O_MSG_SIZE, &cfg->msg_size, 1048576, 1, QP_MAX_MESSAGE_SIZE},
+      {O_TOTAL_MB, &cfg->total_mb, 1024, 1, UINT64_C(1) << 24},
+  };
+  return apply_numbers(ov, nums, sizeof nums / sizeof nums[0]);
+}
+
+/* Parses argv into *cfg. Returns 0, BENCH_EXIT_USAGE, or -1 when help or
+ * the version was printed (exit 0). */
+static int parse_args(int argc, char **argv, config *cfg) {
+  opt_vals ov;
+  int rc = parse_command(argc, argv, cfg);
+  if (rc != 0 || (rc = collect_options(argc, argv, cfg, &ov)) != 0 ||
+      (rc = apply_common(&ov, cfg)) != 0) {
+    return rc;
+  }
+  if (cfg->cmd == CMD_SERVER) {
+    return apply_server(&ov, cfg);
+  }
+  if (cfg->cmd == CMD_IDLE) {
+    const num_opt secs = {O_SECONDS, &cfg->seconds, 0, 0, 86400};
+    return apply_numbers(&ov, &secs, 1);
+  }
+  return apply_client(&ov, cfg);
 }
 
 /* ------------------------------------------------------------------------ */
