@@ -7,8 +7,9 @@
  * (Debian's libminiupnpc), NAT-PMP (RFC 6886, libnatpmp) and PCP MAP
  * (RFC 6887, written here on the udp layer). The first mapping granted is
  * kept, refreshed at half its lifetime and deleted by portmap_stop; a
- * mapping granted later by another protocol is deleted at once (unless the
- * gateway gave both the same public port: then they are one rule).
+ * mapping granted later by another protocol is deleted at once, unless the
+ * gateway gave it the same public port (one rule, as miniupnpd does): then
+ * it is deleted on stop too.
  * Gathering waits at most deadline_ms (250 ms by default) for an answer, so
  * a gateway that speaks none of them costs at most that.
  *
