@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,10 @@
 /* The two peers must be done within this long; then they are killed. */
 #define DEMO_DEADLINE_S 60.0
 #define DEMO_STUN_TIMEOUT_MS 3000
+/* How often the wait for the peers looks at the clock and for signals. */
+#define DEMO_POLL_MS 50
+/* Output kept per peer: the demo prints a few KiB; debug logs may be long. */
+#define DEMO_OUTPUT_MAX (4u * 1024 * 1024)
 
 extern char **environ;
 
@@ -39,9 +44,9 @@ static const char DEMO_USAGE[] =
     "then run a server and a client as two processes that meet there, punch a\n"
     "path, verify each other's certificate fingerprints, exchange messages\n"
     "and run a ping-pong benchmark (20 x 600 KiB answered by 5 KiB). Every\n"
-    "step is printed; the library's own milestones (candidates, the pair that\n"
-    "won, the handshake) appear as 'library:' lines (--log-level info, the\n"
-    "default here; debug shows more).\n"
+    "step is printed, each side's lines together; the library's milestones\n"
+    "(the addresses each side published, the path that works) in plain\n"
+    "words. With --log-level info or debug, the library's own lines instead.\n"
     "\n"
     "Everything is removed at the end; the peers are killed if they are not\n"
     "done within 60 s.\n"
@@ -121,18 +126,39 @@ static const char *self_path(char *buf, size_t len) {
   return cli_argv0;
 }
 
+/* Start this program as one peer, its stdout and stderr into a pipe whose
+ * read end goes to *out (the demo prints each side's lines together). */
 static pid_t spawn_peer(const char *role, const char *stun, const char *rdv,
-                        const char *session) {
+                        const char *session, int *out) {
   char self[4096];
   const char *exe = self_path(self, sizeof self);
   int lvl = cli_log_level_given();
   static const char *const levels[] = {"debug", "info", "warn", "error",
                                        "none"};
-  char *argv[] = {(char *)exe,      "demo",          "--role",
-                  (char *)role,     "--stun-server", (char *)stun,
-                  "--rendezvous",   (char *)rdv,     "--session",
-                  (char *)session,  "--log-level",
-                  (char *)levels[lvl < 0 ? 1 : lvl], NULL};
+  /* --log-level only when the person gave one: without it the peer puts
+   * the library's milestones in plain words. */
+  char *argv[] = {(char *)exe,
+                  "demo",
+                  "--role",
+                  (char *)role,
+                  "--stun-server",
+                  (char *)stun,
+                  "--rendezvous",
+                  (char *)rdv,
+                  "--session",
+                  (char *)session,
+                  lvl < 0 ? NULL : "--log-level",
+                  lvl < 0 ? NULL : (char *)levels[lvl],
+                  NULL};
+  int pfd[2];
+  if (pipe2(pfd, O_CLOEXEC) != 0) {
+    cli_errorf("cannot make a pipe for the %s: %s", role, strerror(errno));
+    return -1;
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, pfd[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&fa, pfd[1], STDERR_FILENO);
   posix_spawnattr_t attr;
   sigset_t none;
   sigemptyset(&none);
@@ -141,41 +167,86 @@ static pid_t spawn_peer(const char *role, const char *stun, const char *rdv,
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
   pid_t pid = -1;
   fflush(stdout);
-  int err = posix_spawn(&pid, exe, NULL, &attr, argv, environ);
+  int err = posix_spawn(&pid, exe, &fa, &attr, argv, environ);
   posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&fa);
+  close(pfd[1]);
   if (err != 0) {
+    close(pfd[0]);
     cli_errorf("cannot start %s as the %s: %s", exe, role, strerror(err));
     return -1;
   }
+  *out = pfd[0];
   return pid;
 }
 
-/* Wait for both peers, at most DEMO_DEADLINE_S; kill what is left. */
-static int wait_peers(pid_t pids[2]) {
-  static const char *const names[2] = {"server", "client"};
-  int status[2] = {-1, -1};
-  double deadline = cli_now() + DEMO_DEADLINE_S;
-  int left = 2;
-  while (left > 0 && cli_now() < deadline && !cli_signal()) {
+/* What one peer printed, kept until the demo shows it. */
+typedef struct peer_output {
+  int fd; /* -1 at end of file */
+  char *text;
+  size_t len;
+} peer_output;
+
+/* Read what is there (the fd is readable); false at end of file. */
+static bool collect(peer_output *o) {
+  char buf[4096];
+  ssize_t n = read(o->fd, buf, sizeof buf);
+  if (n <= 0) {
+    return n < 0 && errno == EINTR;
+  }
+  char *t = o->len + (size_t)n <= DEMO_OUTPUT_MAX
+                ? realloc(o->text, o->len + (size_t)n + 1)
+                : NULL;
+  if (t) { /* beyond DEMO_OUTPUT_MAX the rest is dropped */
+    memcpy(t + o->len, buf, (size_t)n);
+    o->len += (size_t)n;
+    t[o->len] = '\0';
+    o->text = t;
+  }
+  return true;
+}
+
+/* Read both peers' output until both pipes end, at most until deadline. */
+static void collect_until(peer_output out[2], double deadline) {
+  while ((out[0].fd >= 0 || out[1].fd >= 0) && cli_now() < deadline &&
+         !cli_signal()) {
+    struct pollfd pfd[2] = {{.fd = out[0].fd, .events = POLLIN},
+                            {.fd = out[1].fd, .events = POLLIN}};
+    if (poll(pfd, 2, DEMO_POLL_MS) <= 0) {
+      continue;
+    }
     for (int i = 0; i < 2; i++) {
-      int st;
-      if (status[i] == -1 && waitpid(pids[i], &st, WNOHANG) == pids[i]) {
-        status[i] = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        left--;
+      if (pfd[i].revents && !collect(&out[i])) {
+        close(out[i].fd);
+        out[i].fd = -1;
       }
     }
-    struct timespec slice = {0, 50 * 1000000L};
-    nanosleep(&slice, NULL);
   }
+}
+
+/* Wait for both peers, at most DEMO_DEADLINE_S; kill what is left. Their
+ * lines are shown side by side: all of the server's, then the client's,
+ * so that each side's story reads in order. */
+static int wait_peers(pid_t pids[2], int fds[2]) {
+  static const char *const names[2] = {"server", "client"};
+  peer_output out[2] = {{.fd = fds[0]}, {.fd = fds[1]}};
+  collect_until(out, cli_now() + DEMO_DEADLINE_S);
   int rc = 0;
   for (int i = 0; i < 2; i++) {
-    if (status[i] == -1) {
+    int st = 0;
+    if (out[i].fd >= 0) { /* not done in time, or interrupted */
       kill(pids[i], SIGKILL);
-      waitpid(pids[i], NULL, 0);
+      close(out[i].fd);
+    }
+    waitpid(pids[i], &st, 0);
+    int status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    fputs(out[i].text ? out[i].text : "", stdout);
+    free(out[i].text);
+    if (out[i].fd >= 0 && !cli_signal()) {
       cli_errorf("the %s was not done in time and was stopped", names[i]);
       rc = CLI_EXIT_FAIL;
-    } else if (status[i] != 0) {
-      cli_errorf("the %s failed (exit status %d)", names[i], status[i]);
+    } else if (status != 0 && !cli_signal()) {
+      cli_errorf("the %s failed (exit status %d)", names[i], status);
       rc = CLI_EXIT_FAIL;
     }
   }
@@ -190,16 +261,19 @@ static int run_peers(const char *stun, const char *dir) {
          "[demo] 4. starting the server and the client as two processes\n",
          dir, rdv, session);
   pid_t pids[2];
-  pids[0] = spawn_peer("server", stun, rdv, session);
-  pids[1] = pids[0] > 0 ? spawn_peer("client", stun, rdv, session) : -1;
+  int fds[2] = {-1, -1};
+  pids[0] = spawn_peer("server", stun, rdv, session, &fds[0]);
+  pids[1] =
+      pids[0] > 0 ? spawn_peer("client", stun, rdv, session, &fds[1]) : -1;
   if (pids[1] < 0) {
     if (pids[0] > 0) {
       kill(pids[0], SIGKILL);
       waitpid(pids[0], NULL, 0);
+      close(fds[0]);
     }
     return CLI_EXIT_FAIL;
   }
-  return wait_peers(pids);
+  return wait_peers(pids, fds);
 }
 
 static void print_next_steps(void) {

@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define DEMO_GREETINGS 3
@@ -19,17 +20,90 @@
 
 static const char *g_role = "peer"; /* the prefix of every line */
 
-static void demo_log(qp_log_level level, const char *message, void *user) {
-  (void)user;
-  static const char *const names[] = {"debug", "info", "warn", "error"};
-  const char *name = level <= QP_LOG_LEVEL_ERROR ? names[level] : "?";
+/* The integer just before word in m (as in "3 candidates"), or -1. */
+static int number_before(const char *m, const char *word) {
+  const char *w = strstr(m, word);
+  if (!w || w == m || w[-1] != ' ') {
+    return -1;
+  }
+  const char *d = w - 1;
+  while (d > m && isdigit((unsigned char)d[-1])) {
+    d--;
+  }
+  return d < w - 1 ? atoi(d) : -1;
+}
+
+/* The kind of address in the library's "(host)", "(srflx)", ... */
+static const char *plain_kind(const char *m) {
+  static const char *const kinds[][2] = {
+      {"(host)", "a local address of the peer"},
+      {"(srflx)", "the peer's public address, as STUN reported it"},
+      {"(prflx)", "an address of the peer seen during the checks"},
+      {"(relay)", "a TURN relay"}};
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+    if (strstr(m, kinds[i][0])) {
+      return kinds[i][1];
+    }
+  }
+  return "an address of the peer";
+}
+
+/* The library's info milestones in plain words (no ICE vocabulary): true
+ * with the sentence in out, false for a line the demo leaves out. */
+static bool plain_words(const char *m, char *out, size_t len) {
+  const char *other = strstr(m, "client") ? "client" : "server";
+  const char *p;
+  if ((p = strstr(m, "traversal: waiting for the "))) {
+    other = strncmp(p + 27, "client", 6) == 0 ? "client" : "server";
+    snprintf(out, len,
+             "waiting for the %s to publish its addresses in the "
+             "rendezvous",
+             other);
+    return true;
+  }
+  if (strstr(m, "traversal: adopted ")) {
+    int cands = number_before(m, "candidates");
+    int pairs = number_before(m, "pairs");
+    snprintf(out, len,
+             "the %s published %d address%s; trying %d possible "
+             "path%s to it",
+             other, cands, cands == 1 ? "" : "es", pairs,
+             pairs == 1 ? "" : "s");
+    return true;
+  }
+  if ((p = strstr(m, "validated a path in "))) {
+    const char *to = strstr(p, " to ");
+    snprintf(out, len, "a path works after %d ms: straight to %s, %s",
+             atoi(p + 20), to ? to + 4 : "the peer", plain_kind(p));
+    return true;
+  }
+  return false;
+}
+
+static void print_lines(const char *what, const char *message) {
   /* One prefixed line per line of a multi-line message. */
   for (const char *line = message; line;) {
     const char *nl = strchr(line, '\n');
     int len = nl ? (int)(nl - line) : (int)strlen(line);
-    printf("[%s]    library %s: %.*s\n", g_role, name, len, line);
+    printf("[%s]    %s%.*s\n", g_role, what, len, line);
     line = nl ? nl + 1 : NULL;
-    name = "   ";
+    what = "";
+  }
+}
+
+/* Library lines: with --log-level given, all of them as they are; else
+ * the milestones in plain words, and warnings and errors as they are. */
+static void demo_log(qp_log_level level, const char *message, void *user) {
+  (void)user;
+  static const char *const names[] = {"debug", "info", "warn", "error"};
+  char plain[512];
+  if (cli_log_level_given() >= 0 || level >= QP_LOG_LEVEL_WARN) {
+    char what[32];
+    snprintf(what, sizeof what,
+             "library %s: ", level <= QP_LOG_LEVEL_ERROR ? names[level] : "?");
+    print_lines(what, message);
+  } else if (plain_words(message, plain, sizeof plain)) {
+    print_lines("", plain);
   }
   fflush(stdout);
 }
@@ -51,8 +125,8 @@ static int demo_connect(bool server, const char *stun, const char *rdv,
   o.stun_server_count = 1;
   o.punch_timeout_ms = DEMO_PUNCH_TIMEOUT_MS;
   o.cancel = cli_cancel_cb;
-  printf("[%s] publishing my candidates in the rendezvous and punching "
-         "(STUN %s, up to %d s)\n",
+  printf("[%s] publishing my addresses in the rendezvous and opening a "
+         "path to the other side (STUN %s, up to %d s)\n",
          g_role, stun, DEMO_PUNCH_TIMEOUT_MS / 1000);
   double t0 = cli_now();
   int rc = server ? qp_create_server(&o, p) : qp_create_client(&o, p);
@@ -169,6 +243,9 @@ int cli_demo_peer(const char *role, const char *stun, const char *rdv,
   g_role = role;
   bool server = strcmp(role, "server") == 0;
   qp_log_set_handler(demo_log, NULL);
+  if (cli_log_level_given() < 0) {
+    qp_log_set_level(QP_LOG_LEVEL_INFO); /* the milestones, in plain words */
+  }
   qp_portal_t *p = NULL;
   int rc = demo_connect(server, stun, rdv, session, &p);
   if (rc == 0) {

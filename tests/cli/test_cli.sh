@@ -425,8 +425,11 @@ rc=$?
 DEMO_DIR=$(sed -n 's/^\[demo\] 3\. rendezvous: the folder \([^ ]*\) .*/\1/p' "$TMP/demo.out")
 if [ $rc -eq 0 ] && grep -q "^\[client\]   p50" "$TMP/demo.out" &&
   grep -q "^\[server\] the client says its fingerprint" "$TMP/demo.out" &&
-  [ -n "$DEMO_DIR" ] && [ ! -e "$DEMO_DIR" ]; then
-  pass "demo: exit 0, fingerprints, figures, rendezvous folder removed"
+  [ -n "$DEMO_DIR" ] && [ ! -e "$DEMO_DIR" ] &&
+  grep -q "^\[client\]    a path works after" "$TMP/demo.out" &&
+  ! grep -Eqi "ufrag|nominat|candidate|[0-9] pairs" "$TMP/demo.out" &&
+  [ "$(grep -Eo '^\[(server|client)\]' "$TMP/demo.out" | uniq | tr -d '\n')" = "[server][client]" ]; then
+  pass "demo: exit 0, fingerprints, figures, plain words, each side's lines together, rendezvous folder removed"
 else
   fail "demo (exit $rc)"
   show "$TMP/demo.out"
