@@ -24,13 +24,21 @@ from __future__ import annotations
 
 import atexit as _atexit
 import enum as _enum
-import os as _os
+import importlib.util as _importlib_util
 import logging as _logging
 import math as _math
 import numbers as _numbers
+import os as _os
 from typing import Any, List, Optional, Sequence, Tuple
 
-from . import _core
+if _importlib_util.find_spec("quic_portal._core") is None:
+    raise ImportError(
+        "quic_portal's C extension (_core) is not built in "
+        f"{_os.path.dirname(_os.path.abspath(__file__))}: run "
+        "`make -C python` in the quic-portal source tree to build it in place, "
+        "or install the package (`pip install .` at the tree's root)")
+
+from . import _core  # noqa: E402
 from ._core import (
     ArgumentError,
     ConnectionError,

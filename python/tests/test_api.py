@@ -4,6 +4,7 @@ errors, argument checking, and the cases of quic-portal 0.1.x's own tests."""
 from __future__ import annotations
 
 import builtins
+import os
 import inspect
 import pickle
 import time
@@ -523,3 +524,23 @@ def test_options_signature_matches_the_stub():
 def help_text(obj):
     import pydoc
     return pydoc.render_doc(obj, renderer=pydoc.plaintext).split("\n", 2)[2].strip()
+
+
+def test_import_without_the_built_extension_says_so(tmp_path):
+    """A source tree where _core is not built: the ImportError names the
+    command, instead of Python's "partially initialized module" text."""
+    import shutil
+    import subprocess
+    import sys
+    pkg = tmp_path / "quic_portal"
+    pkg.mkdir()
+    src = os.path.dirname(quic_portal.__file__)
+    for name in os.listdir(src):
+        if name.endswith(".py"):
+            shutil.copy(os.path.join(src, name), pkg / name)
+    out = subprocess.run([sys.executable, "-c", "import quic_portal"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=30,
+                         env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(tmp_path)})
+    assert out.returncode != 0
+    assert "ImportError" in out.stderr and "make -C python" in out.stderr, out.stderr
+    assert "circular" not in out.stderr

@@ -1,6 +1,7 @@
 """The examples: they compile, the Modal ones import with a stand-in for
-`modal` (the real one needs an account and the network), and the local one
-runs."""
+`modal` (the real one needs an account and the network), the local ones
+run, and so does every Python code example of README.md and
+python/README.md."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import contextlib
 import importlib.util
 import os
 import py_compile
+import re
 import subprocess
 import sys
+import time
 import types
 
 import pytest
@@ -198,3 +201,84 @@ def test_modal_example_functions_run_locally(name, monkeypatch, capsys):
     out = capsys.readouterr().out
     if name == "modal_simple":
         assert "client: got 'Echo: Hello, QUIC! (2)'" in out, out
+
+
+# ---- the code examples of README.md and python/README.md -------------------
+#
+# Every ```python block runs as written. A block with two sides is written
+# as "# program 1: ..." and "# program 2: ..." parts: they run as two
+# processes, program 2 once program 1 holds a UDP socket (a listening
+# server has bound its port).
+
+READMES = [os.path.join(ROOT, "README.md"), os.path.join(ROOT, "python", "README.md")]
+PROGRAM_MARK = re.compile(r"^# program (\d+)\b", re.M)
+
+
+def readme_examples():
+    out = []
+    for path in READMES:
+        text = open(path).read()
+        for m in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M):
+            line = text.count("\n", 0, m.start()) + 1
+            out.append(pytest.param(m.group(1),
+                                    id=f"{os.path.relpath(path, ROOT)}:{line}"))
+    return out
+
+
+def split_programs(code):
+    marks = list(PROGRAM_MARK.finditer(code))
+    if not marks:
+        return [code]
+    return [code[m.start():(marks[i + 1].start() if i + 1 < len(marks) else len(code))]
+            for i, m in enumerate(marks)]
+
+
+def udp_inodes(pid):
+    """Inodes of the UDP sockets process pid holds (from /proc)."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        return set()
+    udp = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with open(table) as f:
+            next(f)
+            udp.update(line.split()[9] for line in f)
+    return inodes & udp
+
+
+def test_readme_examples_found():
+    examples = readme_examples()
+    assert len(examples) >= 3
+    assert any(len(split_programs(p.values[0])) == 2 for p in examples)
+
+
+@pytest.mark.parametrize("code", readme_examples())
+def test_readme_example_runs(code, tmp_path):
+    programs = split_programs(code)
+    procs = []
+    try:
+        for i, program in enumerate(programs):
+            if i > 0:  # the previous program is up: it holds a UDP socket
+                deadline = time.monotonic() + 30
+                while not udp_inodes(procs[-1].pid) and procs[-1].poll() is None \
+                        and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            procs.append(subprocess.Popen([sys.executable, "-c", program], cwd=tmp_path,
+                                          env=CHILD_ENV, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))
+        for p, program in zip(procs, programs):
+            out, err = p.communicate(timeout=90)
+            assert p.returncode == 0, f"{program}\nstdout:\n{out}\nstderr:\n{err}"
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate(timeout=5)
