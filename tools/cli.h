@@ -147,6 +147,8 @@ typedef struct cli_conn_cfg {
   size_t nstun;
   uint16_t local_port;
   int punch_timeout_ms;
+  int wait_timeout_ms; /* --wait-timeout; negative: without limit */
+  const char *bind_ip; /* --bind, or NULL */
   bool no_pin;
   qp_transport_options transport;
   bool quiet; /* no progress lines on stderr */
@@ -158,7 +160,7 @@ typedef struct cli_conn_cfg {
 
 /* The options every connecting subcommand accepts; CLI_CONN_OPTS_N of them,
  * to be copied first into a command's option table. */
-#define CLI_CONN_OPTS_N 16
+#define CLI_CONN_OPTS_N 18
 extern const cli_opt CLI_CONN_OPTS[CLI_CONN_OPTS_N];
 /* Usage text of those options. */
 extern const char CLI_CONN_USAGE[];

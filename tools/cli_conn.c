@@ -27,6 +27,8 @@ const cli_opt CLI_CONN_OPTS[CLI_CONN_OPTS_N] = {
     {"port", "PORT", false},
     {"punch-timeout", "SECS", false},
     {"no-pin", NULL, false},
+    {"wait-timeout", "SECS", false},
+    {"bind", "ADDR", false},
     {"cc", "NAME", false},
     {"idle-timeout", "SECS", false},
     {"keep-alive", "SECS", false},
@@ -55,7 +57,14 @@ const char CLI_CONN_USAGE[] =
     "  --stun HOST:PORT       STUN server, repeatable (up to 8); none: host\n"
     "                         candidates only (peers on one network)\n"
     "  --port PORT            local UDP port (default: any)\n"
-    "  --punch-timeout SECS   give up without a path after SECS (default 15)\n"
+    "  --wait-timeout SECS    give up when the peer has not published its\n"
+    "                         record after SECS (default: wait until Ctrl-C;\n"
+    "                         0: --punch-timeout covers the wait too)\n"
+    "  --punch-timeout SECS   give up without a path after SECS (default 15,\n"
+    "                         counted from the peer's record)\n"
+    "  --bind ADDR            bind the local socket to this address of this\n"
+    "                         machine only (e.g. 127.0.0.1: only loopback\n"
+    "                         candidates); default: every address\n"
     "  --no-pin               legacy: do not pin the peer's fingerprint from\n"
     "                         the rendezvous (quic-portal 0.1.x peers)\n"
     "\n"
@@ -118,10 +127,10 @@ static int transport_from_args(const cli_args *a, qp_transport_options *t) {
 
 /* The options that apply only to one way of connecting. */
 static int check_exclusive(const cli_args *a, bool server, bool direct) {
-  static const char *const traversal_only[] = {"session", "stun",
-                                               "punch-timeout", "no-pin"};
+  static const char *const traversal_only[] = {
+      "session", "stun", "punch-timeout", "no-pin", "wait-timeout", "bind"};
   static const char *const direct_only[] = {"pin", "timeout"};
-  for (size_t i = 0; direct && i < 4; i++) {
+  for (size_t i = 0; direct && i < 6; i++) {
     if (cli_has(a, traversal_only[i])) {
       return cli_usage_error(a->cmd, "--%s applies only with --rendezvous",
                              traversal_only[i]);
@@ -272,6 +281,15 @@ static int traversal_from_args(const cli_args *a, cli_conn_cfg *cfg) {
     rc = cli_parse_secs(cmd, "--punch-timeout", v, 0.1, 3600, &secs);
   }
   cfg->punch_timeout_ms = (int)(secs * 1000);
+  cfg->wait_timeout_ms = -1; /* the library's default: without limit */
+  if (rc == 0 && (v = cli_get(a, "wait-timeout"))) {
+    rc = cli_parse_secs(cmd, "--wait-timeout", v, 0, 86400, &secs);
+    cfg->wait_timeout_ms = (int)(secs * 1000);
+  }
+  cfg->bind_ip = cli_get(a, "bind");
+  if (rc == 0 && cfg->bind_ip) {
+    rc = cli_check_ip(cmd, "--bind", cfg->bind_ip, true);
+  }
   cfg->no_pin = cli_has(a, "no-pin");
   return rc == 0 ? check_rendezvous_dir(cfg->rendezvous) : rc;
 }
@@ -378,6 +396,8 @@ static int open_traversal(const cli_conn_cfg *cfg, qp_portal_t **out) {
   o.stun_servers = cfg->stun;
   o.stun_server_count = cfg->nstun;
   o.punch_timeout_ms = cfg->punch_timeout_ms;
+  o.wait_timeout_ms = cfg->wait_timeout_ms;
+  o.local_ip = cfg->bind_ip;
   o.no_pin = cfg->no_pin;
   o.transport = &cfg->transport;
   o.cancel = cli_cancel_cb;

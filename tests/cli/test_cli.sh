@@ -112,6 +112,9 @@ usage_case "invalid address '999.1.1.1' in --to" connect --to 999.1.1.1:5
 usage_case "invalid address '::g' in --to" connect --to '[::g]:5'
 usage_case "invalid address '1.2.3.400' in --stun" serve --rendezvous mem:x --stun 1.2.3.400:3478
 usage_case "invalid address 'nowhere' in --listen" stun-server --listen nowhere:1
+usage_case "invalid address 'foo' in --bind" connect --rendezvous mem:x --bind foo
+usage_case "--bind applies only with --rendezvous" connect --to 127.0.0.1:1 --bind 127.0.0.1
+usage_case "--wait-timeout applies only with --rendezvous" serve --listen 1 --wait-timeout 1
 
 for cmd in "" serve connect stun stun-server bench demo sha256; do
   # shellcheck disable=SC2086
@@ -135,6 +138,15 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
   fi
 else
   echo "skip unwritable dir: store folder: needs root and setpriv to be another user"
+fi
+mkdir -p "$TMP/wait"
+timeout 20 "$BIN" connect --rendezvous "dir:$TMP/wait" --wait-timeout 0.5 </dev/null >/dev/null 2>"$TMP/w.err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "did not publish its record within the wait timeout of 500 ms" "$TMP/w.err"; then
+  pass "--wait-timeout 0.5 without a peer: exit 1 naming the wait"
+else
+  fail "--wait-timeout: exit $rc"
+  show "$TMP/w.err"
 fi
 check "--qlog is in serve --help" bash -c "'$BIN' serve --help | grep -q -- '--qlog DIR'"
 timeout 10 "$BIN" serve --rendezvous "dir:$TMP/no-such-folder" </dev/null >"$TMP/d.out" 2>"$TMP/d.err"
