@@ -9,7 +9,7 @@ JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
 CMAKE_ARGS ?=
 
-.PHONY: build-san build-tsan all deps deps-test build test test-fast test-san bench bench-nat install demo demo-nat clean
+.PHONY: build-san build-tsan all deps deps-test build test test-fast test-san bench bench-nat bench-path install demo demo-nat clean
 
 all: build
 
@@ -62,6 +62,12 @@ bench: build
 # Time to connect through the NAT lab (needs root).
 bench-nat: build
 	bash bench/traversal_bench.sh $(BUILD)
+
+# QUIC against TCP between two namespaces over a 1500-byte-MTU path: direct,
+# and through a delay/rate/loss forwarder at 20 ms RTT, 1 Gbit/s, with 0, 1
+# and 2% random loss each way (needs root; bench/README.md).
+bench-path: build
+	bash bench/path_bench.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD)
