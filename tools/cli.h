@@ -173,8 +173,8 @@ int cli_conn_open(const cli_conn_cfg *cfg, qp_portal_t **out);
 /* Print, unless cfg->quiet, the command line the peer must type; fp:
  * this side's certificate fingerprint (direct mode, pinned by the peer). */
 void cli_say_peer_command(const cli_conn_cfg *cfg, const char *fp);
-/* Close with linger_ms (negative: the library's default), unregister and
- * destroy. Returns the result of qp_portal_close. */
+/* Close with linger_ms (negative: the library's default; 0 once a signal
+ * came), unregister and destroy. Returns the result of qp_portal_close. */
 int cli_conn_close(qp_portal_t *p, int linger_ms);
 /* Receive one message waiting at most timeout_ms (negative: forever), in
  * slices so that a signal ends the wait with QP_ERR_INTERRUPTED. */

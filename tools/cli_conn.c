@@ -451,7 +451,9 @@ int cli_conn_close(qp_portal_t *p, int linger_ms) {
   if (!p) {
     return QP_OK;
   }
-  int rc = qp_portal_close(p, linger_ms);
+  /* Interrupted: the person wants out now, not after the queued data
+   * (the peer learns of the close at once either way). */
+  int rc = qp_portal_close(p, cli_signal() ? 0 : linger_ms);
   cli_signals_watch(NULL);
   qp_portal_destroy(p);
   return rc;
