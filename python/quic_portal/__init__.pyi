@@ -62,8 +62,10 @@ class QuicTransportOptions:
     def __eq__(self, other: object) -> bool: ...
 
 class Portal:
-    server_ip: Optional[str]
-    server_port: Optional[int]
+    @property
+    def server_ip(self) -> Optional[str]: ...  # read-only
+    @property
+    def server_port(self) -> Optional[int]: ...
     def __init__(self) -> None: ...
     @staticmethod
     def create_server(

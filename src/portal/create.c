@@ -180,7 +180,11 @@ static int traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p
       .session = session,
       .stun_servers = stun,
       .stun_server_count = nstun,
-      .punch_timeout_ms = o->punch_timeout_ms - spent_ms,
+      /* With a wait, the punch budget starts at the peer's record, after
+       * the names were resolved: the caller's number as given (and named
+       * in the messages). Without one it counts from the call. */
+      .punch_timeout_ms = o->wait_timeout_ms != 0 ? o->punch_timeout_ms
+                                                  : o->punch_timeout_ms - spent_ms,
       .wait_timeout_ms = o->wait_timeout_ms,
       .hard_nat_sockets = o->hard_nat_sockets,
       .hard_nat_probe_rate = o->hard_nat_probe_rate,
