@@ -160,7 +160,7 @@ int trav_gather_host(trav_agent_t *a, size_t sock_index) {
  * QP_ERR_RESOLVE, so it costs that server only. */
 static int parse_server(const char *text, udp_addr_t *out) {
   char host[UDP_HOST_MAX];
-  uint16_t port;
+  uint16_t port = 0;
   int rc = udp_hostport_split(text, STUN_DEFAULT_PORT, host, sizeof(host), &port);
   if (rc != 0)
     return rc;

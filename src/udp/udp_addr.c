@@ -191,7 +191,7 @@ int udp_hostport_split(const char *text, uint16_t default_port, char *host,
 
 int udp_addr_parse(const char *text, uint16_t default_port, udp_addr_t *out) {
   char host[UDP_HOST_MAX];
-  uint16_t port;
+  uint16_t port = 0;
   int rc = udp_hostport_split(text, default_port, host, sizeof(host), &port);
   if (rc != 0)
     return rc;

@@ -60,7 +60,7 @@ static void set_error(udp_resolved_t *r, int rc, const char *message) {
 static job_t *start_one(const char *name, uint16_t default_port, int family,
                         udp_resolved_t *r) {
   char host[UDP_HOST_MAX];
-  uint16_t port;
+  uint16_t port = 0;
   memset(r, 0, sizeof(*r));
   snprintf(r->text, sizeof(r->text), "%s", name ? name : "");
   if (udp_hostport_split(name, default_port, host, sizeof(host), &port) != 0) {
