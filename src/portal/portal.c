@@ -1082,7 +1082,6 @@ void portal_attach_recovery(qp_portal_t *p, portal_recovery_t *r) {
 void portal_recovery_lock(qp_portal_t *p) { portal_lock(p); }
 void portal_recovery_unlock(qp_portal_t *p) { portal_unlock(p); }
 transport_t *portal_recovery_transport(qp_portal_t *p) { return p->tr; }
-const udp_addr_t *portal_recovery_peer(qp_portal_t *p) { return &p->cfg.remote; }
 const udp_socket_t *portal_recovery_socket(qp_portal_t *p) { return &p->sock; }
 
 void portal_recovery_lend_socket(qp_portal_t *p, bool lent) {
@@ -1099,6 +1098,7 @@ int portal_recovery_adopt(qp_portal_t *p, trav_result_t *res) {
   p->stun_ctx_free = res->responder ? free_responder : NULL;
   res->responder = NULL;
   p->peer = res->peer;
+  p->cfg.remote = res->peer; /* what qp_portal_peer_address reports */
   p->path_kind = res->path_kind;
   snprintf(p->path_desc, sizeof(p->path_desc), "%s", res->path_desc);
   p->path_ns = qp_now_ns();

@@ -54,12 +54,10 @@ struct trav_result;
 /* create.c, after portal_start_on_socket succeeded: p owns r from now on. */
 void portal_attach_recovery(qp_portal_t *p, portal_recovery_t *r);
 
-/* For the recovery thread: the portal's lock, and under it the transport
- * and the peer address QUIC uses. */
+/* For the recovery thread: the portal's lock, and under it the transport. */
 void portal_recovery_lock(qp_portal_t *p);
 void portal_recovery_unlock(qp_portal_t *p);
 struct transport *portal_recovery_transport(qp_portal_t *p);
-const udp_addr_t *portal_recovery_peer(qp_portal_t *p);
 /* The socket. Valid until recover_stop returned (the portal stops the
  * recovery before closing it); reads belong to the recovery while lent. */
 const udp_socket_t *portal_recovery_socket(qp_portal_t *p);

@@ -168,7 +168,7 @@ static int attempt(portal_recovery_t *r, uint64_t deadline, uint64_t peer_deadli
   int64_t left = ms_left(deadline);
   int64_t wait = ms_left(peer_deadline);
   if (left <= 0)
-    return qp_fail(QP_ERR_TIMEOUT, "no time left");
+    return err_fail(QP_ERR_TIMEOUT, "no time left");
   o.punch_timeout_ms = (int)left;
   /* The peer must show up in the store before its idle deadline: a peer
    * that crashed never will (then the idle timeout ends the portal, as
@@ -196,7 +196,7 @@ static int follow(portal_recovery_t *r, uint64_t deadline, char *story) {
     note(story, "the peer at %s published a new certificate: it restarted, "
                 "and this connection cannot continue; ",
          now_at);
-    return qp_fail(QP_ERR_PEER_VERIFY, "peer restarted");
+    return err_fail(QP_ERR_PEER_VERIFY, "peer restarted");
   }
   portal_recovery_lock(r->portal);
   r->lent = false; /* QUIC reads the socket again: its packets come now */
@@ -223,11 +223,11 @@ static int follow(portal_recovery_t *r, uint64_t deadline, char *story) {
       note(story, "path to %s validated by traversal, but no QUIC packet "
                   "came over it; ",
            now_at);
-      return qp_fail(QP_ERR_TIMEOUT, "QUIC did not follow");
+      return err_fail(QP_ERR_TIMEOUT, "QUIC did not follow");
     }
     pause_ms(RECOVER_POLL_MS);
   }
-  return qp_fail(QP_ERR_INTERRUPTED, "portal closing");
+  return err_fail(QP_ERR_INTERRUPTED, "portal closing");
 }
 
 static void finish(portal_recovery_t *r, int rc, uint64_t t0, const char *story,
@@ -319,7 +319,7 @@ void recover_poll(portal_recovery_t *r, qp_portal_t *p, transport_t *tr, uint64_
   if (r->started && !r->joined) /* the last recovery's thread has ended */
     pthread_join(r->thread, NULL);
   r->portal = p;
-  r->old_peer = *portal_recovery_peer(p);
+  r->old_peer = *transport_peer(tr);
   char who[UDP_ADDRSTRLEN];
   QP_LOG_INFO("path to %s is dead (no acknowledgement for %.1f s): running "
               "traversal again through the store",

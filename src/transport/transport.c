@@ -685,7 +685,7 @@ static void fill_settings(const transport_t *t, uint64_t now, ngtcp2_settings *s
   s->cc_algo = cc_algo_of(o->congestion_controller);
   s->max_tx_udp_payload_size = o->max_udp_payload;
   s->no_pmtud = !o->mtu_discovery;
-  if (udp_addr_is_loopback(&t->cfg.remote)) {
+  if (udp_addr_is_loopback(&t->cfg.remote) && !t->cfg.relayed) {
     /* The loopback MTU is 65536 and nothing on the path can fragment or
      * drop big datagrams, so use packets of 16 KiB, as TCP uses a 64 KiB
      * MSS there: fewer packets, fewer syscalls, less per-packet work. */
@@ -923,15 +923,21 @@ uint64_t transport_stalled_ns(const transport_t *t, uint64_t now) {
  * longer than the idle timeout; the portal bounds it). The first packet
  * read from the peer starts them again. */
 static bool timers_frozen(transport_t *t) {
-  if (t->timers_held && t->packets_received != t->held_at_rx)
+  if (t->timers_held && t->packets_received != t->held_at_rx) {
     t->timers_held = false;
+    t->stall_since = 0; /* the new path's stall is measured afresh */
+  }
   return t->timers_held;
 }
 
 void transport_hold_timers(transport_t *t, bool hold) {
   t->timers_held = hold;
   t->held_at_rx = t->packets_received;
+  if (!hold)
+    t->stall_since = 0;
 }
+
+const udp_addr_t *transport_peer(const transport_t *t) { return &t->cfg.remote; }
 
 bool transport_timers_held(transport_t *t) { return timers_frozen(t); }
 

@@ -29,6 +29,9 @@ typedef struct transport_config {
   uint8_t pin[TLS_FINGERPRINT_LEN];
   udp_addr_t local;
   udp_addr_t remote; /* client: the server; server: taken from the Initial */
+  /* The path runs through a TURN relay (portal/relay.h): never the
+   * loopback packet size, even when the relayed address is on loopback. */
+  bool relayed;
 } transport_config_t;
 
 /* An outgoing message: the 4-byte length prefix and the payload in one
@@ -121,6 +124,8 @@ uint64_t transport_stalled_ns(const transport_t *t, uint64_t now);
  * next packet from the peer is read or hold=false; transport_expiry returns
  * UINT64_MAX meanwhile. */
 void transport_hold_timers(transport_t *t, bool hold);
+/* The peer address packets go to now (it follows a migration). */
+const udp_addr_t *transport_peer(const transport_t *t);
 bool transport_timers_held(transport_t *t);
 /* Client: validate the path to remote (PATH_CHALLENGE with a fresh
  * connection ID, sent by the next flush) and move the connection onto it

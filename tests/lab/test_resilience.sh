@@ -43,7 +43,8 @@ work=$(mktemp -d)
 failures=0
 summary=()
 
-cleanup() { bash "$lab" down >/dev/null 2>&1; rm -rf "$work"; }
+# QP_RES_KEEP=1 keeps the peers' outputs (the folder is printed).
+cleanup() { bash "$lab" down >/dev/null 2>&1; if [ -n "${QP_RES_KEEP:-}" ]; then echo "outputs: $work"; else rm -rf "$work"; fi; }
 trap cleanup EXIT
 
 lab_up() {
