@@ -414,7 +414,7 @@ static void io_round(qp_portal_t *p) {
   flush_locked(p);
   update_phase(p);
   if (p->recovery && p->tr && p->phase == PHASE_CONNECTED)
-    recover_poll(p->recovery, p, p->tr, qp_now_ns());
+    recover_poll(p->recovery, p, p->tr, clock_now_ns());
   pthread_cond_broadcast(&p->cond);
   /* The driver may sleep on a socket this round just drained, or miss the
    * end of the connection. Only then wake it: a wake-up for nothing makes
@@ -1101,17 +1101,17 @@ int portal_recovery_adopt(qp_portal_t *p, trav_result_t *res) {
   p->cfg.remote = res->peer; /* what qp_portal_peer_address reports */
   p->path_kind = res->path_kind;
   snprintf(p->path_desc, sizeof(p->path_desc), "%s", res->path_desc);
-  p->path_ns = qp_now_ns();
+  p->path_ns = clock_now_ns();
   QP_LOG_INFO("path: %s", p->path_desc);
   if (res->turn != NULL) { /* the new path runs through a new allocation */
-    portal_relay_close(p->relay, &p->sock, qp_now_ns());
+    portal_relay_close(p->relay, &p->sock, clock_now_ns());
     portal_relay_destroy(p->relay);
     p->relay = portal_relay_create(res->turn, &res->peer);
     res->turn = NULL;
   }
   int rc = 0;
   if (p->tr && !p->cfg.is_server)
-    rc = transport_migrate(p->tr, &res->peer, qp_now_ns());
+    rc = transport_migrate(p->tr, &res->peer, clock_now_ns());
   for (size_t i = 0; i < res->early_count && i < TRAV_EARLY_MAX; i++) {
     udp_datagram_t d = {.data = res->early[i], .len = res->early_len[i],
                         .from = res->early_from[i]};
