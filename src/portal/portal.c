@@ -719,6 +719,7 @@ static void adopt_handoff(qp_portal_t *p, portal_handoff_t *h) {
      * datagram at the configured size (not below QUIC's 1200). */
     if (p->cfg.opts.max_udp_payload >= MIN_RELAYED_PAYLOAD)
       p->cfg.opts.max_udp_payload -= TURN_CHANNEL_HEADER_SIZE;
+    p->cfg.relayed = true;
   }
 }
 

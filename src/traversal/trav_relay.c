@@ -265,9 +265,11 @@ void trav_relay_on_remote(trav_agent_t *a, const udp_addr_t *addr,
   trav_relay_t *r = a->relay;
   for (size_t k = 0; r != NULL && k < r->count; k++) {
     trav_relay_slot_t *s = &r->slot[k];
-    /* A TURN server relays to nobody's loopback (coturn answers 403). */
+    /* A TURN server elsewhere relays to nobody's loopback (coturn
+     * answers 403); one on loopback may (--allow-loopback-peers). */
     if (!s->published || addr->ss.ss_family != s->vsock.family ||
-        udp_addr_is_loopback(addr))
+        (udp_addr_is_loopback(addr) &&
+         !udp_addr_is_loopback(turn_client_server(&s->c))))
       continue;
     /* Permission by IP (any port): the peer's checks to our relayed
      * address come from whatever port its NAT gives that destination. */

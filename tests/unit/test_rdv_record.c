@@ -229,7 +229,7 @@ static const bad_case bad_cases[] = {
      "\"port\" must be between"},
     {"\"role\":\"server\"", "\"role\":\"boss\"",
      "\"role\" has an unknown value"},
-    {"\"type\":\"host\"", "\"type\":\"relay\"",
+    {"\"type\":\"host\"", "\"type\":\"tunnel\"",
      "\"type\" has an unknown value"},
     {"\"addr\":\"192.168.1.10\"", "\"addr\":\"192.168.1.300\"",
      "\"addr\" is not a numeric IPv4 or IPv6 address"},

@@ -3,7 +3,9 @@
  * with long-term credentials, permission and Send/Data indications,
  * ChannelBind and ChannelData both ways with a plain UDP peer, refreshes,
  * Deallocate; wrong password, dead server, REST shared secret, quota (486),
- * stale nonce (438) and Try Alternate (300). The client is sans-I/O; this
+ * stale nonce (438) and Try Alternate (300); and two portals
+ * (qp_create_server/client on 127.0.0.1) whose path runs through the relay
+ * (relay "only"), or stays direct (relay "auto"). The client is sans-I/O; this
  * file drives it on one UDP socket, with a clock offset so a test can jump
  * to the refresh times without waiting minutes. Every coturn started here
  * is killed at the end and every wait is bounded. Skipped, with the reason
@@ -17,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -743,6 +746,128 @@ static void turn_check_loops_through_the_relay(void **state) {
   coturn_stop(&strict);
 }
 
+/* ---- two portals through the relay (traversal + portal, issue 10) ------- */
+
+#define PORTAL_TIMEOUT_MS 10000
+
+typedef struct relay_side {
+  qp_traverse_options opts;
+  const char *turn[1];
+  bool server;
+  qp_portal_t *portal;
+  int rc;
+  char err[512];
+} relay_side;
+
+static void *relay_side_main(void *arg) {
+  relay_side *s = arg;
+  s->rc = s->server ? qp_create_server(&s->opts, &s->portal)
+                    : qp_create_client(&s->opts, &s->portal);
+  snprintf(s->err, sizeof(s->err), "%s", qp_last_error());
+  return NULL;
+}
+
+/* Both sides on 127.0.0.1 through mem:, TURN server `turn`, policy relay;
+ * runs both and leaves the results in srv and cli. */
+static void relay_pair_run(relay_side *srv, relay_side *cli, const char *url,
+                           const char *turn, int relay) {
+  relay_side *sides[2] = {srv, cli};
+  for (int i = 0; i < 2; i++) {
+    relay_side *s = sides[i];
+    memset(s, 0, sizeof(*s));
+    qp_traverse_options_init(&s->opts);
+    s->opts.rendezvous = url;
+    s->opts.session = "relay";
+    s->opts.punch_timeout_ms = PORTAL_TIMEOUT_MS;
+    s->opts.local_ip = "127.0.0.1";
+    s->turn[0] = turn;
+    s->opts.turn_servers = s->turn;
+    s->opts.turn_server_count = 1;
+    s->opts.relay = relay;
+    s->server = i == 0;
+  }
+  pthread_t a, b;
+  assert_int_equal(pthread_create(&a, NULL, relay_side_main, srv), 0);
+  assert_int_equal(pthread_create(&b, NULL, relay_side_main, cli), 0);
+  pthread_join(a, NULL);
+  pthread_join(b, NULL);
+}
+
+static void relay_pair_close(relay_side *srv, relay_side *cli) {
+  qp_portal_destroy(cli->portal);
+  qp_portal_destroy(srv->portal);
+}
+
+/* relay "only": no direct candidate is published, QUIC runs through
+ * coturn (ChannelData), and 1 KiB and 1 MiB echo intact. */
+static void portals_echo_through_the_relay(void **state) {
+  fixture *f = *state;
+  REQUIRE_COTURN(f);
+  char turn[64];
+  snprintf(turn, sizeof(turn), "u:p@127.0.0.1:%u", f->server.port);
+  relay_side srv, cli;
+  relay_pair_run(&srv, &cli, "mem:turn-portal-only", turn, QP_RELAY_ONLY);
+  if (srv.rc != 0 || cli.rc != 0)
+    fail_msg("server %s: %s / client %s: %s", qp_err_name(srv.rc), srv.err,
+             qp_err_name(cli.rc), cli.err);
+  char path[QP_PATH_DESC_SIZE];
+  uint64_t when = 0;
+  relay_side *sides[2] = {&srv, &cli};
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(qp_portal_path(sides[i]->portal, path, sizeof(path), &when),
+                     QP_PATH_RELAYED);
+    print_message("%s path: %s\n", i == 0 ? "server" : "client", path);
+    TU_ASSERT_CONTAINS(path, "relayed via our TURN server 127.0.0.1:");
+    assert_true(when > 0);
+  }
+  tu_echo_t echo;
+  tu_echo_start(&echo, srv.portal, PORTAL_TIMEOUT_MS);
+  tu_echo_roundtrip(cli.portal, 1024, 1, PORTAL_TIMEOUT_MS);
+  tu_echo_roundtrip(cli.portal, 1024 * 1024, 2, PORTAL_TIMEOUT_MS);
+  assert_int_equal(qp_portal_close(cli.portal, PORTAL_TIMEOUT_MS), QP_OK);
+  assert_int_equal(tu_echo_join(&echo), QP_ERR_CLOSED);
+  relay_pair_close(&srv, &cli);
+}
+
+/* relay "auto" with a working TURN server: loopback peers meet directly. */
+static void portals_stay_direct_when_they_can(void **state) {
+  fixture *f = *state;
+  REQUIRE_COTURN(f);
+  char turn[64];
+  snprintf(turn, sizeof(turn), "u:p@127.0.0.1:%u", f->server.port);
+  relay_side srv, cli;
+  relay_pair_run(&srv, &cli, "mem:turn-portal-auto", turn, QP_RELAY_AUTO);
+  if (srv.rc != 0 || cli.rc != 0)
+    fail_msg("server %s: %s / client %s: %s", qp_err_name(srv.rc), srv.err,
+             qp_err_name(cli.rc), cli.err);
+  char path[QP_PATH_DESC_SIZE];
+  int kind = qp_portal_path(cli.portal, path, sizeof(path), NULL);
+  print_message("client path: %s\n", path);
+  assert_true(kind >= QP_PATH_HOST && kind <= QP_PATH_BIRTHDAY);
+  TU_ASSERT_CONTAINS(path, "direct");
+  relay_pair_close(&srv, &cli);
+}
+
+/* relay "only" with a wrong password: QP_ERR_RELAY naming the 401 and the
+ * server, on both sides, before any QUIC. */
+static void portal_wrong_password_is_a_relay_error(void **state) {
+  fixture *f = *state;
+  REQUIRE_COTURN(f);
+  char turn[64], server[32];
+  snprintf(turn, sizeof(turn), "u:wrong@127.0.0.1:%u", f->server.port);
+  snprintf(server, sizeof(server), "127.0.0.1:%u", f->server.port);
+  relay_side srv, cli;
+  relay_pair_run(&srv, &cli, "mem:turn-portal-401", turn, QP_RELAY_ONLY);
+  relay_side *sides[2] = {&srv, &cli};
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(sides[i]->rc, QP_ERR_RELAY);
+    print_message("%s\n", sides[i]->err);
+    TU_ASSERT_CONTAINS(sides[i]->err, "401");
+    TU_ASSERT_CONTAINS(sides[i]->err, server);
+    TU_ASSERT_CONTAINS(sides[i]->err, "wrong credentials");
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(relay_both_ways),
@@ -755,6 +880,9 @@ int main(void) {
       cmocka_unit_test(ipv6_relay_both_ways),
       cmocka_unit_test(killed_server_is_relay_lost),
       cmocka_unit_test(turn_check_loops_through_the_relay),
+      cmocka_unit_test(portals_echo_through_the_relay),
+      cmocka_unit_test(portals_stay_direct_when_they_can),
+      cmocka_unit_test(portal_wrong_password_is_a_relay_error),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
