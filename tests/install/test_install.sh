@@ -19,7 +19,7 @@ cc "${san[@]}" -Wall -Wextra -Werror "$root/examples/echo.c" -o "$prefix/echo_sh
   $(pkg-config --cflags --libs quicportal) -Wl,-rpath,"$prefix/lib"
 cc "${san[@]}" -Wall -Wextra -Werror "$root/examples/echo.c" -o "$prefix/echo_static" \
   $(pkg-config --cflags quicportal) "$prefix/lib/libquicportal.a" \
-  $(pkg-config --libs libngtcp2_crypto_gnutls libngtcp2 gnutls hiredis) -lpthread -lm
+  $(pkg-config --libs $(pkg-config --print-requires-private quicportal)) -lnatpmp -lpthread -lm
 # Only qp_ symbols leave the shared library.
 leaked=$(nm -D --defined-only "$prefix/lib/libquicportal.so" | awk '{print $3}' | grep -v '^qp_' || true)
 [ -z "$leaked" ] || { echo "internal symbols exported: $leaked"; exit 1; }
