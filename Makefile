@@ -41,7 +41,8 @@ build-san: deps $(BUILD_SAN)/CMakeCache.txt
 # The whole suite: every C test in a normal build (with the NAT lab when
 # root), then again under AddressSanitizer + UndefinedBehaviorSanitizer
 # (minus the tests labelled slow: timers and the lab), then the Python
-# package's tests with Debian's python3 and pytest. A ThreadSanitizer build
+# package's tests with Debian's python3 and pytest, and `pip install` of the
+# tree and of its sdist into venvs, offline. A ThreadSanitizer build
 # (clang) runs the tests labelled iothread (they drive the portal's I/O
 # thread). Test labels: tests/CMakeLists.txt.
 test: deps-test build build-san build-tsan
@@ -49,6 +50,7 @@ test: deps-test build build-san build-tsan
 	cd $(BUILD_SAN) && ctest --output-on-failure -j 2 -LE slow
 	cd $(BUILD_TSAN) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j 2 -LE slow -L iothread
 	$(MAKE) -C python test PYTHON=/usr/bin/python3
+	/usr/bin/python3 python/tests/pip_install_check.py
 
 build-tsan: deps $(BUILD_TSAN)/CMakeCache.txt
 	cmake --build $(BUILD_TSAN) -j $(JOBS)
