@@ -12,8 +12,8 @@
 #include <stdint.h>
 
 #define CLI_SHA256_SIZE 32
-/* Chunks waiting to be hashed before a push blocks: with 1 MiB chunks,
- * 8 MiB of memory and a few milliseconds of hashing. */
+/* Chunks waiting to be hashed before a push blocks: with the transfer's
+ * 256 KiB chunks, 2 MiB of memory and about 2 ms of hashing. */
 #define CLI_HASH_QUEUE 8
 
 typedef struct cli_hasher cli_hasher;

@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Linger of the final close: long enough for the last 1 MiB messages on a
- * slow path to be acknowledged. */
+/* Linger of the final close: long enough for the last messages (256 KiB
+ * each) on a slow path to be acknowledged. */
 #define PEER_LINGER_MS 30000
 /* Linger after a failure: only to deliver the reason to the peer. */
 #define PEER_FAIL_LINGER_MS 2000

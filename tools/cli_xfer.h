@@ -9,7 +9,10 @@
 #include "cli.h"
 #include "cli_hash.h"
 
-#define XFER_CHUNK (1024 * 1024) /* content bytes per 'D' message */
+/* Content bytes per 'D' message: the pipe's chunk size; 1 MiB messages
+ * measured about 10% slower on loopback (the receiver's buffer grows as a
+ * message arrives). */
+#define XFER_CHUNK (256 * 1024)
 /* Sender buffers in turn: one is read into and sent while the hasher
  * works on the others (at most CLI_HASH_QUEUE). */
 #define XFER_BUFS 4
