@@ -66,7 +66,8 @@ typedef struct bench_net_opts {
   bool cc_set; /* --cc */
   qp_cc cc;
   uint32_t max_udp_payload; /* --max-udp-payload; 0 = default */
-  bool mtu_discovery;       /* --mtu-discovery */
+  bool mtu_discovery_set;   /* --mtu-discovery or --no-mtu-discovery */
+  bool mtu_discovery;
 } bench_net_opts;
 
 const char *bench_transport_name(bench_transport t);

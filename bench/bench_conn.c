@@ -41,7 +41,7 @@ const char *bench_transport_name(bench_transport t) {
 static const qp_transport_options *quic_opts(const bench_net_opts *opts,
                                              qp_transport_options *buf) {
   if (!opts || (!opts->cc_set && !opts->max_udp_payload &&
-                !opts->mtu_discovery)) {
+                !opts->mtu_discovery_set)) {
     return NULL; /* library defaults */
   }
   qp_transport_options_init(buf);
@@ -51,8 +51,8 @@ static const qp_transport_options *quic_opts(const bench_net_opts *opts,
   if (opts->max_udp_payload) {
     buf->max_udp_payload = opts->max_udp_payload;
   }
-  if (opts->mtu_discovery) {
-    buf->mtu_discovery = true;
+  if (opts->mtu_discovery_set) {
+    buf->mtu_discovery = opts->mtu_discovery;
   }
   return buf;
 }

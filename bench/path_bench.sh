@@ -16,12 +16,18 @@
 #   QP_PATH_REPEATS      repeats (default 3); the table shows medians
 #   QP_PATH_SCENARIOS    see above
 #   QP_PATH_QUIC_OPTS    extra qp-bench options for both QUIC ends, e.g. "--cc cubic"
-#   QP_PATH_BULK_MB      MiB per bulk run: direct 1024, rtt20 256, lossy 128
+#   QP_PATH_BULK_MB      MiB per bulk run: direct 512, rtt20 128, lossy 64
 #                        (one value overrides all)
 #   QP_PATH_TIMEOUT      seconds one client run may take (default 60); a bulk
 #                        run that times out shows as "<X" (the rate it stayed under)
 #   QP_PATH_OUT          results folder (default BUILD_DIR/bench-path)
 #   QP_PATH_SEED         loss seed of the forwarder (default 1)
+#   QP_PATH_TCP_CC       TCP congestion control of both hosts (default: the
+#                        kernel's default, printed; bbr on the development VM)
+#   QP_PATH_NICE         nice value of both benchmark ends, QUIC and TCP alike
+#                        (default -10: other work on a shared machine then
+#                        disturbs the figures less; the forwarder runs at
+#                        real-time priority, see tests/lab/pathlab.sh)
 #   QP_PATH_KEEP=1       leave the lab up at the end, and reuse a lab that is
 #                        already up (saves waiting for /tmp/qp-lab.lock, which
 #                        long lab tests may hold for minutes)
@@ -64,6 +70,7 @@ export PATHLAB_PREFIX=${PATHLAB_PREFIX:-qpp}
 
 SERVER_PID=""
 KEEP=${QP_PATH_KEEP:-0}
+NICE=${QP_PATH_NICE:--10}
 cleanup() {
   [[ -n $SERVER_PID ]] && kill "$SERVER_PID" 2>/dev/null
   [[ $KEEP == 1 ]] && return
@@ -77,6 +84,15 @@ if [[ $KEEP == 1 ]] && "$LAB" exec a true 2>/dev/null && "$LAB" exec b true 2>/d
 else
   flock /tmp/qp-lab.lock "$LAB" up >&2 || { rc=$?; ((rc == 77)) && exit 77; exit 1; }
 fi
+
+TCP_CC=${QP_PATH_TCP_CC:-}
+if [[ -n $TCP_CC ]]; then
+  for h in a b; do
+    "$LAB" exec $h sysctl -q -w net.ipv4.tcp_congestion_control="$TCP_CC" ||
+      { echo "path_bench: cannot set TCP congestion control $TCP_CC" >&2; exit 2; }
+  done
+fi
+TCP_CC=$("$LAB" exec a sysctl -n net.ipv4.tcp_congestion_control)
 
 # shape SCENARIO: start the forwarder for it; prints the link name to use.
 shape() {
@@ -117,7 +133,7 @@ run_one() {
   [[ $sc == direct ]] && delayed=0
   [[ $tr == tcp ]] && tflag=(--tcp)
   [[ $tr == quic ]] && qo=("${QOPTS[@]}")
-  case $sc in direct) mb=1024 ;; rtt20) mb=256 ;; *) mb=128 ;; esac
+  case $sc in direct) mb=512 ;; rtt20) mb=128 ;; *) mb=64 ;; esac
   mb=${QP_PATH_BULK_MB:-$mb}
   case $bench in
     bulk) mode=sink; cargs=(--bench throughput --total-mb "$mb" --msg-size 1048576) ;;
@@ -126,13 +142,13 @@ run_one() {
   esac
   PORT=$((PORT + 1))
   echo "--- $sc $tr $bench #$rep port $PORT" >>"$LOG"
-  "$LAB" exec b timeout $((TIMEOUT + 30)) "$BIN" server --bind "$("$LAB" addr b "$link")" --port $PORT \
+  "$LAB" exec b nice -n "$NICE" timeout $((TIMEOUT + 30)) "$BIN" server --bind "$("$LAB" addr b "$link")" --port $PORT \
     --mode "$mode" --timeout 30 "${tflag[@]}" "${qo[@]}" >/dev/null 2>>"$LOG" &
   SERVER_PID=$!
   if ! wait_bound "$tr" $PORT; then
     echo "path_bench: $sc $tr server did not start; see $LOG" >&2
   else
-    out=$("$LAB" exec a timeout "$TIMEOUT" "$BIN" client --host "$("$LAB" addr b "$link")" --port $PORT \
+    out=$("$LAB" exec a nice -n "$NICE" timeout "$TIMEOUT" "$BIN" client --host "$("$LAB" addr b "$link")" --port $PORT \
       "${cargs[@]}" "${tflag[@]}" "${qo[@]}" 2>>"$LOG")
     rc=$?
     if ((rc == 0)) && [[ $out == "{"*"}" ]]; then
@@ -149,7 +165,7 @@ run_one() {
   SERVER_PID=""
 }
 
-echo "path_bench: scenarios: $SCENARIOS; $REPEATS repeats; QUIC options: ${QOPTS[*]:-(defaults)}; results in $RESULTS" >&2
+echo "path_bench: scenarios: $SCENARIOS; $REPEATS repeats; QUIC options: ${QOPTS[*]:-(defaults)}; TCP congestion control: $TCP_CC; results in $RESULTS" >&2
 for sc in $SCENARIOS; do
   link=$(shape "$sc") || exit 2
   rtt=$(ping_ms "$link")
@@ -162,6 +178,6 @@ for sc in $SCENARIOS; do
     done
   done
 done
-grep -h "^delayfw: [a-z]* -> " "/run/pathlab/$PATHLAB_PREFIX/delayfw.log" >&2 2>/dev/null
+grep -h "^delayfw: [a-z]* -> " "/run/pathlab/$PATHLAB_PREFIX/delayfw.log" 2>/dev/null | tail -n 2 >&2 # the last scenario
 
-python3 "$HERE/path_summary.py" "$RESULTS" "${QOPTS[*]:-defaults}"
+python3 "$HERE/path_summary.py" "$RESULTS" "${QOPTS[*]:-defaults}; TCP: $TCP_CC"

@@ -46,12 +46,12 @@ def main():
             pings[sc] = r["ping_ms"]
     print()
     print(f"qp-bench between two namespaces, MTU 1500; QUIC options: {label}")
-    hdr = f"{'scenario':<13}{'metric':<27}{'QUIC':>22}{'TCP':>22}{'QUIC/TCP':>10}"
+    hdr = f"{'scenario':<15}{'metric':<27}{'QUIC':>22}{'TCP':>22}{'QUIC/TCP':>10}"
     print(hdr)
     print("-" * len(hdr))
     for sc in scenarios:
         ping = pings.get(sc)
-        name = sc if ping is None else f"{sc}"
+        name = sc
         for i, (label_, bench, key, digits) in enumerate(ROWS):
             cols = []
             for tr in ("quic", "tcp"):
@@ -68,8 +68,8 @@ def main():
                 cols.append(cell(runs, digits))
             (qs, q), (ts, t) = cols
             ratio = f"{q / t:.2f}x" if q is not None and t else "-"
-            first = name if i == 0 else (f"(ping {ping} ms)" if i == 1 and ping else "")
-            print(f"{first:<13}{label_:<27}{qs:>22}{ts:>22}{ratio:>10}")
+            first = name if i == 0 else (f" ping {ping:.2f}ms" if i == 1 and ping else "")
+            print(f"{first:<15}{label_:<27}{qs:>22}{ts:>22}{ratio:>10}")
     return 0
 
 

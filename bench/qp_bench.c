@@ -81,7 +81,8 @@ static const char HELP[] =
     "  --cc NAME       QUIC congestion controller: cubic (library default),\n"
     "                  bbr, bbr2, reno, fixed; applies to this side's sending\n"
     "  --max-udp-payload N  QUIC max_udp_payload, 1200-65527 (default 1200)\n"
-    "  --mtu-discovery QUIC path MTU discovery on (default off, as in 0.1.x)\n"
+    "  --mtu-discovery, --no-mtu-discovery  QUIC path MTU discovery on (the\n"
+    "                  library default) or off (packets of max-udp-payload)\n"
     "  --timeout S     connect timeout of client and idle (default 10 s),\n"
     "                  wait for the client of a server (default 60 s)\n"
     "  Options also accept --name=value. Sizes are bytes.\n"
@@ -112,6 +113,7 @@ enum opt_id {
   O_CC,
   O_MAX_UDP_PAYLOAD,
   O_MTU_DISCOVERY,
+  O_NO_MTU_DISCOVERY,
   O_TIMEOUT,
   O_COUNT
 };
@@ -136,6 +138,8 @@ static const struct opt_def {
     [O_CC] = {"cc", true, CMD_SERVER | CMD_CLIENT | CMD_IDLE},
     [O_MAX_UDP_PAYLOAD] = {"max-udp-payload", true,
                            CMD_SERVER | CMD_CLIENT | CMD_IDLE},
+    [O_NO_MTU_DISCOVERY] = {"no-mtu-discovery", false,
+                            CMD_SERVER | CMD_CLIENT | CMD_IDLE},
     [O_MTU_DISCOVERY] = {"mtu-discovery", false,
                          CMD_SERVER | CMD_CLIENT | CMD_IDLE},
     [O_TIMEOUT] = {"timeout", true, CMD_SERVER | CMD_CLIENT | CMD_IDLE},
@@ -356,15 +360,22 @@ static int collect_options(int argc, char **argv, const config *cfg,
   return 0;
 }
 
-/* --cc, --max-udp-payload, --mtu-discovery: QUIC only. */
+/* --cc, --max-udp-payload, --[no-]mtu-discovery: QUIC only. */
 static int apply_quic_options(const opt_vals *ov, config *cfg) {
-  static const int quic_only[] = {O_CC, O_MAX_UDP_PAYLOAD, O_MTU_DISCOVERY};
+  static const int quic_only[] = {O_CC, O_MAX_UDP_PAYLOAD, O_MTU_DISCOVERY,
+                                  O_NO_MTU_DISCOVERY};
   for (size_t k = 0; k < sizeof quic_only / sizeof quic_only[0]; k++) {
     if (ov->seen[quic_only[k]] && cfg->transport == BENCH_TCP) {
       return usage_error("--%s applies to QUIC only, not with --tcp",
                          OPTS[quic_only[k]].name);
     }
   }
+  if (ov->seen[O_MTU_DISCOVERY] && ov->seen[O_NO_MTU_DISCOVERY]) {
+    return usage_error("--mtu-discovery and --no-mtu-discovery contradict "
+                       "each other");
+  }
+  cfg->net.mtu_discovery_set =
+      ov->seen[O_MTU_DISCOVERY] || ov->seen[O_NO_MTU_DISCOVERY];
   cfg->net.mtu_discovery = ov->seen[O_MTU_DISCOVERY];
   if (ov->seen[O_MAX_UDP_PAYLOAD]) {
     /* 1200: the QUIC minimum (RFC 9000, 14.1); 65527: the largest UDP

@@ -184,7 +184,9 @@ typedef struct qp_transport_options {
   double keep_alive_interval_secs; /* default 2: PING when idle this long;
                                       0 disables. Keep it at most a third of
                                       the idle timeout. */
-  qp_cc congestion_controller;     /* default QP_CC_CUBIC */
+  qp_cc congestion_controller;     /* default QP_CC_BBR (0.1.x: cubic,
+                                      which stalls on paths with random
+                                      loss; QP_CC_CUBIC keeps it) */
   /* default 1048576. ngtcp2 0.12 has no initial congestion window setting:
    * its initial window is the RFC 9002 one (10 packets). The value is
    * honored only as the constant-window hint of QP_CC_FIXED (not possible
@@ -200,7 +202,9 @@ typedef struct qp_transport_options {
                                       Towards a loopback peer (127/8, ::1)
                                       packets are 16 KiB whatever this says,
                                       and the first RTT estimate is 1 ms. */
-  bool mtu_discovery;               /* default false, as in 0.1.x */
+  bool mtu_discovery;               /* default true (0.1.x: false): probe
+                                      for packets up to 1452 bytes; false
+                                      keeps max_udp_payload */
   /* default 1 GiB (1073741824), at most QP_MAX_MESSAGE_SIZE: the longest
    * message this side accepts. A peer announcing more has the connection
    * closed (QP_ERR_PROTOCOL, the message names both numbers) before anything

@@ -160,7 +160,7 @@ typedef struct cli_conn_cfg {
 
 /* The options every connecting subcommand accepts; CLI_CONN_OPTS_N of them,
  * to be copied first into a command's option table. */
-#define CLI_CONN_OPTS_N 18
+#define CLI_CONN_OPTS_N 19
 extern const cli_opt CLI_CONN_OPTS[CLI_CONN_OPTS_N];
 /* Usage text of those options. */
 extern const char CLI_CONN_USAGE[];

@@ -34,6 +34,7 @@ const cli_opt CLI_CONN_OPTS[CLI_CONN_OPTS_N] = {
     {"keep-alive", "SECS", false},
     {"max-udp-payload", "BYTES", false},
     {"mtu-discovery", NULL, false},
+    {"no-mtu-discovery", NULL, false},
     {"quiet", NULL, false},
 };
 
@@ -76,7 +77,9 @@ const char CLI_CONN_USAGE[] =
     "                         or a third of a shorter --idle-timeout); must\n"
     "                         be below --idle-timeout\n"
     "  --max-udp-payload N    1200-65527 (default 1200)\n"
-    "  --mtu-discovery        path MTU discovery (default off)\n"
+    "  --mtu-discovery        path MTU discovery, up to 1452-byte packets\n"
+    "                         (the default)\n"
+    "  --no-mtu-discovery     packets of --max-udp-payload only (as 0.1.x)\n"
     "  --quiet                no connection progress on stderr\n"
     "  --log-level LEVEL      library log: debug, info, warn (default),\n"
     "                         error, none (or QUIC_PORTAL_LOG=LEVEL)\n"
@@ -111,7 +114,13 @@ static int transport_from_args(const cli_args *a, qp_transport_options *t) {
       (rc = cli_parse_u64(cmd, "--max-udp-payload", v, 1200, 65527, &n)) == 0) {
     t->max_udp_payload = (uint32_t)n;
   }
-  t->mtu_discovery = cli_has(a, "mtu-discovery");
+  if (rc == 0 && cli_has(a, "mtu-discovery") && cli_has(a, "no-mtu-discovery"))
+    rc = cli_usage_error(cmd, "--mtu-discovery and --no-mtu-discovery "
+                              "contradict each other");
+  if (cli_has(a, "no-mtu-discovery"))
+    t->mtu_discovery = false;
+  else if (cli_has(a, "mtu-discovery"))
+    t->mtu_discovery = true;
   /* The library would refuse it when connecting; say it before anything
    * is printed or bound. */
   if (rc == 0 && t->keep_alive_interval_secs > 0 &&

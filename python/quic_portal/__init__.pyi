@@ -55,7 +55,7 @@ class QuicTransportOptions:
     def __init__(
         self,
         max_idle_timeout_secs: Union[int, float] = 10,
-        congestion_controller_type: str = "cubic",
+        congestion_controller_type: str = "bbr",
         initial_window: int = 1048576,
         keep_alive_interval_secs: Union[int, float] = 2,
     ) -> None: ...

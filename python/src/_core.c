@@ -454,7 +454,8 @@ static PyGetSetDef opt_getset[] = {
      "(default 10).",
      NULL},
     {"congestion_controller_type", (getter)opt_get_cc, (setter)opt_set_cc,
-     "\"cubic\" (default), \"bbr\", \"bbr2\", \"reno\" or \"fixed\".", NULL},
+     "\"bbr\" (default; 0.1.x: \"cubic\"), \"cubic\", \"bbr2\", \"reno\" "
+     "or \"fixed\".", NULL},
     {"initial_window", (getter)opt_get_window, (setter)opt_set_window,
      "Initial congestion window in bytes (default 1048576; see the README: "
      "the QUIC engine cannot honor it).",
@@ -564,7 +565,7 @@ static PyTypeObject OptionsType = {
     .tp_basicsize = sizeof(OptionsObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "QuicTransportOptions(max_idle_timeout_secs=10, "
-              "congestion_controller_type='cubic', initial_window=1048576, "
+              "congestion_controller_type='bbr', initial_window=1048576, "
               "keep_alive_interval_secs=2)\n--\n\nQUIC transport settings for "
               "Portal.listen/connect/create_server/create_client.",
     .tp_new = opt_new,

@@ -65,7 +65,7 @@ def test_typing_files_shipped():
 def test_options_defaults():
     o = QuicTransportOptions()
     assert o.max_idle_timeout_secs == 10
-    assert o.congestion_controller_type == "cubic"
+    assert o.congestion_controller_type == "bbr"
     assert o.initial_window == 1048576
     assert o.keep_alive_interval_secs == 2
 
@@ -102,7 +102,7 @@ def test_options_unknown_controller(cc):
     o = QuicTransportOptions()
     with pytest.raises(ValueError, match="cubic"):
         o.congestion_controller_type = cc
-    assert o.congestion_controller_type == "cubic"  # unchanged
+    assert o.congestion_controller_type == "bbr"  # unchanged (the default)
 
 
 @pytest.mark.parametrize("field, value", [

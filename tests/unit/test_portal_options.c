@@ -36,7 +36,7 @@ static void defaults_match_quic_portal_0_1(void **state) {
   qp_transport_options_init(&o);
   assert_true(o.max_idle_timeout_secs == 10.0);
   assert_true(o.keep_alive_interval_secs == 2.0);
-  assert_int_equal(o.congestion_controller, QP_CC_CUBIC);
+  assert_int_equal(o.congestion_controller, QP_CC_BBR);
   assert_int_equal(o.initial_window, 1048576);
   /* 0.1.x (quinn): receive_window 10_000_000, stream_receive_window
    * 5_000_000, send_window 10_000_000 */
@@ -46,7 +46,7 @@ static void defaults_match_quic_portal_0_1(void **state) {
   assert_int_equal(o.initial_rtt_ms, 20);
   assert_int_equal(o.max_concurrent_streams, 100);
   assert_int_equal(o.max_udp_payload, 1200);
-  assert_false(o.mtu_discovery);
+  assert_true(o.mtu_discovery);
 }
 
 static void controller_names_parse_case_insensitively_and_roundtrip(
