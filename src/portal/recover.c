@@ -294,6 +294,8 @@ static void *recover_main(void *arg) {
       break;
     }
     note(story, "attempt %d: %s; ", n, qp_last_error());
+    if (rc == QP_ERR_PUNCH) /* the peer published: alive, give it all the time */
+      peer_deadline = deadline;
     if (rc == QP_ERR_TIMEOUT && ms_left(peer_deadline) <= 0) {
       peer_gone = true;
       break;
