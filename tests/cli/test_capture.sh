@@ -19,11 +19,9 @@ for _ in $(seq 100); do grep -q "Capturing on" "$work/tshark.err" && break; slee
 grep -q "Capturing on" "$work/tshark.err" || { echo "tshark did not start:"; cat "$work/tshark.err"; exit 1; }
 
 export SSLKEYLOGFILE="$work/keys.txt"
-# The server's stdin stays open (its end of input would close the pipe).
-mkfifo "$work/stdin"
-sleep 20 >"$work/stdin" 2>/dev/null &
+# The pipe half-closes: the server's empty stdin ends only its direction.
 timeout 30 "$qp" serve --listen "127.0.0.1:$port" --qlog "$work/qlog" \
-  <"$work/stdin" >"$work/got.txt" &
+  </dev/null >"$work/got.txt" &
 srv=$!
 sleep 0.3
 printf 'secret message for the capture\n' |
