@@ -42,6 +42,11 @@
 #define TRANSPORT_LOOPBACK_PAYLOAD UDP_RECV_DATAGRAM_MAX
 #define TRANSPORT_LOOPBACK_INITIAL_RTT (1 * NGTCP2_MILLISECONDS)
 
+/* Largest packet path MTU discovery may find: the UDP payload of a
+ * 1500-byte Ethernet MTU over IPv6 (1500 - 40 - 8). ngtcp2 0.12 probes at
+ * most 1444 bytes (a PPPoE path), so this admits all its probes. */
+#define TRANSPORT_PMTUD_CEILING 1452
+
 /* RFC 9000 section 18.2: active_connection_id_limit must be at least 2. */
 #define TRANSPORT_ACTIVE_CID_LIMIT 7
 
@@ -685,12 +690,18 @@ static void fill_settings(const transport_t *t, uint64_t now, ngtcp2_settings *s
   s->cc_algo = cc_algo_of(o->congestion_controller);
   s->max_tx_udp_payload_size = o->max_udp_payload;
   s->no_pmtud = !o->mtu_discovery;
+  /* ngtcp2 probes only up to max_tx_udp_payload_size: raise it to what
+   * discovery may find. Packets still start at max_udp_payload and grow
+   * only once a probe of the larger size was acknowledged. */
+  if (o->mtu_discovery && s->max_tx_udp_payload_size < TRANSPORT_PMTUD_CEILING)
+    s->max_tx_udp_payload_size = TRANSPORT_PMTUD_CEILING;
   if (udp_addr_is_loopback(&t->cfg.remote) && !t->cfg.relayed) {
     /* The loopback MTU is 65536 and nothing on the path can fragment or
      * drop big datagrams, so use packets of 16 KiB, as TCP uses a 64 KiB
      * MSS there: fewer packets, fewer syscalls, less per-packet work. */
     s->max_tx_udp_payload_size = TRANSPORT_LOOPBACK_PAYLOAD;
     s->no_tx_udp_payload_size_shaping = 1;
+    s->no_pmtud = 1; /* packets are already the largest a peer accepts */
     /* Pacing divides the window by the RTT estimate; with 16 KiB packets a
      * WAN-sized first estimate would space the handshake's packets by
      * milliseconds on a path whose RTT is microseconds. */
@@ -1159,10 +1170,13 @@ int transport_flush(transport_t *t, uint64_t now, transport_send_cb send,
     return flush_close(t, now, send, ctx);
   if (t->state == TRANSPORT_CLOSED)
     return 0;
+  /* Packets are the size discovered for this path; room is left for the
+   * ceiling, which path MTU probes use. */
   size_t pkt_max = ngtcp2_conn_get_max_tx_udp_payload_size(t->conn);
+  size_t path_max = ngtcp2_conn_get_path_max_tx_udp_payload_size(t->conn);
   for (int batch = 0; batch < TRANSPORT_MAX_BATCHES_PER_FLUSH; batch++) {
     size_t quantum = ngtcp2_conn_get_send_quantum(t->conn);
-    size_t max_pkts = quantum / pkt_max;
+    size_t max_pkts = quantum / path_max;
     if (max_pkts == 0)
       max_pkts = 1;
     if (max_pkts > UDP_GSO_MAX_SEGMENTS)
@@ -1192,6 +1206,17 @@ int transport_flush(transport_t *t, uint64_t now, transport_send_cb send,
         int rc = used > 0 ? send(ctx, &t->cfg.remote, t->sendbuf, used, seg) : 0;
         if (rc == 0)
           rc = send_probe(t, &ps.path, t->sendbuf + used, (size_t)n, send, ctx);
+        if (rc != 0)
+          return rc;
+        used = seg = npkts = 0;
+        continue;
+      }
+      if (npkts > 0 && (size_t)n > seg) {
+        /* A path MTU probe, larger than the batch's segments: send the
+         * batch, then the probe alone. */
+        int rc = send(ctx, &t->cfg.remote, t->sendbuf, used, seg);
+        if (rc == 0)
+          rc = send(ctx, &t->cfg.remote, t->sendbuf + used, (size_t)n, 0);
         if (rc != 0)
           return rc;
         used = seg = npkts = 0;
