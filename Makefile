@@ -9,7 +9,7 @@ JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
 CMAKE_ARGS ?=
 
-.PHONY: build-san build-tsan all deps deps-test build test test-fast test-san bench bench-nat bench-path install demo demo-nat clean
+.PHONY: build-san build-tsan all deps deps-test build test test-fast test-san bench bench-nat bench-path bench-cli install demo demo-nat clean
 
 all: build
 
@@ -70,6 +70,10 @@ bench-nat: build
 # and 2% random loss each way (needs root; bench/README.md).
 bench-path: build
 	bash bench/path_bench.sh $(BUILD)
+
+# quic-portal send/receive of a 1 GiB file against pipe mode, same bytes, loopback.
+bench-cli: build
+	bash bench/cli_file_bench.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD)
