@@ -10,8 +10,8 @@
 #include "quic_portal.h"
 
 bool log_enabled(qp_log_level level);
-void log_write(qp_log_level level, const char *file, int line,
-                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void log_write(qp_log_level level, const char *file, int line, const char *fmt,
+               ...) __attribute__((format(printf, 4, 5)));
 
 /*
  * Deferral: between log_defer_begin() and the matching _end(), this
@@ -25,8 +25,8 @@ void log_defer_end(void);
 
 #define QP_LOG_AT_(level, ...)                                                 \
   do {                                                                         \
-    if (log_enabled(level))                                                 \
-      log_write(level, __FILE__, __LINE__, __VA_ARGS__);                    \
+    if (log_enabled(level))                                                    \
+      log_write(level, __FILE__, __LINE__, __VA_ARGS__);                       \
   } while (0)
 
 /* Transitional names (issue 9), as in error.h: remove once unused. */

@@ -21,8 +21,8 @@ typedef struct cb_store {
 
 /* A failed callback: always QP_ERR_RENDEZVOUS, whatever it returned. */
 static int callback_failed(int rc, const char *op, const char *key) {
-  return err_fail(QP_ERR_RENDEZVOUS, "rendezvous callback %s(\"%s\") failed with %d",
-                  op, key, rc);
+  return err_fail(QP_ERR_RENDEZVOUS,
+                  "rendezvous callback %s(\"%s\") failed with %d", op, key, rc);
 }
 
 static int cb_put(void *state, const char *key, const void *value, size_t len) {
@@ -46,15 +46,15 @@ static int cb_get(void *state, const char *key, char **value, size_t *len) {
   }
   if (raw == NULL && raw_len > 0)
     return err_fail(QP_ERR_RENDEZVOUS,
-                   "rendezvous callback get(\"%s\") found the key but "
-                   "returned no value",
-                   key);
+                    "rendezvous callback get(\"%s\") found the key but "
+                    "returned no value",
+                    key);
   if (raw_len > RDV_VALUE_MAX) {
     free(raw);
     return err_fail(QP_ERR_RENDEZVOUS,
-                   "rendezvous callback get(\"%s\") returned %zu bytes; the "
-                   "limit is %u",
-                   key, raw_len, RDV_VALUE_MAX);
+                    "rendezvous callback get(\"%s\") returned %zu bytes; the "
+                    "limit is %u",
+                    key, raw_len, RDV_VALUE_MAX);
   }
   /* Copy so that the value the caller gets is always NUL-terminated,
    * whatever the callback allocated. */
@@ -62,7 +62,7 @@ static int cb_get(void *state, const char *key, char **value, size_t *len) {
   free(raw);
   if (*value == NULL)
     return err_fail(QP_ERR_NOMEM, "out of memory reading rendezvous key %s",
-                   key);
+                    key);
   *len = raw_len;
   return 1;
 }
@@ -89,7 +89,7 @@ int rdv_cb_open(const rdv_callbacks *cb, void *user, void **state,
                 const rdv_ops **ops) {
   if (cb->put == NULL || cb->get == NULL || cb->del == NULL)
     return err_fail(QP_ERR_INVALID,
-                   "rendezvous callbacks: put, get and del are all required");
+                    "rendezvous callbacks: put, get and del are all required");
   cb_store *s = calloc(1, sizeof(*s));
   if (s == NULL)
     return err_fail(QP_ERR_NOMEM, "out of memory opening the rendezvous");

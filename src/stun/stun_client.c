@@ -46,11 +46,11 @@ int stun_client_start(stun_client *c, const udp_addr_t *server,
   if (!c || !server ||
       (server->ss.ss_family != AF_INET && server->ss.ss_family != AF_INET6))
     return err_fail(QP_ERR_INVALID, "STUN transaction needs an IPv4 or IPv6 "
-                                   "server address");
+                                    "server address");
   int i = free_slot(c);
   if (i < 0)
     return err_fail(QP_ERR_NOMEM, "all %d STUN transaction slots are in use",
-                   STUN_CLIENT_MAX_TRANSACTIONS);
+                    STUN_CLIENT_MAX_TRANSACTIONS);
   stun_client_txn *t = &c->txns[i];
   memset(t, 0, sizeof(*t));
   int rc = build_request(t, change_flags);
@@ -177,8 +177,7 @@ static void take_success_response(stun_client_result *r, const stun_msg *m) {
 }
 
 int stun_client_on_response(stun_client *c, const uint8_t *buf, size_t len,
-                            const udp_addr_t *from,
-                            int64_t now_ms) {
+                            const udp_addr_t *from, int64_t now_ms) {
   stun_msg m;
   if (!c || !from || !stun_msg_is_stun(buf, len) ||
       stun_msg_parse(buf, len, &m) != 0)
@@ -244,7 +243,8 @@ static void send_due(stun_client *c, const stun_client_request *reqs,
   for (size_t i = 0; i < n; i++) {
     /* A lost send (udp_errno_is_loss) is like a lost packet: the RTO
      * resends it. */
-    if (udp_send(reqs[out[i].txn].sock, out[i].to, out[i].data, out[i].len, 0) != 0)
+    if (udp_send(reqs[out[i].txn].sock, out[i].to, out[i].data, out[i].len,
+                 0) != 0)
       stun_client_fail(c, out[i].txn, QP_ERR_SOCKET, errno);
   }
 }
@@ -263,12 +263,13 @@ static void read_responses(stun_client *c, udp_socket_t *sock) {
 static int check_run_args(const stun_client_request *reqs, size_t n,
                           const stun_client_result *results) {
   if (!reqs || !results || n == 0 || n > STUN_CLIENT_MAX_TRANSACTIONS)
-    return err_fail(QP_ERR_INVALID, "STUN query needs 1 to %d servers (got %zu)",
-                   STUN_CLIENT_MAX_TRANSACTIONS, n);
+    return err_fail(QP_ERR_INVALID,
+                    "STUN query needs 1 to %d servers (got %zu)",
+                    STUN_CLIENT_MAX_TRANSACTIONS, n);
   for (size_t i = 0; i < n; i++)
     if (reqs[i].sock == NULL || reqs[i].sock->fd < 0)
       return err_fail(QP_ERR_INVALID, "STUN query: request %zu has no socket",
-                     i);
+                      i);
   return 0;
 }
 
@@ -280,7 +281,7 @@ static int wait_and_read(stun_client *c, run_fds *fds, int64_t wait_ms) {
     return err_fail(QP_ERR_INTERRUPTED, "STUN query interrupted by a signal");
   if (rc < 0)
     return err_fail(QP_ERR_SOCKET, "poll on the STUN sockets failed: %s",
-                   strerror(errno));
+                    strerror(errno));
   for (size_t i = 0; rc > 0 && i < fds->count; i++)
     if (fds->pfd[i].revents)
       read_responses(c, fds->sock[i]);
@@ -352,8 +353,9 @@ int stun_client_query(udp_socket_t *sock, const udp_addr_t *servers, size_t n,
                       int timeout_ms, stun_client_result *results) {
   stun_client_request reqs[STUN_CLIENT_MAX_TRANSACTIONS];
   if (!servers || n == 0 || n > STUN_CLIENT_MAX_TRANSACTIONS)
-    return err_fail(QP_ERR_INVALID, "STUN query needs 1 to %d servers (got %zu)",
-                   STUN_CLIENT_MAX_TRANSACTIONS, n);
+    return err_fail(QP_ERR_INVALID,
+                    "STUN query needs 1 to %d servers (got %zu)",
+                    STUN_CLIENT_MAX_TRANSACTIONS, n);
   for (size_t i = 0; i < n; i++)
     reqs[i] = (stun_client_request){.sock = sock, .server = servers[i]};
   int rc = stun_client_run(reqs, n, timeout_ms, results);
@@ -368,10 +370,10 @@ int stun_client_query(udp_socket_t *sock, const udp_addr_t *servers, size_t n,
   char addr[UDP_ADDRSTRLEN];
   if (n == 1 && results[0].error == QP_ERR_TIMEOUT)
     return err_fail(QP_ERR_TIMEOUT, "STUN server %s did not answer in %d ms",
-                   udp_addr_to_string(&servers[0], addr, sizeof(addr)),
-                   timeout_ms);
+                    udp_addr_to_string(&servers[0], addr, sizeof(addr)),
+                    timeout_ms);
   summarize(results, n, summary, sizeof(summary));
   return err_fail(worst_error(results, n),
-                 "no STUN server gave a mapped address within %d ms: %s",
-                 timeout_ms, summary);
+                  "no STUN server gave a mapped address within %d ms: %s",
+                  timeout_ms, summary);
 }

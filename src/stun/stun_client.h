@@ -73,11 +73,11 @@ typedef struct stun_client_result {
   int sys_errno;
   int error_code; /* ERROR-CODE of an error response */
   char error_reason[STUN_CLIENT_REASON_MAX]; /* its reason phrase */
-  udp_addr_t server;            /* where the request went */
+  udp_addr_t server;                         /* where the request went */
   uint32_t change_request;                   /* CHANGE-REQUEST flags sent */
-  udp_addr_t mapped; /* XOR-MAPPED-ADDRESS, else MAPPED- */
-  udp_addr_t from;   /* source address of the response */
-  bool has_other_address;         /* RFC 5780 OTHER-ADDRESS */
+  udp_addr_t mapped;      /* XOR-MAPPED-ADDRESS, else MAPPED- */
+  udp_addr_t from;        /* source address of the response */
+  bool has_other_address; /* RFC 5780 OTHER-ADDRESS */
   udp_addr_t other_address;
   bool has_response_origin; /* RFC 5780 RESPONSE-ORIGIN */
   udp_addr_t response_origin;
@@ -145,8 +145,7 @@ size_t stun_client_on_timer(stun_client *c, int64_t now_ms,
  * the server's other addresses.
  */
 int stun_client_on_response(stun_client *c, const uint8_t *buf, size_t len,
-                            const udp_addr_t *from,
-                            int64_t now_ms);
+                            const udp_addr_t *from, int64_t now_ms);
 
 /* Mark a pending transaction failed (e.g. its send failed). */
 void stun_client_fail(stun_client *c, int txn, int error, int sys_errno);

@@ -9,7 +9,6 @@
 #include "common/error.h"
 #include "common/secret.h"
 
-
 /* RFC 8489 section 14.3: USERNAME "MUST contain a UTF-8-encoded sequence
  * of fewer than 509 bytes"; RFC 5389 section 15.3 allowed "less than 513
  * bytes", so accept the older, larger bound. */
@@ -128,9 +127,9 @@ static int parse_address(const stun_msg *msg, uint16_t type, const uint8_t *v,
                          size_t len, bool xored, udp_addr_t *out) {
   if (len < 4)
     return err_fail(QP_ERR_STUN,
-                   "STUN address attribute 0x%04x is %zu bytes, "
-                   "too short",
-                   type, len);
+                    "STUN address attribute 0x%04x is %zu bytes, "
+                    "too short",
+                    type, len);
   uint8_t family = v[1];
   uint16_t port = get16(v + 2);
   uint8_t mask[16];
@@ -160,25 +159,25 @@ static int parse_address(const stun_msg *msg, uint16_t type, const uint8_t *v,
     return 0;
   }
   return err_fail(QP_ERR_STUN,
-                 "STUN address attribute 0x%04x has family %u with %zu bytes; "
-                 "expected IPv4 (1) in 8 or IPv6 (2) in 20",
-                 type, family, len);
+                  "STUN address attribute 0x%04x has family %u with %zu bytes; "
+                  "expected IPv4 (1) in 8 or IPv6 (2) in 20",
+                  type, family, len);
 }
 
 static int expect_len(uint16_t type, size_t len, size_t want) {
   if (len == want)
     return 0;
   return err_fail(QP_ERR_STUN,
-                 "STUN attribute 0x%04x is %zu bytes long; it must be %zu",
-                 type, len, want);
+                  "STUN attribute 0x%04x is %zu bytes long; it must be %zu",
+                  type, len, want);
 }
 
 static int parse_text(uint16_t type, const uint8_t *v, size_t len, size_t max,
                       stun_bytes *out) {
   if (len > max)
     return err_fail(QP_ERR_STUN,
-                   "STUN attribute 0x%04x is %zu bytes; at most %zu allowed",
-                   type, len, max);
+                    "STUN attribute 0x%04x is %zu bytes; at most %zu allowed",
+                    type, len, max);
   if (!out->data) {
     out->data = v;
     out->len = len;
@@ -190,7 +189,7 @@ static int parse_type_list(uint16_t type, const uint8_t *v, size_t len,
                            stun_bytes *out) {
   if (len % 2 != 0)
     return err_fail(QP_ERR_STUN, "STUN UNKNOWN-ATTRIBUTES of odd length %zu",
-                   len);
+                    len);
   return parse_text(type, v, len, len, out);
 }
 
@@ -202,9 +201,9 @@ static int parse_error_code(stun_msg *msg, const uint8_t *v, size_t len) {
   int number = v[3];
   if (cls < 3 || cls > 6 || number > 99)
     return err_fail(QP_ERR_STUN,
-                   "STUN ERROR-CODE has class %d number %d; expected 3..6 "
-                   "and 0..99",
-                   cls, number);
+                    "STUN ERROR-CODE has class %d number %d; expected 3..6 "
+                    "and 0..99",
+                    cls, number);
   if (!msg->has_error_code) {
     msg->has_error_code = true;
     msg->error_code = cls * 100 + number;
@@ -218,9 +217,9 @@ static int parse_hmac_sha256(stun_msg *msg, size_t offset, size_t len) {
   if (len < MIN_HMAC_SHA256_BYTES || len > STUN_HMAC_SHA256_SIZE ||
       len % 4 != 0)
     return err_fail(QP_ERR_STUN,
-                   "STUN MESSAGE-INTEGRITY-SHA256 of %zu bytes; expected "
-                   "16..32 in steps of 4",
-                   len);
+                    "STUN MESSAGE-INTEGRITY-SHA256 of %zu bytes; expected "
+                    "16..32 in steps of 4",
+                    len);
   msg->integrity_sha256_offset = offset;
   return 0;
 }
@@ -233,9 +232,9 @@ static int check_fingerprint(stun_msg *msg, size_t offset, const uint8_t *v,
   uint32_t want = stun_msg_crc32(msg->raw, offset) ^ STUN_FINGERPRINT_XOR;
   if (get32(v) != want)
     return err_fail(QP_ERR_STUN,
-                   "STUN FINGERPRINT mismatch: message says 0x%08x, content "
-                   "gives 0x%08x",
-                   get32(v), want);
+                    "STUN FINGERPRINT mismatch: message says 0x%08x, content "
+                    "gives 0x%08x",
+                    get32(v), want);
   msg->has_fingerprint = true;
   return 0;
 }
@@ -351,23 +350,23 @@ static int parse_attr(stun_msg *msg, uint16_t type, size_t offset,
 static int parse_header(const uint8_t *buf, size_t len, stun_msg *out) {
   if (len < STUN_HEADER_SIZE)
     return err_fail(QP_ERR_STUN,
-                   "STUN message of %zu bytes is shorter than the 20-byte "
-                   "header",
-                   len);
+                    "STUN message of %zu bytes is shorter than the 20-byte "
+                    "header",
+                    len);
   if (buf[0] & 0xC0)
     return err_fail(QP_ERR_STUN, "not STUN: the first two bits are not zero");
   if (get32(buf + 4) != STUN_MAGIC_COOKIE)
     return err_fail(QP_ERR_STUN,
-                   "not STUN (RFC 5389+): magic cookie is 0x%08x, not "
-                   "0x2112a442",
-                   get32(buf + 4));
+                    "not STUN (RFC 5389+): magic cookie is 0x%08x, not "
+                    "0x2112a442",
+                    get32(buf + 4));
   size_t msg_len = get16(buf + 2);
   if (msg_len % 4 != 0 || STUN_HEADER_SIZE + msg_len != len)
     return err_fail(QP_ERR_STUN,
-                   "STUN Message Length %zu does not fit a %zu-byte datagram "
-                   "(must be a multiple of 4 equal to the bytes after the "
-                   "header)",
-                   msg_len, len);
+                    "STUN Message Length %zu does not fit a %zu-byte datagram "
+                    "(must be a multiple of 4 equal to the bytes after the "
+                    "header)",
+                    msg_len, len);
   memset(out, 0, sizeof(*out));
   out->raw = buf;
   out->raw_len = len;
@@ -396,22 +395,22 @@ int stun_msg_parse(const uint8_t *buf, size_t len, stun_msg *out) {
   while (rc == 0 && offset < len) {
     if (len - offset < STUN_ATTR_HEADER_SIZE)
       return err_fail(QP_ERR_STUN,
-                     "STUN attribute header truncated at "
-                     "offset %zu",
-                     offset);
+                      "STUN attribute header truncated at "
+                      "offset %zu",
+                      offset);
     uint16_t type = get16(buf + offset);
     size_t attr_len = get16(buf + offset + 2);
     size_t room = len - offset - STUN_ATTR_HEADER_SIZE;
     if (padded(attr_len) > room)
       return err_fail(QP_ERR_STUN,
-                     "STUN attribute 0x%04x at offset %zu claims %zu bytes "
-                     "(padded %zu) but only %zu remain",
-                     type, offset, attr_len, padded(attr_len), room);
+                      "STUN attribute 0x%04x at offset %zu claims %zu bytes "
+                      "(padded %zu) but only %zu remain",
+                      type, offset, attr_len, padded(attr_len), room);
     if (out->has_fingerprint)
       return err_fail(QP_ERR_STUN,
-                     "STUN attribute 0x%04x follows FINGERPRINT, which must "
-                     "be last",
-                     type);
+                      "STUN attribute 0x%04x follows FINGERPRINT, which must "
+                      "be last",
+                      type);
     if (!ignored_after_integrity(out, type))
       rc = parse_attr(out, type, offset, buf + offset + STUN_ATTR_HEADER_SIZE,
                       attr_len);
@@ -444,8 +443,7 @@ bool stun_msg_find_attr(const stun_msg *msg, uint16_t type, stun_bytes *out) {
 }
 
 int stun_msg_decode_address(const stun_msg *msg, uint16_t type,
-                            stun_bytes value, bool xored,
-                            udp_addr_t *out) {
+                            stun_bytes value, bool xored, udp_addr_t *out) {
   if (!msg || !value.data || !out)
     return err_fail(QP_ERR_INVALID, "stun_msg_decode_address: NULL argument");
   return parse_address(msg, type, value.data, value.len, xored, out);
@@ -466,7 +464,7 @@ static int hmac_prefix(gnutls_mac_algorithm_t alg, const uint8_t *msg,
   int rc = gnutls_hmac_init(&h, alg, key_len ? (const void *)key : "", key_len);
   if (rc < 0)
     return err_fail(QP_ERR_INTERNAL, "GnuTLS HMAC init failed: %s",
-                   gnutls_strerror(rc));
+                    gnutls_strerror(rc));
   if (gnutls_hmac(h, msg, 2) < 0 || gnutls_hmac(h, length_field, 2) < 0 ||
       gnutls_hmac(h, msg + 4, offset - 4) < 0) {
     gnutls_hmac_deinit(h, NULL);
@@ -486,10 +484,10 @@ static int check_hmac(const stun_msg *msg, gnutls_mac_algorithm_t alg,
   const uint8_t *got = msg->raw + offset + STUN_ATTR_HEADER_SIZE;
   if (!secret_equal(got, digest, attr_len))
     return err_fail(QP_ERR_STUN,
-                   "STUN %s does not match: wrong password or altered "
-                   "message",
-                   alg == GNUTLS_MAC_SHA1 ? "MESSAGE-INTEGRITY"
-                                          : "MESSAGE-INTEGRITY-SHA256");
+                    "STUN %s does not match: wrong password or altered "
+                    "message",
+                    alg == GNUTLS_MAC_SHA1 ? "MESSAGE-INTEGRITY"
+                                           : "MESSAGE-INTEGRITY-SHA256");
   return 0;
 }
 
@@ -515,7 +513,7 @@ int stun_msg_long_term_key(const char *username, const char *realm,
   int rc = gnutls_hash_init(&h, GNUTLS_DIG_MD5);
   if (rc < 0)
     return err_fail(QP_ERR_INTERNAL, "GnuTLS MD5 unavailable: %s",
-                   gnutls_strerror(rc));
+                    gnutls_strerror(rc));
   gnutls_hash(h, username, strlen(username));
   gnutls_hash(h, ":", 1);
   gnutls_hash(h, realm, strlen(realm));
@@ -529,7 +527,7 @@ int stun_msg_new_txid(uint8_t txid[STUN_TXID_SIZE]) {
   int rc = gnutls_rnd(GNUTLS_RND_NONCE, txid, STUN_TXID_SIZE);
   if (rc < 0)
     return err_fail(QP_ERR_INTERNAL, "no random transaction id: %s",
-                   gnutls_strerror(rc));
+                    gnutls_strerror(rc));
   return 0;
 }
 
@@ -546,9 +544,9 @@ static int check_room(const stun_msg_writer *w, size_t value_len) {
   if (value_len > 0xFFFF || need > w->cap - w->len ||
       w->len + need > STUN_MAX_MESSAGE_SIZE)
     return err_fail(QP_ERR_INVALID,
-                   "STUN attribute of %zu bytes does not fit: %zu of %zu "
-                   "bytes used",
-                   value_len, w->len, w->cap);
+                    "STUN attribute of %zu bytes does not fit: %zu of %zu "
+                    "bytes used",
+                    value_len, w->len, w->cap);
   return 0;
 }
 
@@ -557,9 +555,9 @@ int stun_msg_write_header(stun_msg_writer *w, uint8_t *buf, size_t cap,
                           const uint8_t txid[STUN_TXID_SIZE]) {
   if (!w || !buf || !txid || cap < STUN_HEADER_SIZE || method > 0xFFF)
     return err_fail(QP_ERR_INVALID,
-                   "stun_msg_write_header: bad argument (buffer of %zu "
-                   "bytes, method 0x%x)",
-                   cap, method);
+                    "stun_msg_write_header: bad argument (buffer of %zu "
+                    "bytes, method 0x%x)",
+                    cap, method);
   *w = (stun_msg_writer){.buf = buf, .cap = cap, .len = STUN_HEADER_SIZE};
   put16(buf, encode_type(method, cls));
   put16(buf + 2, 0);
@@ -617,9 +615,9 @@ static int write_address(stun_msg_writer *w, uint16_t type,
     ip_len = 16;
   } else {
     return err_fail(QP_ERR_INVALID,
-                   "STUN address attribute 0x%04x: address "
-                   "family %d is neither IPv4 nor IPv6",
-                   type, addr->ss.ss_family);
+                    "STUN address attribute 0x%04x: address "
+                    "family %d is neither IPv4 nor IPv6",
+                    type, addr->ss.ss_family);
   }
   uint16_t port = udp_addr_port(addr);
   put16(v + 2, xored ? (uint16_t)(port ^ (STUN_MAGIC_COOKIE >> 16)) : port);
@@ -656,9 +654,9 @@ int stun_msg_write_error_code(stun_msg_writer *w, int code,
   size_t reason_len = reason ? strlen(reason) : 0;
   if (code < 300 || code > 699 || reason_len > MAX_REASON_ENCODE_BYTES)
     return err_fail(QP_ERR_INVALID,
-                   "STUN ERROR-CODE %d with a %zu-byte reason is not "
-                   "encodable",
-                   code, reason_len);
+                    "STUN ERROR-CODE %d with a %zu-byte reason is not "
+                    "encodable",
+                    code, reason_len);
   uint8_t v[ERROR_CODE_HEADER_SIZE + MAX_REASON_ENCODE_BYTES] = {0};
   v[2] = (uint8_t)(code / 100);
   v[3] = (uint8_t)(code % 100);
@@ -684,7 +682,7 @@ static int write_hmac(stun_msg_writer *w, uint16_t type,
   if (rc < 0) {
     set_length(w, w->len);
     return err_fail(QP_ERR_INTERNAL, "GnuTLS HMAC failed: %s",
-                   gnutls_strerror(rc));
+                    gnutls_strerror(rc));
   }
   return stun_msg_write_attr(w, type, digest, digest_len);
 }

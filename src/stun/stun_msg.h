@@ -220,8 +220,7 @@ bool stun_msg_find_attr(const stun_msg *msg, uint16_t type, stun_bytes *out);
  * section 14.1) or the XOR form (section 14.2, using msg's txid), e.g.
  * XOR-RELAYED-ADDRESS. Returns 0, or QP_ERR_STUN naming the attribute. */
 int stun_msg_decode_address(const stun_msg *msg, uint16_t type,
-                            stun_bytes value, bool xored,
-                            udp_addr_t *out);
+                            stun_bytes value, bool xored, udp_addr_t *out);
 
 /* key = MD5(username ":" realm ":" password) (RFC 8489 section 9.2.2),
  * for strings already processed by OpaqueString/SASLprep: this function

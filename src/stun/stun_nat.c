@@ -118,8 +118,9 @@ static int open_socket(const stun_nat_config *cfg, udp_socket_t *out) {
   udp_addr_t local;
   if (cfg->has_local)
     local = cfg->local;
-  else if (udp_addr_from_ip(cfg->server.ss.ss_family == AF_INET6 ? "::" : "0.0.0.0", 0,
-                            &local) != 0)
+  else if (udp_addr_from_ip(cfg->server.ss.ss_family == AF_INET6 ? "::"
+                                                                 : "0.0.0.0",
+                            0, &local) != 0)
     return QP_ERR_INVALID;
   udp_addr_set_port(&local, 0);
   return udp_socket_open(&local, out);
@@ -196,9 +197,9 @@ static bool silent(const stun_client_result *t) {
 
 /* RFC 5780 section 4.4: test II answered -> endpoint-independent; else
  * test III answered -> address-dependent; else address-and-port. */
-static stun_nat_filtering
-filtering_from_tests(const stun_client_result *t2, const stun_client_result *t3,
-                     const udp_addr_t *s) {
+static stun_nat_filtering filtering_from_tests(const stun_client_result *t2,
+                                               const stun_client_result *t3,
+                                               const udp_addr_t *s) {
   if (answered_as_asked(t2, s))
     return STUN_NAT_FILTERING_ENDPOINT_INDEPENDENT;
   if (!silent(t2))
@@ -211,9 +212,8 @@ filtering_from_tests(const stun_client_result *t2, const stun_client_result *t3,
 
 /* ---- phases ------------------------------------------------------------ */
 
-static int phase1(const stun_nat_config *cfg, nat_sockets *s,
-                  int timeout_ms, stun_nat_result *r,
-                  stun_client_result *test1) {
+static int phase1(const stun_nat_config *cfg, nat_sockets *s, int timeout_ms,
+                  stun_nat_result *r, stun_client_result *test1) {
   stun_client_request reqs[2] = {
       {.sock = &s->mapping, .server = cfg->server},
       {.sock = &s->filtering, .server = cfg->server},
@@ -231,13 +231,13 @@ static int phase1(const stun_nat_config *cfg, nat_sockets *s,
   udp_addr_to_string(&cfg->server, addr, sizeof(addr));
   if (res[0].state != STUN_TXN_SUCCEEDED && res[0].error == QP_ERR_SOCKET)
     return err_fail(QP_ERR_SOCKET,
-                   "NAT discovery could not send to STUN server %s: %s", addr,
-                   strerror(res[0].sys_errno));
+                    "NAT discovery could not send to STUN server %s: %s", addr,
+                    strerror(res[0].sys_errno));
   if (res[0].state != STUN_TXN_SUCCEEDED && res[0].error == QP_ERR_STUN)
     return err_fail(QP_ERR_STUN,
-                   "STUN server %s refused NAT discovery test I: error %d "
-                   "(%s)",
-                   addr, res[0].error_code, res[0].error_reason);
+                    "STUN server %s refused NAT discovery test I: error %d "
+                    "(%s)",
+                    addr, res[0].error_code, res[0].error_reason);
   return 0;
 }
 
@@ -329,10 +329,11 @@ static int run_phases(const stun_nat_config *cfg, nat_sockets *s,
 
 int stun_nat_discover(const stun_nat_config *cfg, stun_nat_result *out) {
   if (!cfg || !out ||
-      (cfg->server.ss.ss_family != AF_INET && cfg->server.ss.ss_family != AF_INET6) ||
+      (cfg->server.ss.ss_family != AF_INET &&
+       cfg->server.ss.ss_family != AF_INET6) ||
       cfg->timeout_ms <= 0)
     return err_fail(QP_ERR_INVALID, "NAT discovery needs a server address and "
-                                   "a positive timeout");
+                                    "a positive timeout");
   stun_nat_result r;
   memset(&r, 0, sizeof(r));
   nat_sockets s = {.mapping.fd = -1, .filtering.fd = -1};

@@ -71,11 +71,11 @@ typedef enum stun_nat_port_allocation {
 
 typedef struct stun_nat_config {
   udp_addr_t server;        /* RFC 5780 server, or any */
-  bool has_second_server;                /* for the fallback */
+  bool has_second_server;   /* for the fallback */
   udp_addr_t second_server; /* another server, another IP */
-  bool has_local;                        /* bind here (port ignored) */
+  bool has_local;           /* bind here (port ignored) */
   udp_addr_t local;         /* default: any address */
-  int timeout_ms;                        /* for the whole discovery */
+  int timeout_ms;           /* for the whole discovery */
 } stun_nat_config;
 
 typedef struct stun_nat_result {
@@ -85,8 +85,8 @@ typedef struct stun_nat_result {
   bool behind_nat; /* test I's mapped address is not the local address */
   bool rfc5780;    /* the server gave OTHER-ADDRESS; tests II/III ran */
   bool used_second_server;
-  udp_addr_t local;  /* mapping socket, as routed to server */
-  udp_addr_t mapped; /* test I */
+  udp_addr_t local;              /* mapping socket, as routed to server */
+  udp_addr_t mapped;             /* test I */
   udp_addr_t other_address;      /* when rfc5780 */
   udp_addr_t mapped_alt_ip;      /* mapping test II */
   udp_addr_t mapped_alt_ip_port; /* mapping test III */

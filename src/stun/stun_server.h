@@ -44,9 +44,9 @@ typedef struct stun_server_addrs {
 
 /* Where a response goes. */
 typedef struct stun_server_reply {
-  int slot;                   /* send it from this address slot */
+  int slot;      /* send it from this address slot */
   udp_addr_t to; /* the request's source, or that IP with the
-                                 port of RESPONSE-PORT (RFC 5780) */
+                    port of RESPONSE-PORT (RFC 5780) */
 } stun_server_reply;
 
 /*
@@ -63,9 +63,8 @@ typedef struct stun_server_reply {
  * CHANGE-REQUEST on a one-slot server.
  */
 int stun_server_handle(const stun_server_addrs *addrs, int local,
-                       const uint8_t *req, size_t len,
-                       const udp_addr_t *from, uint8_t *out,
-                       size_t cap, stun_server_reply *reply);
+                       const uint8_t *req, size_t len, const udp_addr_t *from,
+                       uint8_t *out, size_t cap, stun_server_reply *reply);
 
 typedef struct stun_server stun_server_t;
 
@@ -89,8 +88,7 @@ void stun_server_stop(stun_server_t *server);
 
 /* The bound address of a slot (0..count-1), ports resolved. Returns 0 or
  * QP_ERR_INVALID. */
-int stun_server_address(const stun_server_t *server, int slot,
-                        udp_addr_t *out);
+int stun_server_address(const stun_server_t *server, int slot, udp_addr_t *out);
 
 /* 1 or 4. */
 size_t stun_server_slot_count(const stun_server_t *server);

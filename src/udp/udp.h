@@ -101,7 +101,8 @@ int udp_addr_from_ip(const char *ip, uint16_t port, udp_addr_t *out);
  * AF_UNSPEC). Blocks for as long as getaddrinfo takes: never on an I/O
  * thread; udp_resolve_names bounds and cancels it. QP_ERR_RESOLVE naming
  * the host and the resolver's reason, or QP_ERR_INVALID. */
-int udp_addr_lookup(const char *host, uint16_t port, int family, udp_addr_t *out);
+int udp_addr_lookup(const char *host, uint16_t port, int family,
+                    udp_addr_t *out);
 /* udp_addr_lookup with AF_UNSPEC. */
 int udp_addr_resolve(const char *host, uint16_t port, udp_addr_t *out);
 

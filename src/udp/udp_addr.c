@@ -35,10 +35,12 @@ int udp_addr_from_ip(const char *ip, uint16_t port, udp_addr_t *out) {
     out->len = sizeof(*v6);
     return 0;
   }
-  return err_fail(QP_ERR_INVALID, "\"%.100s\" is not an IPv4 or IPv6 address", ip);
+  return err_fail(QP_ERR_INVALID, "\"%.100s\" is not an IPv4 or IPv6 address",
+                  ip);
 }
 
-int udp_addr_lookup(const char *host, uint16_t port, int family, udp_addr_t *out) {
+int udp_addr_lookup(const char *host, uint16_t port, int family,
+                    udp_addr_t *out) {
   if (host == NULL || *host == '\0')
     return err_fail(QP_ERR_INVALID, "host name is empty");
   if (udp_addr_from_ip(host, port, out) == 0)
@@ -48,8 +50,9 @@ int udp_addr_lookup(const char *host, uint16_t port, int family, udp_addr_t *out
   int rv = getaddrinfo(host, NULL, &hints, &list);
   if (rv != 0 || list == NULL)
     return err_fail(QP_ERR_RESOLVE, "cannot resolve host \"%.100s\": %s", host,
-                   rv != 0 ? gai_strerror(rv) : "no address");
-  int rc = err_fail(QP_ERR_RESOLVE, "host \"%.100s\" has no IPv4 or IPv6 address", host);
+                    rv != 0 ? gai_strerror(rv) : "no address");
+  int rc = err_fail(QP_ERR_RESOLVE,
+                    "host \"%.100s\" has no IPv4 or IPv6 address", host);
   for (struct addrinfo *ai = list; ai != NULL; ai = ai->ai_next) {
     if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
       continue;
@@ -118,29 +121,35 @@ bool udp_addr_equal(const udp_addr_t *a, const udp_addr_t *b) {
 
 bool udp_addr_is_loopback(const udp_addr_t *addr) {
   if (addr->ss.ss_family == AF_INET)
-    return (ntohl(((const struct sockaddr_in *)&addr->ss)->sin_addr.s_addr) >> 24) == 127;
+    return (ntohl(((const struct sockaddr_in *)&addr->ss)->sin_addr.s_addr) >>
+            24) == 127;
   if (addr->ss.ss_family == AF_INET6) {
-    const struct in6_addr *a = &((const struct sockaddr_in6 *)&addr->ss)->sin6_addr;
-    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    const struct in6_addr *a =
+        &((const struct sockaddr_in6 *)&addr->ss)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) ||
+           (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
   }
   return false;
 }
 
 bool udp_addr_is_unspecified(const udp_addr_t *addr) {
   if (addr->ss.ss_family == AF_INET)
-    return ((const struct sockaddr_in *)&addr->ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return ((const struct sockaddr_in *)&addr->ss)->sin_addr.s_addr ==
+           htonl(INADDR_ANY);
   if (addr->ss.ss_family == AF_INET6)
-    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&addr->ss)->sin6_addr);
+    return IN6_IS_ADDR_UNSPECIFIED(
+        &((const struct sockaddr_in6 *)&addr->ss)->sin6_addr);
   return false;
 }
 
 /* ---- "host:port" ------------------------------------------------------- */
 
 static int bad_hostport(const char *text, const char *why) {
-  return err_fail(QP_ERR_INVALID,
-                 "\"%.*s\" is not an address (%s): expected host:port, ip:port, "
-                 "[ipv6]:port, or a host or IP alone",
-                 UDP_QUOTE_MAX, text, why);
+  return err_fail(
+      QP_ERR_INVALID,
+      "\"%.*s\" is not an address (%s): expected host:port, ip:port, "
+      "[ipv6]:port, or a host or IP alone",
+      UDP_QUOTE_MAX, text, why);
 }
 
 /* Decimal 0-65535, nothing else. */

@@ -104,21 +104,22 @@ static bool all_done(job_t **jobs, size_t n) {
 }
 
 /* Returns true when cancel ended the wait. */
-static bool wait_jobs(job_t **jobs, size_t n, int timeout_ms, bool (*cancel)(void *),
-                      void *cancel_user) {
+static bool wait_jobs(job_t **jobs, size_t n, int timeout_ms,
+                      bool (*cancel)(void *), void *cancel_user) {
   uint64_t deadline = clock_deadline_ns(timeout_ms);
   while (!all_done(jobs, n) && clock_now_ns() < deadline) {
     if (cancel && cancel(cancel_user))
       return true;
-    struct timespec ts = {.tv_nsec = UDP_RESOLVE_POLL_MS * (long)CLOCK_NS_PER_MS};
+    struct timespec ts = {.tv_nsec =
+                              UDP_RESOLVE_POLL_MS * (long)CLOCK_NS_PER_MS};
     nanosleep(&ts, NULL);
   }
   return false;
 }
 
 /* Take a job's outcome into r and drop the caller's reference. */
-static void finish_one(job_t *j, const char *name, bool cancelled, int timeout_ms,
-                       udp_resolved_t *r) {
+static void finish_one(job_t *j, const char *name, bool cancelled,
+                       int timeout_ms, udp_resolved_t *r) {
   pthread_mutex_lock(&j->lock);
   if (j->done && j->rc == 0) {
     r->addr = j->addr;
@@ -129,16 +130,18 @@ static void finish_one(job_t *j, const char *name, bool cancelled, int timeout_m
     set_error(r, QP_ERR_INTERRUPTED, "name lookup cancelled");
   } else {
     r->rc = QP_ERR_TIMEOUT;
-    snprintf(r->message, sizeof(r->message), "lookup of \"%.100s\" still running after %d ms",
-             name, timeout_ms);
+    snprintf(r->message, sizeof(r->message),
+             "lookup of \"%.100s\" still running after %d ms", name,
+             timeout_ms);
   }
   pthread_mutex_unlock(&j->lock);
   job_release(j);
 }
 
-size_t udp_resolve_names(const char *const *names, size_t n, uint16_t default_port,
-                         int family, int timeout_ms, bool (*cancel)(void *),
-                         void *cancel_user, udp_resolved_t *out) {
+size_t udp_resolve_names(const char *const *names, size_t n,
+                         uint16_t default_port, int family, int timeout_ms,
+                         bool (*cancel)(void *), void *cancel_user,
+                         udp_resolved_t *out) {
   job_t *jobs[UDP_RESOLVE_MAX_NAMES] = {0};
   if (n > UDP_RESOLVE_MAX_NAMES)
     n = UDP_RESOLVE_MAX_NAMES;

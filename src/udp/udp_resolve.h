@@ -45,8 +45,9 @@ typedef struct udp_resolved {
  * true. Fills out[i] for each of the first min(n, UDP_RESOLVE_MAX_NAMES)
  * names and returns that count. Thread-safe (no shared state).
  */
-size_t udp_resolve_names(const char *const *names, size_t n, uint16_t default_port,
-                         int family, int timeout_ms, bool (*cancel)(void *),
-                         void *cancel_user, udp_resolved_t *out);
+size_t udp_resolve_names(const char *const *names, size_t n,
+                         uint16_t default_port, int family, int timeout_ms,
+                         bool (*cancel)(void *), void *cancel_user,
+                         udp_resolved_t *out);
 
 #endif
