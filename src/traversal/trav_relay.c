@@ -14,8 +14,9 @@
  * address pass, from whatever port its NAT picks.
  *
  * When only a relayed pair validated, the controlling side waits
- * QP_RELAY_GRACE_MS for a direct one before nominating it (no wait when
- * both NATs map per destination, where no direct pair can validate).
+ * QP_RELAY_GRACE_MS for a direct one before nominating it (four times that
+ * while the birthday technique runs; no wait when both NATs map per
+ * destination, where no direct pair can validate).
  */
 #include "traversal/trav_internal.h"
 
@@ -27,6 +28,11 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "turn/turn_client.h"
+
+/* The birthday technique (one side random, the other not) takes a few
+ * hundred ms (median about 230 ms in the lab, docs/internals/hard-nat.md):
+ * a relayed pair waits this many graces for it. */
+#define TRAV_RELAY_BIRTHDAY_GRACE_FACTOR 4
 
 typedef struct trav_relay trav_relay_t;
 
@@ -302,7 +308,10 @@ bool trav_relay_hold(trav_agent_t *a, int i, int64_t now_ms) {
   if (r == NULL) /* a pair to the peer's relay, without one of ours */
     return false;
   if (r->grace_until_ms < 0)
-    r->grace_until_ms = now_ms + QP_RELAY_GRACE_MS;
+    r->grace_until_ms = now_ms + QP_RELAY_GRACE_MS *
+                                     (a->strategy == TRAV_STRATEGY_DIRECT
+                                          ? 1
+                                          : TRAV_RELAY_BIRTHDAY_GRACE_FACTOR);
   if (r->grace_pair < 0 || p->priority > a->pairs[r->grace_pair].priority)
     r->grace_pair = i;
   return now_ms < r->grace_until_ms;
