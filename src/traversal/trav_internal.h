@@ -144,6 +144,11 @@
  * gathering (as TRAV_STUN_GRACE_MS for STUN): a dead TURN server next to a
  * live one costs at most this. Late ones go on in the background. */
 #define TRAV_RELAY_GATHER_GRACE_MS 100
+/* Once STUN gathering is over, allocations still running get this much
+ * longer, no more: a dead TURN server must not hold up the pairs that need
+ * no relay by the whole gathering budget. 500 ms covers an Allocate's two
+ * round trips (401, then with credentials) to a server 200 ms away. */
+#define TRAV_RELAY_AFTER_STUN_MS 500
 
 /* ---- state ------------------------------------------------------------- */
 

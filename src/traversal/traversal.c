@@ -246,15 +246,21 @@ static int gather(trav_agent_t *a) {
   if ((rc = trav_gather_start(a, now, until)) != 0 ||
       (rc = trav_relay_start(a, now, until)) != 0)
     return rc;
+  int64_t stun_done = -1;
   while (rc == 0) {
     now = rdv_now_ms();
     if (cancelled(a))
       return interrupted();
     int64_t next = a->gathering ? trav_gather_on_timer(a, now) : -1;
+    if (next < 0 && stun_done < 0)
+      stun_done = now;
     int64_t relay_next = trav_relay_poll(a, now);
-    bool relay = trav_relay_gathering(a, now);
+    bool relay = trav_relay_gathering(a, now) &&
+                 (stun_done < 0 || now < stun_done + TRAV_RELAY_AFTER_STUN_MS);
     if ((next < 0 && !relay) || now >= until)
       break;
+    if (relay && stun_done >= 0)
+      relay_next = min64(relay_next, stun_done + TRAV_RELAY_AFTER_STUN_MS);
     if (next < 0 || (relay && relay_next < next))
       next = relay ? relay_next : next;
     rc = service(a, min64(next, until) - now);

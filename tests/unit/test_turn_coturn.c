@@ -848,6 +848,28 @@ static void portals_stay_direct_when_they_can(void **state) {
   relay_pair_close(&srv, &cli);
 }
 
+/* relay "auto" with a TURN server that never answers: the pair that needs
+ * no relay still connects, directly (the dead server is only logged). */
+static void portals_connect_past_a_dead_turn_server(void **state) {
+  (void)state;
+  char turn[64];
+  uint16_t dead = tu_free_udp_port();
+  assert_true(dead != 0);
+  snprintf(turn, sizeof(turn), "u:p@127.0.0.1:%u", dead);
+  relay_side srv, cli;
+  int64_t t0 = tu_now_ms();
+  relay_pair_run(&srv, &cli, "mem:turn-portal-dead", turn, QP_RELAY_AUTO);
+  if (srv.rc != 0 || cli.rc != 0)
+    fail_msg("server %s: %s / client %s: %s", qp_err_name(srv.rc), srv.err,
+             qp_err_name(cli.rc), cli.err);
+  char path[QP_PATH_DESC_SIZE];
+  assert_int_equal(qp_portal_path(cli.portal, path, sizeof(path), NULL),
+                   QP_PATH_HOST);
+  print_message("client path past a dead TURN server: %s (%lld ms)\n", path,
+                (long long)(tu_now_ms() - t0));
+  relay_pair_close(&srv, &cli);
+}
+
 /* relay "only" with a wrong password: QP_ERR_RELAY naming the 401 and the
  * server, on both sides, before any QUIC. */
 static void portal_wrong_password_is_a_relay_error(void **state) {
@@ -883,6 +905,7 @@ int main(void) {
       cmocka_unit_test(portals_echo_through_the_relay),
       cmocka_unit_test(portals_stay_direct_when_they_can),
       cmocka_unit_test(portal_wrong_password_is_a_relay_error),
+      cmocka_unit_test(portals_connect_past_a_dead_turn_server),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
