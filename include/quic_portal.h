@@ -638,6 +638,37 @@ typedef struct qp_nat_report {
 QP_EXPORT int qp_nat_discover(const char *server, const char *second_server,
                               int timeout_ms, qp_nat_report *out);
 
+/* ------------------------------------------------------------------------ */
+/* TURN: checking a relay before relying on it                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct qp_turn_check_result {
+  char server[QP_PEER_IP_SIZE + 8];  /* the server, resolved: "ip:port" */
+  char relayed[QP_PEER_IP_SIZE + 8]; /* the relayed address it allocated */
+  char mapped[QP_PEER_IP_SIZE + 8];  /* this side's public address */
+  uint32_t lifetime_s;               /* of the allocation */
+  int64_t allocate_ms;               /* first Allocate to the allocation */
+  int64_t relay_ms; /* permission plus a datagram through the relay, both
+                       ways */
+} qp_turn_check_result;
+
+/*
+ * Check one TURN server end to end on a UDP socket of its own: allocate,
+ * give itself a permission for its own public address, loop a datagram
+ * through the relay in both directions, deallocate. server is
+ * "USER:PASS@HOST[:PORT]", or with shared_secret "SECRET@HOST[:PORT]"
+ * (coturn REST credentials), as in qp_traverse_options.turn_servers.
+ * Blocks for the name lookup and at most timeout_ms (> 0) more.
+ * Returns QP_OK with *out filled, or QP_ERR_INVALID (the spec, quoted
+ * without its password), QP_ERR_RESOLVE, QP_ERR_SOCKET, QP_ERR_RELAY (wrong
+ * credentials: "answered 401"; quota: 486; no answer; or the relay did not
+ * carry a datagram one way: the message says which). *out holds what was
+ * learnt before a failure (empty strings otherwise). The password is
+ * wiped before it returns. Thread-safe.
+ */
+QP_EXPORT int qp_turn_check(const char *server, bool shared_secret,
+                            int timeout_ms, qp_turn_check_result *out);
+
 #ifdef __cplusplus
 }
 #endif
