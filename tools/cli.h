@@ -29,6 +29,7 @@
 /* ---- command line ------------------------------------------------------ */
 
 #define CLI_MAX_REPEAT 8 /* values of one repeatable option (--stun) */
+#define CLI_MAX_OPTS 40  /* options of one subcommand (bench has the most) */
 
 typedef struct cli_opt {
   const char *name; /* without the leading "--" */
@@ -45,8 +46,8 @@ typedef struct cli_cmd {
 
 typedef struct cli_args {
   const cli_cmd *cmd;
-  const char *val[32][CLI_MAX_REPEAT]; /* values, indexed like cmd->opts */
-  size_t count[32];                    /* times each option was given */
+  const char *val[CLI_MAX_OPTS][CLI_MAX_REPEAT]; /* indexed like cmd->opts */
+  size_t count[CLI_MAX_OPTS];                    /* times each was given */
   const char **pos;                    /* positional arguments */
   size_t npos;
 } cli_args;
@@ -150,6 +151,17 @@ typedef struct cli_conn_cfg {
   int wait_timeout_ms; /* --wait-timeout; negative: without limit */
   const char *bind_ip; /* --bind, or NULL */
   bool no_pin;
+  /* Sealed rendezvous: --secret, or the code serve generated (then
+   * secret_generated, and secret points at secret_buf). */
+  const char *secret;
+  bool secret_generated;
+  char secret_buf[64];
+  const char *turn[CLI_MAX_REPEAT]; /* --turn USER:PASS@HOST:PORT */
+  size_t nturn;
+  const char *turn_secret[CLI_MAX_REPEAT]; /* --turn-secret SECRET@HOST:PORT */
+  size_t nturn_secret;
+  int relay;                /* QP_RELAY_AUTO, _NEVER or _ONLY */
+  int reconnect_timeout_ms; /* --reconnect-timeout; negative: the default */
   qp_transport_options transport;
   bool quiet; /* no progress lines on stderr */
   /* What the peer must type (cli_hint.c): its command (NULL: "quic-portal
@@ -160,7 +172,7 @@ typedef struct cli_conn_cfg {
 
 /* The options every connecting subcommand accepts; CLI_CONN_OPTS_N of them,
  * to be copied first into a command's option table. */
-#define CLI_CONN_OPTS_N 19
+#define CLI_CONN_OPTS_N 26
 extern const cli_opt CLI_CONN_OPTS[CLI_CONN_OPTS_N];
 /* Usage text of those options. */
 extern const char CLI_CONN_USAGE[];
@@ -173,6 +185,18 @@ int cli_conn_open(const cli_conn_cfg *cfg, qp_portal_t **out);
 /* Print, unless cfg->quiet, the command line the peer must type; fp:
  * this side's certificate fingerprint (direct mode, pinned by the peer). */
 void cli_say_peer_command(const cli_conn_cfg *cfg, const char *fp);
+/* Generate a rendezvous secret of CLI_SECRET_BITS random bits (gnutls_rnd)
+ * as a code of lowercase base32 groups, "abcd-efgh-...", into out
+ * (CLI_SECRET_CODE_LEN + 1 bytes). Returns 0, or CLI_EXIT_FAIL after
+ * printing why. */
+#define CLI_SECRET_BITS 160
+#define CLI_SECRET_CODE_LEN (CLI_SECRET_BITS / 5 + CLI_SECRET_BITS / 20 - 1)
+int cli_secret_generate(char *out, size_t outlen);
+/* Print, unless quiet, a line when the connection's path or its count of
+ * recoveries changed since the last call (at most every CLI_SLICE_MS);
+ * cli_recv and cli_send call it. The first call after cli_conn_open
+ * prints nothing: cli_conn_open said the path already. */
+void cli_conn_watch(qp_portal_t *p);
 /* Close with linger_ms (negative: the library's default; 0 once a signal
  * came), unregister and destroy. Returns the result of qp_portal_close. */
 int cli_conn_close(qp_portal_t *p, int linger_ms);
@@ -195,6 +219,7 @@ bool cli_stun_other_address(const char *host, uint16_t port, char *out,
 int cli_main_bench(int argc, char **argv);
 int cli_main_demo(int argc, char **argv);
 int cli_main_sha256(int argc, char **argv);
+int cli_main_turn_check(int argc, char **argv);
 
 /* Modes of serve/connect (cli_pipe.c, cli_xfer.c). */
 int cli_run_pipe(qp_portal_t *p);

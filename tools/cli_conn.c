@@ -6,6 +6,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,13 @@ const cli_opt CLI_CONN_OPTS[CLI_CONN_OPTS_N] = {
     {"mtu-discovery", NULL, false},
     {"no-mtu-discovery", NULL, false},
     {"quiet", NULL, false},
+    {"secret", "SECRET", false},
+    {"no-secret", NULL, false},
+    {"max-message-size", "BYTES", false},
+    {"turn", "USER:PASS@HOST:PORT", true},
+    {"turn-secret", "SECRET@HOST:PORT", true},
+    {"relay", "POLICY", false},
+    {"reconnect-timeout", "SECS", false},
 };
 
 const char CLI_CONN_USAGE[] =
@@ -68,9 +76,31 @@ const char CLI_CONN_USAGE[] =
     "                         candidates); default: every address\n"
     "  --no-pin               legacy: do not pin the peer's fingerprint from\n"
     "                         the rendezvous (quic-portal 0.1.x peers)\n"
+    "  --secret SECRET        seal the rendezvous with a secret both sides\n"
+    "                         give (8-256 bytes): the store then shows\n"
+    "                         neither session, addresses nor credentials,\n"
+    "                         and a store writer cannot redirect either side.\n"
+    "                         serve makes up one (160 bits) when none is\n"
+    "                         given and prints the connect command with it\n"
+    "  --no-secret            serve: an unsealed rendezvous (as 0.1.x)\n"
+    "  --turn USER:PASS@HOST:PORT\n"
+    "                         TURN relay (e.g. coturn) for when no direct\n"
+    "                         path exists, repeatable (8 relays in all);\n"
+    "                         port 3478 when omitted\n"
+    "  --turn-secret SECRET@HOST:PORT\n"
+    "                         TURN relay with coturn's REST shared secret\n"
+    "                         (use-auth-secret), repeatable\n"
+    "  --relay POLICY         auto (default: direct when possible, else the\n"
+    "                         relay), never, only (every packet through\n"
+    "                         this side's relay; needs --turn)\n"
+    "  --reconnect-timeout SECS\n"
+    "                         when the path dies (NAT rebinding, network\n"
+    "                         change), find a new one through the store for\n"
+    "                         up to SECS (default 30; 0: off, the connection\n"
+    "                         ends at the idle timeout)\n"
     "\n"
     "Transport:\n"
-    "  --cc NAME              congestion controller: cubic (default), bbr,\n"
+    "  --cc NAME              congestion controller: bbr (default), cubic,\n"
     "                         bbr2, reno, fixed\n"
     "  --idle-timeout SECS    close after SECS without a packet (default 10)\n"
     "  --keep-alive SECS      PING when idle this long, 0 = never (default 2,\n"
@@ -80,6 +110,10 @@ const char CLI_CONN_USAGE[] =
     "  --mtu-discovery        path MTU discovery, up to 1452-byte packets\n"
     "                         (the default)\n"
     "  --no-mtu-discovery     packets of --max-udp-payload only (as 0.1.x)\n"
+    "  --max-message-size BYTES\n"
+    "                         the longest message accepted from the peer\n"
+    "                         (default 1073741824 = 1 GiB); a longer one\n"
+    "                         closes the connection (QP_ERR_PROTOCOL)\n"
     "  --quiet                no connection progress on stderr\n"
     "  --log-level LEVEL      library log: debug, info, warn (default),\n"
     "                         error, none (or QUIC_PORTAL_LOG=LEVEL)\n"
@@ -114,6 +148,11 @@ static int transport_from_args(const cli_args *a, qp_transport_options *t) {
       (rc = cli_parse_u64(cmd, "--max-udp-payload", v, 1200, 65527, &n)) == 0) {
     t->max_udp_payload = (uint32_t)n;
   }
+  if (rc == 0 && (v = cli_get(a, "max-message-size")) &&
+      (rc = cli_parse_u64(cmd, "--max-message-size", v, 1,
+                          QP_MAX_MESSAGE_SIZE, &n)) == 0) {
+    t->max_message_size = n;
+  }
   if (rc == 0 && cli_has(a, "mtu-discovery") && cli_has(a, "no-mtu-discovery"))
     rc = cli_usage_error(cmd, "--mtu-discovery and --no-mtu-discovery "
                               "contradict each other");
@@ -137,9 +176,12 @@ static int transport_from_args(const cli_args *a, qp_transport_options *t) {
 /* The options that apply only to one way of connecting. */
 static int check_exclusive(const cli_args *a, bool server, bool direct) {
   static const char *const traversal_only[] = {
-      "session", "stun", "punch-timeout", "no-pin", "wait-timeout", "bind"};
+      "session", "stun",        "punch-timeout", "no-pin",
+      "wait-timeout", "bind",   "secret",        "no-secret",
+      "turn",    "turn-secret", "relay",         "reconnect-timeout"};
   static const char *const direct_only[] = {"pin", "timeout"};
-  for (size_t i = 0; direct && i < 6; i++) {
+  size_t ntrav = sizeof traversal_only / sizeof traversal_only[0];
+  for (size_t i = 0; direct && i < ntrav; i++) {
     if (cli_has(a, traversal_only[i])) {
       return cli_usage_error(a->cmd, "--%s applies only with --rendezvous",
                              traversal_only[i]);
@@ -267,6 +309,78 @@ static int check_rendezvous_dir(const char *u) {
   return 0;
 }
 
+/* --secret, --no-secret, or (serve) a secret made up now. */
+static int secret_from_args(const cli_args *a, cli_conn_cfg *cfg) {
+  const char *v = cli_get(a, "secret");
+  if (v && cli_has(a, "no-secret")) {
+    return cli_usage_error(a->cmd, "--secret and --no-secret contradict each "
+                                   "other");
+  }
+  /* The library's bounds (8-256 bytes): at 8, a passphrase can still be
+   * guessed offline against a stored record; a generated one has 160 bits. */
+  if (v && (strlen(v) < 8 || strlen(v) > 256)) {
+    return cli_usage_error(a->cmd, "--secret must be 8 to 256 bytes, got %zu "
+                                   "(omit it on serve to get a generated one)",
+                           strlen(v));
+  }
+  cfg->secret = v;
+  if (!v && cfg->server && !cli_has(a, "no-secret")) {
+    int rc = cli_secret_generate(cfg->secret_buf, sizeof cfg->secret_buf);
+    if (rc != 0) {
+      return rc;
+    }
+    cfg->secret = cfg->secret_buf;
+    cfg->secret_generated = true;
+  }
+  return 0;
+}
+
+/* A TURN spec as the library reads it: "USER:PASS@HOST[:PORT]" (user
+ * true) or "SECRET@HOST[:PORT]"; the library checks the rest. */
+static bool turn_spec_ok(const char *s, bool user) {
+  const char *at = strrchr(s, '@');
+  const char *colon = strchr(s, ':');
+  return at && at > s && at[1] != '\0' && (!user || (colon && colon < at &&
+                                                      colon > s));
+}
+
+static int relay_from_args(const cli_args *a, cli_conn_cfg *cfg) {
+  static const char *const names[] = {"turn", "turn-secret"};
+  for (int k = 0; k < 2; k++) {
+    size_t n = cli_count(a, names[k]);
+    const char **list = k == 0 ? cfg->turn : cfg->turn_secret;
+    for (size_t i = 0; i < n; i++) {
+      list[i] = cli_get_nth(a, names[k], i);
+      if (!turn_spec_ok(list[i], k == 0)) {
+        return cli_usage_error(a->cmd, "invalid value for --%s: expected %s",
+                               names[k], k == 0 ? "USER:PASS@HOST[:PORT]"
+                                                : "SECRET@HOST[:PORT]");
+      }
+    }
+    *(k == 0 ? &cfg->nturn : &cfg->nturn_secret) = n;
+  }
+  if (cfg->nturn + cfg->nturn_secret > QP_MAX_TURN_SERVERS) {
+    return cli_usage_error(a->cmd, "at most %d TURN servers in all",
+                           QP_MAX_TURN_SERVERS);
+  }
+  const char *v = cli_get(a, "relay");
+  cfg->relay = QP_RELAY_AUTO;
+  if (v && strcmp(v, "never") == 0) {
+    cfg->relay = QP_RELAY_NEVER;
+  } else if (v && strcmp(v, "only") == 0) {
+    cfg->relay = QP_RELAY_ONLY;
+  } else if (v && strcmp(v, "auto") != 0) {
+    return cli_usage_error(a->cmd, "invalid value '%s' for --relay: expected "
+                                   "auto, never or only",
+                           v);
+  }
+  if (cfg->relay == QP_RELAY_ONLY && cfg->nturn + cfg->nturn_secret == 0) {
+    return cli_usage_error(a->cmd, "--relay only needs a relay: give --turn "
+                                   "or --turn-secret");
+  }
+  return 0;
+}
+
 static int traversal_from_args(const cli_args *a, cli_conn_cfg *cfg) {
   const cli_cmd *cmd = a->cmd;
   cfg->rendezvous = cli_get(a, "rendezvous");
@@ -300,6 +414,17 @@ static int traversal_from_args(const cli_args *a, cli_conn_cfg *cfg) {
     rc = cli_check_ip(cmd, "--bind", cfg->bind_ip, true);
   }
   cfg->no_pin = cli_has(a, "no-pin");
+  if (rc == 0) {
+    rc = secret_from_args(a, cfg);
+  }
+  if (rc == 0) {
+    rc = relay_from_args(a, cfg);
+  }
+  cfg->reconnect_timeout_ms = -1; /* the library's default */
+  if (rc == 0 && (v = cli_get(a, "reconnect-timeout"))) {
+    rc = cli_parse_secs(cmd, "--reconnect-timeout", v, 0, 86400, &secs);
+    cfg->reconnect_timeout_ms = (int)(secs * 1000);
+  }
   return rc == 0 ? check_rendezvous_dir(cfg->rendezvous) : rc;
 }
 
@@ -337,6 +462,19 @@ int cli_conn_cfg_from_args(const cli_args *a, bool server, cli_conn_cfg *cfg) {
 }
 
 /* ---- opening --------------------------------------------------------------- */
+
+/* What cli_conn_watch last saw of the one open connection. */
+typedef struct path_watch {
+  bool quiet;
+  bool primed;
+  double last_s;
+  uint64_t changed_ns;
+  uint64_t recoveries;
+} path_watch;
+static path_watch g_watch = {.quiet = true};
+/* The pipe sends and receives on two threads: one looks at a time. */
+static pthread_mutex_t g_watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static void watch_locked(qp_portal_t *p);
 
 static void say(const cli_conn_cfg *cfg, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -408,19 +546,41 @@ static int open_traversal(const cli_conn_cfg *cfg, qp_portal_t **out) {
   o.wait_timeout_ms = cfg->wait_timeout_ms;
   o.local_ip = cfg->bind_ip;
   o.no_pin = cfg->no_pin;
+  o.secret = cfg->secret;
+  o.turn_servers = cfg->turn;
+  o.turn_server_count = cfg->nturn;
+  o.turn_secret_servers = cfg->turn_secret;
+  o.turn_secret_server_count = cfg->nturn_secret;
+  o.relay = cfg->relay;
+  o.reconnect_timeout_ms = cfg->reconnect_timeout_ms;
   o.transport = &cfg->transport;
   o.cancel = cli_cancel_cb;
-  say(cfg, "meeting the peer through %s (session %s) as the %s, %zu STUN "
-           "server(s)",
+  say(cfg, "meeting the peer through %s (session %s%s) as the %s, %zu STUN "
+           "server(s), %zu TURN server(s)",
       cfg->rendezvous, cfg->session ? cfg->session : "default",
-      cfg->server ? "server" : "client", cfg->nstun);
+      cfg->secret ? ", sealed with a secret" : "",
+      cfg->server ? "server" : "client", cfg->nstun,
+      cfg->nturn + cfg->nturn_secret);
   cli_say_peer_command(cfg, NULL);
   qp_portal_t *p = NULL;
   int rc = cfg->server ? qp_create_server(&o, &p) : qp_create_client(&o, &p);
   if (rc != QP_OK) {
-    return rc == QP_ERR_INTERRUPTED && cli_signal()
-               ? cli_signal_exit()
-               : cli_qp_error("NAT traversal", rc);
+    if (rc == QP_ERR_INTERRUPTED && cli_signal()) {
+      return cli_signal_exit();
+    }
+    int code = cli_qp_error("NAT traversal", rc);
+    /* Sides with different secrets (or one without) use different store
+     * keys: to each, the other looks absent. */
+    if (rc == QP_ERR_TIMEOUT || rc == QP_ERR_RENDEZVOUS) {
+      cli_errorf("%s", cfg->secret
+                           ? "this side sealed the rendezvous with a secret: "
+                             "the peer must give the same --secret (a "
+                             "different one looks like an absent peer)"
+                           : "this side used no secret: if the peer's serve "
+                             "printed a command with --secret, give that "
+                             "secret here");
+    }
+    return code;
   }
   cli_signals_watch(p);
   char fp[QP_FINGERPRINT_SIZE];
@@ -453,7 +613,53 @@ int cli_conn_open(const cli_conn_cfg *cfg, qp_portal_t **out) {
              "certificate %s",
         (cli_now() - t0) * 1e3, (double)st.handshake_us / 1e3, pin);
   }
+  if (!cfg->direct) {
+    char desc[QP_PATH_DESC_SIZE];
+    qp_portal_path(*out, desc, sizeof desc, NULL);
+    say(cfg, "path: %s", desc);
+  }
+  pthread_mutex_lock(&g_watch_lock);
+  g_watch = (path_watch){.quiet = cfg->quiet || cfg->direct};
+  watch_locked(*out); /* takes the current path as known */
+  pthread_mutex_unlock(&g_watch_lock);
   return 0;
+}
+
+void cli_conn_watch(qp_portal_t *p) {
+  if (pthread_mutex_trylock(&g_watch_lock) == 0) {
+    watch_locked(p);
+    pthread_mutex_unlock(&g_watch_lock);
+  }
+}
+
+static void watch_locked(qp_portal_t *p) {
+  double now = cli_now();
+  if (g_watch.quiet || (g_watch.primed && now - g_watch.last_s <
+                                              CLI_SLICE_MS / 1e3)) {
+    return;
+  }
+  g_watch.last_s = now;
+  char desc[QP_PATH_DESC_SIZE];
+  uint64_t changed_ns = 0;
+  qp_portal_stats st;
+  memset(&st, 0, sizeof st);
+  if (qp_portal_path(p, desc, sizeof desc, &changed_ns) < 0) {
+    return;
+  }
+  qp_portal_get_stats(p, &st);
+  bool changed = changed_ns != g_watch.changed_ns ||
+                 st.recoveries != g_watch.recoveries;
+  if (g_watch.primed && changed) {
+    if (st.recoveries != g_watch.recoveries) {
+      cli_errorf("path changed after recovery %llu: %s",
+                 (unsigned long long)st.recoveries, desc);
+    } else {
+      cli_errorf("path changed: %s", desc);
+    }
+  }
+  g_watch.changed_ns = changed_ns;
+  g_watch.recoveries = st.recoveries;
+  g_watch.primed = true;
 }
 
 int cli_conn_close(qp_portal_t *p, int linger_ms) {
@@ -483,6 +689,9 @@ int cli_recv(qp_portal_t *p, void **msg, size_t *len, int timeout_ms) {
       slice = left_ms < slice ? (int)left_ms + 1 : slice;
     }
     int rc = qp_portal_recv(p, msg, len, slice);
+    if (rc == QP_OK || rc == QP_ERR_TIMEOUT) {
+      cli_conn_watch(p); /* after a failure, qp_last_error() must stay */
+    }
     if (rc != QP_ERR_TIMEOUT) {
       return rc;
     }
@@ -495,6 +704,9 @@ int cli_send(qp_portal_t *p, const void *buf, size_t len) {
       return QP_ERR_INTERRUPTED;
     }
     int rc = qp_portal_send(p, buf, len, CLI_SLICE_MS);
+    if (rc == QP_OK || rc == QP_ERR_TIMEOUT) {
+      cli_conn_watch(p); /* after a failure, qp_last_error() must stay */
+    }
     if (rc != QP_ERR_TIMEOUT) {
       return rc;
     }

@@ -3,9 +3,13 @@
  * peer (serve --listen, and both sides of a rendezvous) prints the exact
  * command line the peer needs, as croc and magic-wormhole do: the address
  * and this side's fingerprint to pin for a direct connection, the store,
- * session and STUN servers for a rendezvous, and the matching mode.
+ * session, STUN servers and secret for a rendezvous, and the matching mode.
+ * A serve through a store without --secret makes up the secret here.
  */
 #include "cli.h"
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -83,8 +87,38 @@ static void rendezvous_for_peer(const char *url, char *out, size_t len) {
   }
 }
 
+int cli_secret_generate(char *out, size_t outlen) {
+  static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
+  uint8_t rnd[CLI_SECRET_BITS / 8];
+  if (outlen < CLI_SECRET_CODE_LEN + 1) {
+    return CLI_EXIT_FAIL;
+  }
+  int rc = gnutls_rnd(GNUTLS_RND_KEY, rnd, sizeof rnd);
+  if (rc != 0) {
+    cli_errorf("cannot generate a rendezvous secret: gnutls_rnd: %s (give "
+               "one with --secret, or --no-secret)",
+               gnutls_strerror(rc));
+    return CLI_EXIT_FAIL;
+  }
+  /* Five bits per character, a dash after every four characters. */
+  size_t n = 0;
+  for (unsigned bit = 0; bit < CLI_SECRET_BITS; bit += 5) {
+    unsigned byte = bit / 8, shift = bit % 8;
+    unsigned v = (unsigned)rnd[byte] << 8 |
+                 (byte + 1 < sizeof rnd ? rnd[byte + 1] : 0u);
+    if (bit > 0 && bit % 20 == 0) {
+      out[n++] = '-';
+    }
+    out[n++] = b32[(v >> (11 - shift)) & 31];
+  }
+  out[n] = '\0';
+  gnutls_memset(rnd, 0, sizeof rnd);
+  return 0;
+}
+
 void cli_say_peer_command(const cli_conn_cfg *cfg, const char *fp) {
-  if (cfg->quiet) {
+  /* A generated secret is useless unless the person sees it. */
+  if (cfg->quiet && !cfg->secret_generated) {
     return;
   }
   char line[HINT_MAX];
@@ -115,6 +149,13 @@ void cli_say_peer_command(const cli_conn_cfg *cfg, const char *fp) {
     }
     if (cfg->no_pin) {
       add_arg(line, "--no-pin");
+    }
+    if (cfg->secret) {
+      add_arg(line, "--secret");
+      add_arg(line, cfg->secret);
+    } else if (!cfg->server) {
+      /* A serve without --secret would make one up. */
+      add_arg(line, "--no-secret");
     }
   }
   fprintf(stderr, "quic-portal: on the other side, run:\n  %s%s%s\n", line,

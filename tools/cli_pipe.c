@@ -222,15 +222,18 @@ static int ended_early(const pipe_state *s, int rc) {
   }
   const char *what = qp_err_name(rc);
   uint64_t sent = atomic_load(&s->sent);
+  /* The failed call ran on this thread: its reason (e.g. a message over
+   * --max-message-size, with both numbers) is the last error. */
+  const char *why = qp_last_error();
   if (!s->peer_eos) {
     cli_errorf("the connection ended (%s) before the peer's end of stream: "
                "%" PRIu64 " bytes from the peer written, maybe not all; "
-               "%" PRIu64 " bytes sent, not acknowledged",
-               what, s->consumed, sent);
+               "%" PRIu64 " bytes sent, not acknowledged%s%s",
+               what, s->consumed, sent, why[0] ? ": " : "", why);
   } else {
     cli_errorf("the connection ended (%s) before the peer acknowledged the "
-               "%" PRIu64 " bytes sent",
-               what, sent);
+               "%" PRIu64 " bytes sent%s%s",
+               what, sent, why[0] ? ": " : "", why);
   }
   return CLI_EXIT_FAIL;
 }

@@ -33,6 +33,7 @@ static const char MAIN_USAGE[] =
     "  stun          this machine's public address and NAT behavior\n"
     "  stun-server   run a STUN server\n"
     "  bench         ping-pong or rtt benchmark over a connection\n"
+    "  turn-check    check a TURN relay: allocate, relay both ways\n"
     "  sha256        print the SHA-256 of files (as sha256sum does)\n"
     "\n"
     "`quic-portal COMMAND --help` describes a command. Every command accepts\n"
@@ -113,7 +114,8 @@ static int dispatch(int argc, char **argv) {
               {"stun", cli_main_stun},
               {"stun-server", cli_main_stun_server},
               {"bench", cli_main_bench},
-              {"sha256", cli_main_sha256}};
+              {"sha256", cli_main_sha256},
+              {"turn-check", cli_main_turn_check}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     if (strcmp(c, cmds[i].name) == 0) {
       return cmds[i].fn(argc, argv);
@@ -121,7 +123,7 @@ static int dispatch(int argc, char **argv) {
   }
   fprintf(stderr,
           "quic-portal: unknown command '%s': expected demo, serve, connect, "
-          "stun, stun-server, bench or sha256\n" MAIN_HINT,
+          "stun, stun-server, bench, turn-check or sha256\n" MAIN_HINT,
           c);
   return CLI_EXIT_USAGE;
 }

@@ -382,9 +382,11 @@ fi
 say "file transfer through NAT traversal (dir: rendezvous, embedded STUN)"
 if [ -n "$STUN" ]; then
   mkdir -p "$TMP/rdv"
-  transfer traversed --rendezvous "dir:$TMP/rdv" --session t1 --stun "$STUN" --quiet -- \
-    --rendezvous "dir:$TMP/rdv" --session t1 --stun "$STUN" --quiet
-  start_bg tbench.s bench serve --rendezvous "dir:$TMP/rdv" --session t2 --stun "$STUN" --quiet
+  transfer traversed --rendezvous "dir:$TMP/rdv" --session t1 --stun "$STUN" --quiet \
+    --secret "two sides, one secret" -- \
+    --rendezvous "dir:$TMP/rdv" --session t1 --stun "$STUN" --quiet --secret "two sides, one secret"
+  start_bg tbench.s bench serve --rendezvous "dir:$TMP/rdv" --session t2 --stun "$STUN" --quiet \
+    --no-secret
   timeout 60 "$BIN" bench connect --rendezvous "dir:$TMP/rdv" --session t2 --stun "$STUN" \
     --quiet --iters 10 --json >"$TMP/tbench.json" 2>"$TMP/tbench.err"
   crc=$?

@@ -149,9 +149,11 @@ line=$(peer_line "$TMP/hint2.s.err")
 crc=$?
 wait_pid "$spid" 30
 src=$?
+# serve made up a secret (no --secret, no --no-secret): 32 base32
+# characters in dashed groups of four, on the printed line.
 if [ $crc -eq 0 ] && [ $src -eq 0 ] && cmp -s "$TMP/d1/same" "$TMP/rx4/same" &&
-  [[ "$line" == *"--session 'a b' receive" ]]; then
-  pass "a rendezvous serve prints the connect line with store and session; run as printed, it works"
+  [[ "$line" =~ --session\ \'a\ b\'\ --secret\ [a-z2-7]{4}(-[a-z2-7]{4}){7}\ receive$ ]]; then
+  pass "a rendezvous serve prints the connect line with store, session and a generated secret; run as printed, it works"
 else
   fail "the printed rendezvous connect line: connect $crc, serve $src: $line"
   show "$TMP/hint2.s.err" "$TMP/hint2.c.err"
