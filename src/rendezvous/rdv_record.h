@@ -2,7 +2,7 @@
  * rdv_record.h: the record each peer publishes in the rendezvous store.
  *
  * A record is one JSON object (docs/internals/rendezvous.md has an example):
- *   {"v":1,"software":"quic-portal/0.2.0","role":"server","session":"s",
+ *   {"v":1,"software":"quic-portal/0.3.0","role":"server","session":"s",
  *    "ufrag":"...","pwd":"...","fingerprint":"<64 lowercase hex>",
  *    "nat":{"mapping":"endpoint-independent","filtering":"...",
  *           "port_delta":0},

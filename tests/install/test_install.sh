@@ -20,6 +20,12 @@ cc "${san[@]}" -Wall -Wextra -Werror "$root/examples/echo.c" -o "$prefix/echo_sh
 cc "${san[@]}" -Wall -Wextra -Werror "$root/examples/echo.c" -o "$prefix/echo_static" \
   $(pkg-config --cflags quicportal) "$prefix/lib/libquicportal.a" \
   $(pkg-config --libs $(pkg-config --print-requires-private quicportal)) -lnatpmp -lpthread -lm
+# The SONAME follows the header's major.minor (the ABI rule in quic_portal.h).
+major=$(awk '/#define QP_VERSION_MAJOR/ {print $3}' "$prefix/include/quic_portal.h")
+minor=$(awk '/#define QP_VERSION_MINOR/ {print $3}' "$prefix/include/quic_portal.h")
+soname=$(objdump -p "$prefix/lib/libquicportal.so" | awk '/SONAME/ {print $2}')
+[ "$soname" = "libquicportal.so.$major.$minor" ] ||
+  { echo "SONAME $soname, but the header says version $major.$minor"; exit 1; }
 # Only qp_ symbols leave the shared library.
 leaked=$(nm -D --defined-only "$prefix/lib/libquicportal.so" | awk '{print $3}' | grep -v '^qp_' || true)
 [ -z "$leaked" ] || { echo "internal symbols exported: $leaked"; exit 1; }
