@@ -200,6 +200,56 @@ def _check_flag(value: Any, name: str) -> bool:
     return value
 
 
+def _check_secret(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"secret must be a str or None, not {type(value).__name__}")
+    n = len(value.encode("utf-8"))
+    if "\0" in value or not 8 <= n <= 256:
+        raise ValueError(f"secret must be 8 to 256 bytes without NUL, got {n} bytes "
+                         "(use a long random one, e.g. secrets.token_urlsafe(20))")
+    return value
+
+
+def _check_turn_list(value: Any, name: str) -> List[str]:
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a list of str, not {type(value).__name__}")
+    for i, e in enumerate(value):
+        if not isinstance(e, str):
+            raise TypeError(f"{name}[{i}] must be a str, not {type(e).__name__}")
+        if "@" not in e or "\0" in e:
+            form = "USER:PASS@HOST[:PORT]" if name == "turn_servers" else "SECRET@HOST[:PORT]"
+            raise ValueError(f"{name}[{i}] must look like {form}")
+    return list(value)
+
+
+_RELAY_POLICIES = {"auto": 0, "never": 1, "only": 2}
+
+
+def _check_relay(value: Any, turn_count: int) -> int:
+    if not isinstance(value, str) or value not in _RELAY_POLICIES:
+        raise ValueError(f"relay must be 'auto', 'never' or 'only', got {value!r}")
+    if value == "only" and turn_count == 0:
+        raise ValueError("relay='only' needs a TURN server (turn_servers or "
+                         "turn_secret_servers)")
+    return _RELAY_POLICIES[value]
+
+
+def _check_reconnect_timeout(value: Any) -> int:
+    """reconnect_timeout seconds (None = the library's default) -> ms (-1)."""
+    if value is None:
+        return -1
+    if isinstance(value, bool) or not isinstance(value, _numbers.Real):
+        raise TypeError(f"reconnect_timeout must be a number of seconds or None, not "
+                        f"{type(value).__name__}")
+    if not value >= 0 or value != value or value > 86400:
+        raise ValueError(f"reconnect_timeout must be 0 (off) to 86400 seconds, got {value!r}")
+    return int(_math.ceil(value * 1000))
+
+
 def _stun_text(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -217,6 +267,11 @@ def _create(
     pin: Any,
     legacy: Any,
     wait_timeout: Any,
+    secret: Any = None,
+    turn_servers: Any = None,
+    turn_secret_servers: Any = None,
+    relay: Any = "auto",
+    reconnect_timeout: Any = None,
 ) -> "Portal":
     """Check create_server/create_client's arguments, then rendezvous and
     traverse in the C library (or speak 0.1.x's protocol: legacy=True)."""
@@ -235,6 +290,16 @@ def _create(
         session = getattr(mapping, "_qp_session", None) or DEFAULT_SESSION
     session = _check_session(session)
     no_pin = _check_flag(legacy, "legacy") or not _check_flag(pin, "pin")
+    secret = _check_secret(secret)
+    turn = _check_turn_list(turn_servers, "turn_servers")
+    turn_rest = _check_turn_list(turn_secret_servers, "turn_secret_servers")
+    if len(turn) + len(turn_rest) > 8:
+        raise ValueError(f"at most 8 TURN servers, got {len(turn) + len(turn_rest)}")
+    relay_policy = _check_relay(relay, len(turn) + len(turn_rest))
+    reconnect_ms = _check_reconnect_timeout(reconnect_timeout)
+    if legacy and (secret is not None or turn or turn_rest or relay != "auto"):
+        raise ValueError("legacy=True speaks 0.1.x's protocol: it takes no secret, "
+                         "TURN server or relay policy")
     if legacy:
         _log.info("%s: speaking quic-portal 0.1.x's protocol (legacy=True)",
                   "create_server" if is_server else "create_client")
@@ -252,7 +317,8 @@ def _create(
     stun = [_stun_text(host, port) for host, port in servers]
     timeout_ms = max(1, int(_math.ceil(timeout * 1000)))
     return _core._create(cls, is_server, store, url, session, port, stun, timeout_ms,
-                         wait_ms, no_pin, opts)
+                         wait_ms, no_pin, opts, secret, turn, turn_rest, relay_policy,
+                         reconnect_ms)
 
 
 class LegacyPeerError(PortalError):
@@ -300,6 +366,21 @@ _CREATE_DOC = """{summary}
     then QUIC without pinning, so that a 0.1.x peer connects unchanged;
     without it, a 0.1.x peer seen in the store makes the call fail at once
     (ConnectionError naming legacy=True).
+    ``secret`` (8 to 256 bytes, both sides the same) seals the rendezvous:
+    records are encrypted and authenticated and stored under a name derived
+    from the secret and session, so the store shows neither, and someone who
+    can write it cannot redirect either side; with different secrets each
+    side sees no peer (ErrorCode.TIMEOUT with ``wait_timeout``). Default
+    None: unsealed, as 0.1.x.
+    ``turn_servers`` (``"USER:PASS@HOST[:PORT]"``) and
+    ``turn_secret_servers`` (``"SECRET@HOST[:PORT]"``, coturn's REST
+    shared secret) are TURN relays for the pairs no direct path joins;
+    ``relay`` is ``"auto"`` (direct when possible), ``"never"`` or
+    ``"only"``. ``Portal.path`` says which path is in use.
+    ``reconnect_timeout`` (seconds; default None: the library's 30; 0: off)
+    bounds how long a connection whose path died (NAT rebinding, network
+    change) looks for a new one through the same store before send/recv
+    raise; ``stats()["recoveries"]`` counts the recoveries.
 
     Returns a connected Portal (from create_client, ``server_ip`` and
     ``server_port`` name the server's address). Raises ConnectionError with
@@ -331,10 +412,16 @@ class Portal(_core.Portal):
         pin: bool = True,
         legacy: bool = False,
         wait_timeout: Optional[float] = None,
+        secret: Optional[str] = None,
+        turn_servers: Optional[Sequence[str]] = None,
+        turn_secret_servers: Optional[Sequence[str]] = None,
+        relay: str = "auto",
+        reconnect_timeout: Optional[float] = None,
     ) -> "Portal":
         return _create(Portal, True, dict, local_port, stun_servers, stun_server,
                        punch_timeout, transport_options, session, pin, legacy,
-                       wait_timeout)
+                       wait_timeout, secret, turn_servers, turn_secret_servers, relay,
+                       reconnect_timeout)
 
     @staticmethod
     def create_client(
@@ -349,10 +436,16 @@ class Portal(_core.Portal):
         pin: bool = True,
         legacy: bool = False,
         wait_timeout: Optional[float] = None,
+        secret: Optional[str] = None,
+        turn_servers: Optional[Sequence[str]] = None,
+        turn_secret_servers: Optional[Sequence[str]] = None,
+        relay: str = "auto",
+        reconnect_timeout: Optional[float] = None,
     ) -> "Portal":
         return _create(Portal, False, dict, local_port, stun_servers, stun_server,
                        punch_timeout, transport_options, session, pin, legacy,
-                       wait_timeout)
+                       wait_timeout, secret, turn_servers, turn_secret_servers, relay,
+                       reconnect_timeout)
 
     create_server.__func__.__doc__ = _CREATE_DOC.format(
         summary="Meet a client through ``dict``, traverse NATs, return a connected Portal."

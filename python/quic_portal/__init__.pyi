@@ -52,12 +52,14 @@ class QuicTransportOptions:
     congestion_controller_type: str
     initial_window: int
     keep_alive_interval_secs: Union[int, float]
+    max_message_size: int
     def __init__(
         self,
         max_idle_timeout_secs: Union[int, float] = 10,
         congestion_controller_type: str = "bbr",
         initial_window: int = 1048576,
         keep_alive_interval_secs: Union[int, float] = 2,
+        max_message_size: int = 1073741824,
     ) -> None: ...
     def __eq__(self, other: object) -> bool: ...
 
@@ -66,6 +68,8 @@ class Portal:
     def server_ip(self) -> Optional[str]: ...  # read-only
     @property
     def server_port(self) -> Optional[int]: ...
+    @property
+    def path(self) -> Optional[str]: ...  # not in 0.1.x
     def __init__(self) -> None: ...
     @staticmethod
     def create_server(
@@ -80,6 +84,11 @@ class Portal:
         pin: bool = True,
         legacy: bool = False,
         wait_timeout: Optional[float] = None,
+        secret: Optional[str] = None,
+        turn_servers: Optional[Sequence[str]] = None,
+        turn_secret_servers: Optional[Sequence[str]] = None,
+        relay: str = "auto",
+        reconnect_timeout: Optional[float] = None,
     ) -> Portal: ...
     @staticmethod
     def create_client(
@@ -94,6 +103,11 @@ class Portal:
         pin: bool = True,
         legacy: bool = False,
         wait_timeout: Optional[float] = None,
+        secret: Optional[str] = None,
+        turn_servers: Optional[Sequence[str]] = None,
+        turn_secret_servers: Optional[Sequence[str]] = None,
+        relay: str = "auto",
+        reconnect_timeout: Optional[float] = None,
     ) -> Portal: ...
     def listen(
         self,

@@ -318,6 +318,7 @@ typedef struct {
   PyObject *cc_name;             /* str as given */
   qp_cc cc;
   unsigned long long initial_window;
+  unsigned long long max_message_size; /* 1 .. QP_MAX_MESSAGE_SIZE */
 } OptionsObject;
 
 static PyTypeObject OptionsType;
@@ -431,6 +432,25 @@ static int opt_set_window(OptionsObject *self, PyObject *v, void *c) {
   return 0;
 }
 
+static int opt_set_max_message(OptionsObject *self, PyObject *v, void *c) {
+  (void)c;
+  if (v == NULL) {
+    PyErr_SetString(PyExc_AttributeError, "cannot delete max_message_size");
+    return -1;
+  }
+  long long n;
+  if (parse_int_range(v, "max_message_size", 1, (long long)QP_MAX_MESSAGE_SIZE,
+                      &n) < 0)
+    return -1;
+  self->max_message_size = (unsigned long long)n;
+  return 0;
+}
+
+static PyObject *opt_get_max_message(OptionsObject *self, void *c) {
+  (void)c;
+  return PyLong_FromUnsignedLongLong(self->max_message_size);
+}
+
 static PyObject *opt_get_idle(OptionsObject *self, void *c) {
   (void)c;
   return Py_NewRef(self->idle);
@@ -465,6 +485,12 @@ static PyGetSetDef opt_getset[] = {
      "Send a PING after this many idle seconds (default 2; 0 disables). Must "
      "stay below max_idle_timeout_secs.",
      NULL},
+    {"max_message_size", (getter)opt_get_max_message,
+     (setter)opt_set_max_message,
+     "The longest message accepted from the peer, in bytes (default "
+     "1073741824 = 1 GiB; not in 0.1.x). A longer one closes the connection: "
+     "recv() raises ConnectionError with ErrorCode.PROTOCOL.",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -489,6 +515,7 @@ static PyObject *opt_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
   self->cc_name = PyUnicode_FromString(qp_cc_to_string(d.congestion_controller));
   self->cc = d.congestion_controller;
   self->initial_window = d.initial_window;
+  self->max_message_size = d.max_message_size;
   if (!self->idle || !self->keep_alive || !self->cc_name) {
     Py_DECREF(self);
     return NULL;
@@ -498,10 +525,13 @@ static PyObject *opt_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
 
 static int opt_init(OptionsObject *self, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"max_idle_timeout_secs", "congestion_controller_type",
-                           "initial_window", "keep_alive_interval_secs", NULL};
-  PyObject *idle = NULL, *cc = NULL, *win = NULL, *ka = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOOO:QuicTransportOptions", kwlist,
-                                   &idle, &cc, &win, &ka))
+                           "initial_window", "keep_alive_interval_secs",
+                           "max_message_size", NULL};
+  PyObject *idle = NULL, *cc = NULL, *win = NULL, *ka = NULL, *mms = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOOOO:QuicTransportOptions", kwlist,
+                                   &idle, &cc, &win, &ka, &mms))
+    return -1;
+  if (mms && opt_set_max_message(self, mms, NULL) < 0)
     return -1;
   if (idle && opt_set_idle(self, idle, NULL) < 0)
     return -1;
@@ -525,13 +555,14 @@ static PyObject *opt_repr(OptionsObject *self) {
   return PyUnicode_FromFormat(
       "QuicTransportOptions(max_idle_timeout_secs=%R, "
       "congestion_controller_type=%R, initial_window=%llu, "
-      "keep_alive_interval_secs=%R)",
-      self->idle, self->cc_name, self->initial_window, self->keep_alive);
+      "keep_alive_interval_secs=%R, max_message_size=%llu)",
+      self->idle, self->cc_name, self->initial_window, self->keep_alive,
+      self->max_message_size);
 }
 
 static PyObject *opt_args_tuple(OptionsObject *self) {
-  return Py_BuildValue("(OOKO)", self->idle, self->cc_name, self->initial_window,
-                       self->keep_alive);
+  return Py_BuildValue("(OOKOK)", self->idle, self->cc_name, self->initial_window,
+                       self->keep_alive, self->max_message_size);
 }
 
 static PyObject *opt_reduce(OptionsObject *self, PyObject *noargs) {
@@ -566,7 +597,8 @@ static PyTypeObject OptionsType = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "QuicTransportOptions(max_idle_timeout_secs=10, "
               "congestion_controller_type='bbr', initial_window=1048576, "
-              "keep_alive_interval_secs=2)\n--\n\nQUIC transport settings for "
+              "keep_alive_interval_secs=2, max_message_size=1073741824)\n--\n\n"
+              "QUIC transport settings for "
               "Portal.listen/connect/create_server/create_client.",
     .tp_new = opt_new,
     .tp_init = (initproc)opt_init,
@@ -596,6 +628,7 @@ static int options_to_c(PyObject *o, qp_transport_options *out, bool *given) {
     return -1;
   out->congestion_controller = opt->cc;
   out->initial_window = opt->initial_window;
+  out->max_message_size = opt->max_message_size;
   *given = true;
   /* The pair rule (keep-alive below the idle timeout) is checked here, by
    * the library, with the library's message. */
@@ -1176,11 +1209,12 @@ static PyObject *portal_stats(PortalObject *self, PyObject *noargs) {
   Py_END_ALLOW_THREADS
   if (rc != 0)
     return raise_qp(rc, msg, false);
-  return Py_BuildValue("{sKsKsKsKsKsKsK}", "packets_sent", s.packets_sent,
+  return Py_BuildValue("{sKsKsKsKsKsKsKsK}", "packets_sent", s.packets_sent,
                        "packets_received", s.packets_received, "packets_lost",
                        s.packets_lost, "bytes_in_flight", s.bytes_in_flight,
                        "cwnd", s.cwnd, "smoothed_rtt_us", s.smoothed_rtt_us,
-                       "handshake_us", s.handshake_us);
+                       "handshake_us", s.handshake_us, "recoveries",
+                       s.recoveries);
 }
 
 static PyObject *portal_local_port(PortalObject *self, PyObject *noargs) {
@@ -1204,6 +1238,32 @@ static PyObject *portal_fingerprint(PortalObject *self, PyObject *noargs) {
     return raise_qp(QP_ERR_INVALID, qp_last_error(), false);
   return PyUnicode_FromString(fp);
 }
+
+/* Portal.path: the library's description of the path in use, or None
+ * (listen/connect, or not connected). */
+static PyObject *portal_get_path(PortalObject *self, void *c) {
+  (void)c;
+  if (self->portal == NULL)
+    Py_RETURN_NONE;
+  char desc[QP_PATH_DESC_SIZE] = "";
+  int kind;
+  Py_BEGIN_ALLOW_THREADS
+  kind = qp_portal_path(self->portal, desc, sizeof(desc), NULL);
+  Py_END_ALLOW_THREADS
+  if (kind <= QP_PATH_NONE || desc[0] == '\0')
+    Py_RETURN_NONE;
+  return PyUnicode_FromString(desc);
+}
+
+static PyGetSetDef portal_getset[] = {
+    {"path", (getter)portal_get_path, NULL,
+     "The path in use, as the library describes it (e.g. \"direct (host) to "
+     "192.0.2.7:4242\" or \"relayed via our TURN server ...\"); None for a "
+     "portal made by listen/connect or not connected (not in 0.1.x). It "
+     "changes when the connection recovers onto a new path.",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
 
 static PyMethodDef portal_methods[] = {
     {"listen", (PyCFunction)(void (*)(void))portal_listen,
@@ -1262,6 +1322,7 @@ static PyTypeObject PortalType = {
     .tp_weaklistoffset = offsetof(PortalObject, weakrefs),
     .tp_methods = portal_methods,
     .tp_members = portal_members,
+    .tp_getset = portal_getset,
 };
 
 /* ------------------------------------------------------------------------ */
@@ -1299,6 +1360,11 @@ struct create_args {
   char *session;
   char *stun[MAX_STUN_SERVERS];
   size_t stun_count;
+  char *secret; /* NULL: none; wiped before it is freed */
+  char *turn[QP_MAX_TURN_SERVERS];
+  size_t turn_count;
+  char *turn_secret[QP_MAX_TURN_SERVERS];
+  size_t turn_secret_count;
   PyObject *store; /* borrowed (see above); NULL with a rendezvous URL */
   atomic_bool cancelled;
   /* The first exception the store raised (a strong reference taken and
@@ -1307,11 +1373,26 @@ struct create_args {
   char exc_where[200];
 };
 
+/* Secrets and TURN passwords do not outlive the call in freed memory. */
+static void wipe_free(char *p) {
+  if (p == NULL)
+    return;
+  volatile char *v = p;
+  for (size_t i = 0; p[i] != '\0'; i++)
+    v[i] = 0;
+  free(p);
+}
+
 static void create_args_free(create_args *a) {
   free(a->rendezvous);
   free(a->session);
   for (size_t i = 0; i < a->stun_count; i++)
     free(a->stun[i]);
+  wipe_free(a->secret);
+  for (size_t i = 0; i < a->turn_count; i++)
+    wipe_free(a->turn[i]);
+  for (size_t i = 0; i < a->turn_secret_count; i++)
+    wipe_free(a->turn_secret[i]);
   /* a->exc is taken by the caller; if the caller vanished, it is leaked
    * rather than released without the GIL. */
   free(a);
@@ -1536,6 +1617,8 @@ static PyObject *raise_create(int rc, const char *msg, create_args *a) {
 typedef struct {
   PyObject *cls, *store, *url, *session, *stun, *opts;
   int is_server, local_port, punch_ms, wait_ms, no_pin;
+  PyObject *secret, *turn, *turn_secret; /* str or None, list, list */
+  int relay, reconnect_ms;
 } create_req;
 
 static int check_create_types(const create_req *r) {
@@ -1549,9 +1632,12 @@ static int check_create_types(const create_req *r) {
     return -1;
   }
   if ((r->url != Py_None && !PyUnicode_Check(r->url)) ||
-      !PyUnicode_Check(r->session) || !PyList_Check(r->stun)) {
+      !PyUnicode_Check(r->session) || !PyList_Check(r->stun) ||
+      (r->secret != Py_None && !PyUnicode_Check(r->secret)) ||
+      !PyList_Check(r->turn) || !PyList_Check(r->turn_secret)) {
     PyErr_SetString(PyExc_TypeError,
-                    "_create: rendezvous and session must be str, stun_servers a list");
+                    "_create: rendezvous, session and secret must be str, "
+                    "stun_servers and the TURN servers lists");
     return -1;
   }
   return 0;
@@ -1563,10 +1649,33 @@ static int check_create_values(const create_req *r) {
                  "out of range", r->local_port, r->punch_ms);
     return -1;
   }
+  if (PyList_GET_SIZE(r->turn) + PyList_GET_SIZE(r->turn_secret) >
+      QP_MAX_TURN_SERVERS) {
+    PyErr_Format(PyExc_ValueError, "at most %d TURN servers, got %zd",
+                 QP_MAX_TURN_SERVERS,
+                 PyList_GET_SIZE(r->turn) + PyList_GET_SIZE(r->turn_secret));
+    return -1;
+  }
   if (PyList_GET_SIZE(r->stun) > MAX_STUN_SERVERS) {
     PyErr_Format(PyExc_ValueError, "at most %d STUN servers, got %zd",
                  MAX_STUN_SERVERS, PyList_GET_SIZE(r->stun));
     return -1;
+  }
+  return 0;
+}
+
+/* Copy a list of str (checked for size by the caller) into out. */
+static int dup_list(PyObject *list, const char *what, char **out, size_t *n) {
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+    PyObject *e = PyList_GET_ITEM(list, i);
+    if (!PyUnicode_Check(e)) {
+      PyErr_Format(PyExc_TypeError, "%s[%zd] must be a str, not %s", what, i,
+                   type_name(e));
+      return -1;
+    }
+    if ((out[i] = dup_str(e, what)) == NULL)
+      return -1;
+    *n = (size_t)i + 1;
   }
   return 0;
 }
@@ -1588,7 +1697,12 @@ static int create_args_strings(create_args *a, const create_req *r) {
       return -1;
     a->stun_count = (size_t)i + 1;
   }
-  return 0;
+  if (r->secret != Py_None && (a->secret = dup_str(r->secret, "secret")) == NULL)
+    return -1;
+  if (dup_list(r->turn, "turn_servers", a->turn, &a->turn_count) < 0)
+    return -1;
+  return dup_list(r->turn_secret, "turn_secret_servers", a->turn_secret,
+                  &a->turn_secret_count);
 }
 
 static void create_args_options(create_args *a, const create_req *r) {
@@ -1607,6 +1721,13 @@ static void create_args_options(create_args *a, const create_req *r) {
   a->o.punch_timeout_ms = r->punch_ms;
   a->o.wait_timeout_ms = r->wait_ms;
   a->o.no_pin = r->no_pin != 0;
+  a->o.secret = a->secret;
+  a->o.turn_servers = (const char *const *)a->turn;
+  a->o.turn_server_count = a->turn_count;
+  a->o.turn_secret_servers = (const char *const *)a->turn_secret;
+  a->o.turn_secret_server_count = a->turn_secret_count;
+  a->o.relay = r->relay;
+  a->o.reconnect_timeout_ms = r->reconnect_ms;
   a->o.transport = &a->transport;
   a->o.cancel = create_cancelled;
   a->o.cancel_user = a;
@@ -1649,16 +1770,18 @@ static PyObject *create_result(bg_call *c, create_args *a, PyObject *cls) {
 /*
  * _create(cls, is_server, store, rendezvous, session, local_port,
  *         stun_servers, punch_timeout_ms, wait_timeout_ms, no_pin,
- *         transport_options)
+ *         transport_options, secret, turn_servers, turn_secret_servers,
+ *         relay, reconnect_timeout_ms)
  * The package (quic_portal.Portal.create_server/create_client) checks the
  * arguments and calls this; it is not a public API.
  */
 static PyObject *mod_create(PyObject *m, PyObject *args) {
   (void)m;
   create_req r;
-  if (!PyArg_ParseTuple(args, "OpOOOiOiipO:_create", &r.cls, &r.is_server, &r.store,
-                        &r.url, &r.session, &r.local_port, &r.stun, &r.punch_ms,
-                        &r.wait_ms, &r.no_pin, &r.opts))
+  if (!PyArg_ParseTuple(args, "OpOOOiOiipOOOOii:_create", &r.cls, &r.is_server,
+                        &r.store, &r.url, &r.session, &r.local_port, &r.stun,
+                        &r.punch_ms, &r.wait_ms, &r.no_pin, &r.opts, &r.secret,
+                        &r.turn, &r.turn_secret, &r.relay, &r.reconnect_ms))
     return NULL;
   if (check_create_types(&r) < 0 || check_create_values(&r) < 0)
     return NULL;
@@ -1777,7 +1900,8 @@ static PyMethodDef module_methods[] = {
     {"_create", mod_create, METH_VARARGS,
      "_create($module, cls, is_server, store, rendezvous, session, "
      "local_port, stun_servers, punch_timeout_ms, wait_timeout_ms, no_pin, "
-     "transport_options, /)\n--\n\n"
+     "transport_options, secret, turn_servers, turn_secret_servers, relay, "
+     "reconnect_timeout_ms, /)\n--\n\n"
      "Rendezvous and NAT traversal (used by Portal.create_server/create_client)."},
     {NULL, NULL, 0, NULL},
 };
