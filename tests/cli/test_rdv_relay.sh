@@ -12,7 +12,9 @@
 #   - with coturn (Debian package coturn; skipped without it):
 #     turn-check works, names 401 for a wrong password, exits 2 for a bad
 #     spec; serve/connect with --relay only connect through the relay and
-#     say so ("path: relayed via our TURN server ...")
+#     say so ("path: relayed via our TURN server ..."), --relay auto stays
+#     direct; the same with coturn's REST shared secret (turn-check
+#     --shared-secret, --turn-secret)
 # Exit 0 pass, 1 fail, 77 skip.
 set -u
 
@@ -131,21 +133,31 @@ if ! command -v turnserver >/dev/null 2>&1; then
   echo "skip TURN: turnserver is not installed (Debian package coturn)"
 else
   say "TURN: turn-check and --relay only through coturn on 127.0.0.1"
-  TP=$(free_udp_port)
-  first=$((30000 + RANDOM % 300 * 20))
-  turnserver -n --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --listening-port "$TP" \
-    --min-port "$first" --max-port $((first + 19)) --no-tls --no-dtls --no-cli --no-tcp \
-    --no-tcp-relay --userdb "$TMP/turn.db" --pidfile "$TMP/turn.pid" --log-file stdout \
-    --simple-log --allow-loopback-peers --lt-cred-mech --user u:p --realm r \
-    >"$TMP/turn.log" 2>&1 &
-  TURN_PID=$!
-  PIDS+=("$TURN_PID")
-  # Up when turn-check passes (at most 10 s: it starts in well under 1 s).
-  deadline=$((SECONDS + 10))
-  until "$BIN" turn-check --timeout 0.5 "u:p@127.0.0.1:$TP" >"$TMP/tc.out" 2>"$TMP/tc.err"; do
-    [ $SECONDS -lt $deadline ] || break
-    sleep 0.1
-  done
+  # start_coturn NAME ARGS...: a coturn on 127.0.0.1 with its own relay
+  # ports (20 from $first); sets TP (its port) and TURN_PID.
+  start_coturn() {
+    local name=$1
+    shift
+    TP=$(free_udp_port)
+    first=$((30000 + RANDOM % 300 * 20))
+    turnserver -n --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --listening-port "$TP" \
+      --min-port "$first" --max-port $((first + 19)) --no-tls --no-dtls --no-cli --no-tcp \
+      --no-tcp-relay --userdb "$TMP/$name.db" --pidfile "$TMP/$name.pid" --log-file stdout \
+      --simple-log --allow-loopback-peers --realm r "$@" >"$TMP/$name.log" 2>&1 &
+    TURN_PID=$!
+    PIDS+=("$TURN_PID")
+  }
+  # until_checked ARGS...: turn-check ARGS until it passes (coturn starts in
+  # well under 1 s; at most 10 s); its output in $TMP/tc.out and tc.err.
+  until_checked() {
+    local deadline=$((SECONDS + 10))
+    until "$BIN" turn-check --timeout 0.5 "$@" >"$TMP/tc.out" 2>"$TMP/tc.err"; do
+      [ $SECONDS -lt $deadline ] || return 1
+      sleep 0.1
+    done
+  }
+  start_coturn turn --lt-cred-mech --user u:p
+  until_checked "u:p@127.0.0.1:$TP"
   if grep -Eq "^relayed address: 127\.0\.0\.1:[0-9]+$" "$TMP/tc.out" &&
     grep -q "TURN server 127.0.0.1:$TP works" "$TMP/tc.out"; then
     rport=$(sed -n 's/^relayed address: 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TMP/tc.out")
@@ -206,6 +218,46 @@ else
   else
     fail "--relay auto: connect $crc, serve $src"
     show "$TMP/s5.err" "$TMP/c5.err"
+  fi
+  kill -TERM "$TURN_PID" 2>/dev/null
+  wait_pid "$TURN_PID" 10 >/dev/null
+
+  say "TURN with coturn's REST shared secret (use-auth-secret)"
+  start_coturn turnrest --use-auth-secret --static-auth-secret "rest shared secret"
+  if until_checked --shared-secret "rest shared secret@127.0.0.1:$TP" &&
+    grep -q "TURN server 127.0.0.1:$TP works" "$TMP/tc.out"; then
+    pass "turn-check --shared-secret: REST credentials accepted"
+  else
+    fail "turn-check --shared-secret"
+    show "$TMP/tc.out" "$TMP/tc.err" "$TMP/turnrest.log"
+  fi
+  "$BIN" turn-check --shared-secret "not the secret@127.0.0.1:$TP" >/dev/null 2>"$TMP/tc3.err"
+  rc=$?
+  if [ $rc -eq 1 ] && grep -q "answered 401" "$TMP/tc3.err"; then
+    pass "turn-check --shared-secret with another secret: exit 1 naming 401"
+  else
+    fail "turn-check with a wrong shared secret: exit $rc"
+    show "$TMP/tc3.err"
+  fi
+  mkdir -p "$TMP/rdv6"
+  "$BIN" serve --rendezvous "dir:$TMP/rdv6" --bind 127.0.0.1 --no-secret \
+    --turn-secret "rest shared secret@127.0.0.1:$TP" --relay only \
+    <"$TMP/in.bin" >"$TMP/s6.out" 2>"$TMP/s6.err" &
+  spid=$!
+  PIDS+=("$spid")
+  timeout 30 "$BIN" connect --rendezvous "dir:$TMP/rdv6" --bind 127.0.0.1 \
+    --turn-secret "rest shared secret@127.0.0.1:$TP" --relay only \
+    <"$TMP/in.bin" >"$TMP/c6.out" 2>"$TMP/c6.err"
+  crc=$?
+  wait_pid "$spid" 30
+  src=$?
+  if [ $crc -eq 0 ] && [ $src -eq 0 ] && cmp -s "$TMP/in.bin" "$TMP/c6.out" &&
+    cmp -s "$TMP/in.bin" "$TMP/s6.out" &&
+    grep -q "path: relayed via our TURN server 127.0.0.1:$TP" "$TMP/c6.err"; then
+    pass "--turn-secret with --relay only: relayed through coturn's REST credentials"
+  else
+    fail "--turn-secret --relay only: connect $crc, serve $src"
+    show "$TMP/s6.err" "$TMP/c6.err"
   fi
   kill -TERM "$TURN_PID" 2>/dev/null
   wait_pid "$TURN_PID" 10 >/dev/null
