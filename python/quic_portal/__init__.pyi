@@ -113,6 +113,7 @@ class Portal:
         self,
         local_port: Optional[int] = None,
         transport_options: Optional[QuicTransportOptions] = None,
+        pin: Optional[str] = None,
     ) -> None: ...
     def connect(
         self,
@@ -120,6 +121,7 @@ class Portal:
         server_port: int,
         local_port: Optional[int] = None,
         transport_options: Optional[QuicTransportOptions] = None,
+        pin: Optional[str] = None,
     ) -> None: ...
     def send(self, data: Union[_Buffer, str]) -> None: ...
     def recv(self, timeout_ms: Optional[int] = None) -> Optional[bytes]: ...

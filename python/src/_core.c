@@ -910,10 +910,36 @@ static PyObject *portal_finish_setup(PortalObject *self, bg_call *c) {
   Py_RETURN_NONE;
 }
 
+/* pin= of listen/connect: None (no pin, as 0.1.x) or the peer's
+ * fingerprint as Portal.fingerprint() gives it. Before the call starts. */
+static int apply_pin(qp_portal_t *p, PyObject *pin_o) {
+  if (pin_o == Py_None)
+    return 0;
+  if (!PyUnicode_Check(pin_o)) {
+    PyErr_Format(PyExc_TypeError, "pin must be a str (the peer's fingerprint) "
+                 "or None, not %s", type_name(pin_o));
+    return -1;
+  }
+  const char *fp = PyUnicode_AsUTF8(pin_o);
+  if (fp == NULL)
+    return -1;
+  int rc = qp_portal_pin_peer(p, fp);
+  if (rc == QP_ERR_INVALID) {
+    PyErr_Format(PyExc_ValueError, "pin: %s", qp_last_error());
+    return -1;
+  }
+  if (rc != 0) {
+    raise_qp(rc, qp_last_error(), false);
+    return -1;
+  }
+  return 0;
+}
+
 static PyObject *portal_listen(PortalObject *self, PyObject *args, PyObject *kw) {
-  static char *kwlist[] = {"local_port", "transport_options", NULL};
-  PyObject *port_o = Py_None, *opts_o = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "|OO:listen", kwlist, &port_o, &opts_o))
+  static char *kwlist[] = {"local_port", "transport_options", "pin", NULL};
+  PyObject *port_o = Py_None, *opts_o = Py_None, *pin_o = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOO:listen", kwlist, &port_o,
+                                   &opts_o, &pin_o))
     return NULL;
   qp_portal_t *p = portal_of(self);
   if (p == NULL)
@@ -927,7 +953,7 @@ static PyObject *portal_listen(PortalObject *self, PyObject *args, PyObject *kw)
     return NULL;
   qp_transport_options opts;
   bool given;
-  if (options_to_c(opts_o, &opts, &given) < 0)
+  if (options_to_c(opts_o, &opts, &given) < 0 || apply_pin(p, pin_o) < 0)
     return NULL;
   bg_call *c = bg_new(CALL_LISTEN, p);
   if (c == NULL)
@@ -946,10 +972,11 @@ static PyObject *portal_listen(PortalObject *self, PyObject *args, PyObject *kw)
 
 static PyObject *portal_connect(PortalObject *self, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"server_ip", "server_port", "local_port",
-                           "transport_options", NULL};
-  PyObject *ip_o, *sport_o, *lport_o = Py_None, *opts_o = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OO:connect", kwlist, &ip_o,
-                                   &sport_o, &lport_o, &opts_o))
+                           "transport_options", "pin", NULL};
+  PyObject *ip_o, *sport_o, *lport_o = Py_None, *opts_o = Py_None,
+           *pin_o = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOO:connect", kwlist, &ip_o,
+                                   &sport_o, &lport_o, &opts_o, &pin_o))
     return NULL;
   qp_portal_t *p = portal_of(self);
   if (p == NULL)
@@ -979,7 +1006,7 @@ static PyObject *portal_connect(PortalObject *self, PyObject *args, PyObject *kw
     return NULL;
   qp_transport_options opts;
   bool given;
-  if (options_to_c(opts_o, &opts, &given) < 0)
+  if (options_to_c(opts_o, &opts, &given) < 0 || apply_pin(p, pin_o) < 0)
     return NULL;
   bg_call *c = bg_new(CALL_CONNECT, p);
   if (c == NULL)
@@ -1268,13 +1295,17 @@ static PyGetSetDef portal_getset[] = {
 static PyMethodDef portal_methods[] = {
     {"listen", (PyCFunction)(void (*)(void))portal_listen,
      METH_VARARGS | METH_KEYWORDS,
-     "listen($self, /, local_port=None, transport_options=None)\n--\n\n"
-     "Bind 0.0.0.0:local_port and block until one client has connected."},
+     "listen($self, /, local_port=None, transport_options=None, pin=None)\n--\n\n"
+     "Bind 0.0.0.0:local_port and block until one client has connected. "
+     "pin (not in 0.1.x): the client's fingerprint; then only that client is "
+     "accepted (others are refused and listen keeps waiting)."},
     {"connect", (PyCFunction)(void (*)(void))portal_connect,
      METH_VARARGS | METH_KEYWORDS,
      "connect($self, /, server_ip, server_port, local_port=None, "
-     "transport_options=None)\n--\n\nConnect from local_port to server_ip:server_port and block "
-     "until the QUIC handshake completes (at most max_idle_timeout_secs)."},
+     "transport_options=None, pin=None)\n--\n\nConnect from local_port to server_ip:server_port and block "
+     "until the QUIC handshake completes (at most max_idle_timeout_secs). "
+     "pin (not in 0.1.x): the server's fingerprint; another certificate "
+     "fails with ErrorCode.PEER_VERIFY."},
     {"send", (PyCFunction)(void (*)(void))portal_send,
      METH_FASTCALL | METH_KEYWORDS,
      "send($self, /, data)\n--\n\nSend one whole message: bytes-like, or str "

@@ -250,3 +250,74 @@ def test_relay_auto_stays_direct_and_wrong_password_is_relay_error(coturn):
                              turn_servers=[f"u:Zq9wrongpw@127.0.0.1:{coturn}"])
     assert ei.value.code == quic_portal.ErrorCode.RELAY, ei.value
     assert "401" in str(ei.value) and "Zq9wrongpw" not in str(ei.value)
+
+
+# ---- pin= on listen/connect ---------------------------------------------------
+
+
+def _listen_in_thread(server, port, **kw):
+    out = {}
+
+    def run():
+        try:
+            server.listen(port, **kw)
+            out["ok"] = True
+        except BaseException as e:  # noqa: BLE001 - returned to the test
+            out["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, out
+
+
+def _connect_retrying(client, port, **kw):
+    """connect() until the listening thread has bound (at most 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.connect("127.0.0.1", port, 0, **kw)
+            return
+        except quic_portal.ConnectionError as e:
+            if e.code == quic_portal.ErrorCode.PEER_VERIFY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def test_listen_and_connect_pin_each_other():
+    server, client = Portal(), Portal()
+    port = free_port()
+    t, out = _listen_in_thread(server, port, pin=client.fingerprint())
+    try:
+        _connect_retrying(client, port, pin=server.fingerprint())
+        t.join(10)
+        assert out.get("ok"), out
+        client.send(b"pinned both ways")
+        assert server.recv(timeout_ms=10000) == b"pinned both ways"
+    finally:
+        client.close()
+        server.close()
+
+
+def test_connect_with_a_wrong_pin_fails_with_peer_verify():
+    server, client = Portal(), Portal()
+    port = free_port()
+    t, out = _listen_in_thread(server, port)
+    try:
+        with pytest.raises(quic_portal.ConnectionError) as ei:
+            _connect_retrying(client, port, pin="ab" * 32)
+        assert ei.value.code == quic_portal.ErrorCode.PEER_VERIFY, ei.value
+        # The server keeps listening for the right client: a second one connects.
+        other = Portal()
+        _connect_retrying(other, port, pin=server.fingerprint())
+        t.join(10)
+        assert out.get("ok"), out
+        other.close()
+    finally:
+        client.close()
+        server.close()
+
+
+@pytest.mark.parametrize("pin, exc", [("not hex", ValueError), (b"ab" * 32, TypeError)])
+def test_bad_pin_argument(pin, exc):
+    with pytest.raises(exc):
+        Portal().connect("127.0.0.1", 9, 0, pin=pin)
