@@ -62,13 +62,13 @@ bench: build
 	bash bench/run.sh $(BUILD)
 
 # Time to connect through the NAT lab (needs root).
-bench-nat: build
+bench-nat: deps-test build
 	bash bench/traversal_bench.sh $(BUILD)
 
 # QUIC against TCP between two namespaces over a 1500-byte-MTU path: direct,
 # and through a delay/rate/loss forwarder at 20 ms RTT, 1 Gbit/s, with 0, 1
 # and 2% random loss each way (needs root; bench/README.md).
-bench-path: build
+bench-path: deps-test build
 	bash bench/path_bench.sh $(BUILD)
 
 # quic-portal send/receive of a 1 GiB file against pipe mode, same bytes, loopback.
@@ -82,7 +82,7 @@ demo: build
 	bash scripts/demo.sh $(BUILD)
 
 # The same across two NATs built from network namespaces (needs root).
-demo-nat: build
+demo-nat: deps-test build
 	bash scripts/demo_nat.sh $(BUILD)
 
 clean:

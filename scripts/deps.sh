@@ -15,9 +15,10 @@ BUILD_PACKAGES=(
 # tests talk to (Redis, coturn, miniupnpd), the NAT lab's tools, the
 # sanitizer and ThreadSanitizer runtimes, the capture test's tshark, and the
 # Python package's tests (pytest, venv + pip for the install test).
+# ethtool, ping and iperf3: the path lab (make bench-path).
 TEST_PACKAGES=(
   libcmocka-dev python3-pytest python3-venv python3-pip
-  redis-server coturn nftables iproute2 conntrack tshark
+  redis-server coturn nftables iproute2 conntrack tshark ethtool iputils-ping iperf3
   miniupnpd-nftables
   clang libclang-rt-14-dev valgrind
 )
