@@ -17,7 +17,7 @@ BUILD_PACKAGES=(
 # Python package's tests (pytest, venv + pip for the install test).
 # ethtool, ping and iperf3: the path lab (make bench-path).
 TEST_PACKAGES=(
-  libcmocka-dev python3-pytest python3-venv python3-pip
+  libcmocka-dev python3-pytest python3-venv python3-pip python3-setuptools python3-wheel
   redis-server coturn nftables iproute2 conntrack tshark ethtool iputils-ping iperf3
   miniupnpd-nftables
   clang libclang-rt-14-dev valgrind
