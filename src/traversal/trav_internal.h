@@ -211,6 +211,10 @@ typedef struct trav_pair {
   uint32_t requests_in;  /* authenticated checks the peer sent from there */
   bool peer_nominated;   /* controlled side: the peer sent USE-CANDIDATE on
                             it; it wins once our own check validated it */
+  /* ... and our answer to that nomination, held until then (per pair, so
+   * nominations forged on other pairs cannot displace it). */
+  uint8_t held_answer[TRAV_RESPONSE_MAX];
+  size_t held_len;
   uint32_t error_code;   /* of an authenticated error response, else 0 */
   bool asymmetric;       /* a success came from another address */
   bool birthday;         /* found by the birthday technique */
@@ -316,13 +320,6 @@ typedef struct trav_agent {
   udp_addr_t winner;
   int winner_pair;   /* index into pairs, -1 if none */
   size_t winner_sock; /* the socket the winner runs on */
-
-  /* Controlled side: the answer to the peer's nomination on a pair we have
-   * not validated yet, sent once our own check on it succeeds (so the peer
-   * stays in its loop, answering that check, until then). */
-  uint8_t held_answer[TRAV_RESPONSE_MAX];
-  size_t held_len;
-  int held_pair; /* -1: none */
 
   int rec_err;        /* why the last peer record was refused, or 0 */
   char rec_why[256];

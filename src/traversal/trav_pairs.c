@@ -124,10 +124,9 @@ bool trav_pair_nominated_by_peer(trav_agent_t *a, int i, const uint8_t *answer,
     return false;
   }
   a->n.nominations_held++;
-  if (len <= sizeof(a->held_answer)) {
-    memcpy(a->held_answer, answer, len);
-    a->held_len = len;
-    a->held_pair = i;
+  if (len <= sizeof(p->held_answer)) {
+    memcpy(p->held_answer, answer, len);
+    p->held_len = len;
   }
   /* Our own check on it, now: the answer decides. */
   if (p->state != TRAV_PAIR_FAILED)
@@ -141,10 +140,10 @@ void trav_pair_maybe_selected(trav_agent_t *a, int i) {
   if (a->controlling || a->done || !p->peer_nominated ||
       p->state != TRAV_PAIR_SUCCEEDED)
     return;
-  if (a->held_pair == i && a->held_len > 0) {
-    trav_send(a, p->sock_index, &p->remote, a->held_answer, a->held_len);
+  if (p->held_len > 0) {
+    trav_send(a, p->sock_index, &p->remote, p->held_answer, p->held_len);
     a->n.answered++;
-    a->held_len = 0;
+    p->held_len = 0;
   }
   a->done = true;
   a->winner = p->remote;
@@ -176,8 +175,6 @@ void trav_pairs_from_record(trav_agent_t *a, const rdv_record *rec,
   a->pair_count = 0;
   a->prflx_count = 0;
   a->winner_pair = -1;
-  a->held_pair = -1;
-  a->held_len = 0;
   a->n.bad_candidates = 0;
   /* The record's decoder already bounds the count (RDV_RECORD_MAX_CANDIDATES,
    * which TRAV_MAX_PAIRS covers); the addresses are checked here. */

@@ -528,7 +528,6 @@ static int agent_init(trav_agent_t *a, udp_socket_t *sock, rdv_t *rdv,
   a->out = out;
   a->controlling = cfg->is_server;
   a->winner_pair = -1;
-  a->held_pair = -1;
   a->start_ms = rdv_now_ms();
   /* Until the peer's record is adopted (trav_peer.c restarts the clock). */
   if (cfg->wait_timeout_ms == 0)

@@ -45,11 +45,13 @@ static bool poll_record(rdv_t *rdv, const char *key, rdv_record *rec) {
   return false;
 }
 
-/* Read both records: what a read-only attacker of the store sees. */
-static void forger_read_store(forger_t *fg, rdv_t *rdv) {
+/* Read both records: what a read-only attacker of the store sees. False
+ * when the client's was gone first (the pair met within a millisecond). */
+static bool forger_read_store(forger_t *fg, rdv_t *rdv) {
   rdv_record srec, crec;
   assert_true(poll_record(rdv, "server", &srec));
-  assert_true(poll_record(rdv, "client", &crec));
+  if (!poll_record(rdv, "client", &crec))
+    return false;
   snprintf(fg->server.ufrag, sizeof(fg->server.ufrag), "%s", srec.ufrag);
   snprintf(fg->server.pwd, sizeof(fg->server.pwd), "%s", srec.pwd);
   snprintf(fg->client.ufrag, sizeof(fg->client.ufrag), "%s", crec.ufrag);
@@ -58,6 +60,7 @@ static void forger_read_store(forger_t *fg, rdv_t *rdv) {
   assert_int_equal(udp_addr_from_ip(crec.candidates[0].addr,
                                     crec.candidates[0].port, &fg->client_addr),
                    0);
+  return true;
 }
 
 /* A nomination in the server's name, as the server would write it. */
@@ -106,7 +109,7 @@ static void forged_nomination_alone_is_refused(void **state) {
   forger_t fg = {0};
   tt_open(&fg.sock);
   tt_side_start(&client);
-  forger_read_store(&fg, rdv);
+  assert_true(forger_read_store(&fg, rdv)); /* the server is silent */
   forger_play(&fg, &client);
   tt_side_join(&client);
   print_message("client: %s\nforger: %d nominations sent, %d answered, %d "
@@ -134,8 +137,13 @@ static void real_server_wins_over_the_forger(void **state) {
   tt_open(&fg.sock);
   tt_side_start(&server);
   tt_side_start(&client);
-  forger_read_store(&fg, rdv);
-  forger_play(&fg, &client);
+  /* The forger polls every millisecond, the peers every 10 ms and more:
+   * it nearly always strikes first; when the pair was quicker still, there
+   * was nothing left to attack. */
+  if (forger_read_store(&fg, rdv))
+    forger_play(&fg, &client);
+  else
+    print_message("the pair met before the forger read the client record\n");
   tt_side_join(&server);
   tt_side_join(&client);
   print_message("forger: %d nominations sent, %d answered\n", fg.sent,

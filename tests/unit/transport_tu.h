@@ -48,6 +48,8 @@ static inline int capture(void *ctx, const udp_addr_t *to, const uint8_t *buf, s
                    size_t seg) {
   (void)to;
   wire_t *w = ctx;
+  if (seg == 0)
+    seg = len; /* one datagram (a path MTU probe goes out alone) */
   for (size_t off = 0; off < len; off += seg) {
     size_t n = len - off < seg ? len - off : seg;
     if (drop(w)) {
