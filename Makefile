@@ -5,11 +5,12 @@
 BUILD      ?= build
 BUILD_SAN  ?= build-san
 BUILD_TSAN ?= build-tsan
+BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
 CMAKE_ARGS ?=
 
-.PHONY: build-san build-tsan all deps deps-test build test test-fast test-san bench bench-nat bench-path bench-cli install demo demo-nat clean
+.PHONY: build-san build-tsan all deps deps-test build test test-fast test-san bench bench-nat bench-path bench-cli fuzz install demo demo-nat clean
 
 all: build
 
@@ -42,7 +43,8 @@ build-san: deps $(BUILD_SAN)/CMakeCache.txt
 # root), then again under AddressSanitizer + UndefinedBehaviorSanitizer
 # (minus the tests labelled slow: timers and the lab), then the Python
 # package's tests with Debian's python3 and pytest, and `pip install` of the
-# tree and of its sdist into venvs, offline. A ThreadSanitizer build
+# tree and of its sdist into venvs, offline, and every fuzzer for 5 s.
+# A ThreadSanitizer build
 # (clang) runs the tests labelled iothread (they drive the portal's I/O
 # thread). Test labels: tests/CMakeLists.txt.
 test: deps-test build build-san build-tsan
@@ -51,6 +53,11 @@ test: deps-test build build-san build-tsan
 	cd $(BUILD_TSAN) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j 2 -LE slow -L iothread
 	$(MAKE) -C python test PYTHON=/usr/bin/python3
 	/usr/bin/python3 python/tests/pip_install_check.py
+	FUZZ_SECONDS=5 bash tests/fuzz_smoke.sh $(BUILD_FUZZ) || [ $$? -eq 77 ]
+
+# Every libFuzzer target (fuzz/) for FUZZ_SECONDS each (default 300), clang.
+fuzz: deps-test
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} bash tests/fuzz_smoke.sh $(BUILD_FUZZ)
 
 build-tsan: deps $(BUILD_TSAN)/CMakeCache.txt
 	cmake --build $(BUILD_TSAN) -j $(JOBS)
@@ -86,4 +93,4 @@ demo-nat: deps-test build
 	bash scripts/demo_nat.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN) $(BUILD_FUZZ)
