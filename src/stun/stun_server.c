@@ -152,7 +152,8 @@ static int binding_success(const stun_server_addrs *addrs, int local, int reply,
    * both IP and port from the one the request arrived on. */
   if (rc == 0 && addrs->count == STUN_SERVER_MAX_SLOTS)
     rc = stun_msg_write_address(&w, STUN_ATTR_OTHER_ADDRESS,
-                                &addrs->slot[local ^ 3]);
+                                &addrs->slot[local ^ (STUN_SERVER_SLOT_IP_BIT |
+                                                      STUN_SERVER_SLOT_PORT_BIT)]);
   /* PADDING is there to make the datagrams fragment; echoing the same
    * amount lets the client see whether fragments cross its NAT. */
   if (rc == 0 && req->padding_len &&
