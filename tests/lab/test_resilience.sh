@@ -161,8 +161,9 @@ soak() { # SECONDS
   local ok=1
   both_ok "soak-idle-$secs" && ok=0
   verdict "soak-idle-$secs" $ok "defaults behind a 30 s UDP timeout: $(result "$work/soak-idle-$secs.client" | cut -d' ' -f3-)"
-  # A rebind every minute (every 15 s in the 60 s version): each one is
-  # one recovery on each side, and no message is lost.
+  # A rebind every minute (every 15 s in the 60 s version): no message is
+  # lost, and each side recovered at least once and at most once per rebind
+  # (a rebind whose NAT happens to give the same port again changes no path).
   local every=$((secs / 10 < 15 ? 15 : secs / 10))
   every=$((every > 60 ? 60 : every))
   echo 0 >"$work/rebinds"
@@ -170,8 +171,8 @@ soak() { # SECONDS
   local n r_s r_c
   n=$(cat "$work/rebinds") r_s=$(recoveries "$work/soak-rebind-$secs.server")
   r_c=$(recoveries "$work/soak-rebind-$secs.client")
-  [ "$n" -gt 0 ] && [ "$r_s" = "$n" ] && [ "$r_c" = "$n" ]
-  verdict "soak-rebind-$secs: one recovery per rebind" $? "$n rebinds (every $every s), recoveries server $r_s client $r_c"
+  [ "$n" -gt 0 ] && [ "${r_s:-0}" -ge 1 ] && [ "$r_s" -le "$n" ] && [ "${r_c:-0}" -ge 1 ] && [ "$r_c" -le "$n" ]
+  verdict "soak-rebind-$secs: recoveries <= rebinds" $? "$n rebinds (every $every s), recoveries server $r_s client $r_c"
 }
 
 case "$what" in
