@@ -102,20 +102,17 @@ fi
 # ---------------------------------------------------------------------------
 say "--max-message-size: a longer message closes the connection"
 P=$(free_udp_port)
-"$BIN" serve --listen "127.0.0.1:$P" --max-message-size 1000 --quiet </dev/null \
+"$BIN" serve --listen "127.0.0.1:$P" --max-message-size 1000 </dev/null \
   >"$TMP/s3.out" 2>"$TMP/s3.err" &
 spid=$!
 PIDS+=("$spid")
-sleep_until_listening() { # the server binds before it prints nothing (--quiet)
-  local deadline=$((SECONDS + 10))
-  while [ $SECONDS -lt $deadline ]; do
-    grep -q ":$(printf '%04X' "$P") " /proc/net/udp 2>/dev/null && return 0
-    sleep 0.05
-  done
-  return 1
-}
-sleep_until_listening
-timeout 30 "$BIN" connect --to "127.0.0.1:$P" --quiet <"$TMP/in.bin" >/dev/null 2>"$TMP/c3.err"
+wait_for "$TMP/s3.err" "waiting for a client"
+# The message goes out only once listen returned: a connection that fails
+# before that counts as a refused client, and listen would wait on.
+{
+  wait_for "$TMP/s3.err" "a client connected" 20
+  cat "$TMP/in.bin"
+} | timeout 30 "$BIN" connect --to "127.0.0.1:$P" --quiet >/dev/null 2>"$TMP/c3.err"
 crc=$?
 wait_pid "$spid" 30
 src=$?
