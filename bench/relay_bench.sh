@@ -51,7 +51,8 @@ lab_up() {
   return 1
 }
 
-# one SERVER_RELAY CLIENT_RELAY: prints "<connect ms> <10 MiB echo ms> <path kind>" or "fail".
+# one SERVER_RELAY CLIENT_RELAY: prints "<connect ms> <10 MiB echo ms> path-kind
+# <qp_path_kind> <client's stats>" or "fail".
 one() {
   local s="b$RANDOM$RANDOM" out
   out=$(mktemp)
@@ -62,7 +63,8 @@ one() {
     "$peer" client "$REDIS" "$s" "$STUN" 6000 >"$out" 2>&1
   wait $spid
   if grep -q "^RESULT ok" "$out"; then
-    echo "$(awk '/^RESULT/{print $3}' "$out") $(awk '/^BULK/{print $2}' "$out") $(awk '/^PATH/{print $2}' "$out")"
+    echo "$(awk '/^RESULT/{print $3}' "$out") $(awk '/^BULK/{print $2}' "$out") path-kind" \
+      "$(awk '/^PATH/{print $2}' "$out") $(grep '^STATS' "$out" | cut -d' ' -f2-)"
   else
     echo fail; cat "$out" >&2
   fi

@@ -115,6 +115,12 @@
 /* The peer record key is re-read at least this often while checks run,
  * so a peer that restarted (new ufrag) is adopted. */
 #define TRAV_RECORD_REPOLL_MS 100
+/* next_send_ms of a triggered check (RFC 8445 section 7.3.1.4: served
+ * before the ordinary checks): the earliest time there is. When the pairs
+ * outnumber TRAV_CHECK_RTO_MS / TRAV_TA_MS, every ordinary check is
+ * overdue, and a triggered one scheduled "now" would wait behind them all
+ * (earliest due goes first), possibly until the punch timeout. */
+#define TRAV_TRIGGERED_MS 0
 /* While it runs, each side rewrites its record this often (a new time_ms:
  * a heartbeat the peer sees without trusting clocks). */
 #define TRAV_REFRESH_MS 1000

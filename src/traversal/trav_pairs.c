@@ -130,7 +130,7 @@ bool trav_pair_nominated_by_peer(trav_agent_t *a, int i, const uint8_t *answer,
   }
   /* Our own check on it, now: the answer decides. */
   if (p->state != TRAV_PAIR_FAILED)
-    p->next_send_ms = now_ms;
+    p->next_send_ms = TRAV_TRIGGERED_MS;
   a->next_send_ms = now_ms;
   return true;
 }

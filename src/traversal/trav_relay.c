@@ -280,7 +280,13 @@ void trav_relay_on_remote(trav_agent_t *a, const udp_addr_t *addr,
     /* Permission by IP (any port): the peer's checks to our relayed
      * address come from whatever port its NAT gives that destination. */
     turn_client_permit(&s->c, addr, ms_to_ns_from(now_ms, now_ms));
-    trav_pair_add(a, TRAV_RELAY_SOCK_BASE + k, addr, type, priority, now_ms);
+    /* A pair through our relay only to the peer's relayed address: its
+     * other candidates reach our relay themselves (checks to our relayed
+     * address, learned as peer-reflexive pairs on it), and pairs that cannot
+     * work would slow every check down (one per TRAV_TA_MS). With relay
+     * "only", every candidate gets one, as no direct pair is checked. */
+    if (type == RDV_CAND_RELAY || !trav_relay_direct_allowed(a, type))
+      trav_pair_add(a, TRAV_RELAY_SOCK_BASE + k, addr, type, priority, now_ms);
   }
 }
 

@@ -52,7 +52,7 @@ static int learn_pair(trav_agent_t *a, size_t s, const stun_msg *msg,
   p->requests_in++;
   if ((p->state == TRAV_PAIR_WAITING || p->state == TRAV_PAIR_IN_PROGRESS) &&
       p->next_send_ms > now_ms + TRAV_TA_MS)
-    p->next_send_ms = now_ms;
+    p->next_send_ms = TRAV_TRIGGERED_MS;
   return i;
 }
 
@@ -106,7 +106,7 @@ static void nominate(trav_agent_t *a, int i, int64_t now_ms) {
   if (stun_msg_new_txid(p->txid) != 0)
     return; /* retried by the next success response */
   p->nominate = true;
-  p->next_send_ms = now_ms;
+  p->next_send_ms = TRAV_TRIGGERED_MS;
   a->next_send_ms = now_ms;
 }
 
@@ -421,6 +421,14 @@ static int wait_timed_out(trav_agent_t *a) {
 static int timed_out(trav_agent_t *a) {
   int ms = a->cfg->punch_timeout_ms;
   build_summary(a, a->out->summary, sizeof(a->out->summary));
+  for (size_t i = 0; i < a->pair_count; i++) { /* all of them, untruncated */
+    char r[UDP_ADDRSTRLEN], what[160];
+    QP_LOG_DEBUG("traversal: timed out: pair %zu on socket %zu -> %s %s: %s", i,
+                 a->pairs[i].sock_index,
+                 udp_addr_to_string(&a->pairs[i].remote, r, sizeof(r)),
+                 rdv_cand_type_to_string(a->pairs[i].remote_type),
+                 trav_pair_outcome(&a->pairs[i], what, sizeof(what)));
+  }
   if (!a->have_remote && a->cfg->wait_timeout_ms > 0)
     return wait_timed_out(a);
   if (!a->have_remote && a->rec_err != 0)

@@ -4,7 +4,7 @@
  * client sends 1 KiB and 10 MiB messages, checks the echoes byte for byte,
  * and closes. Both print one line "RESULT ok|fail <ms-to-connect> <detail>",
  * and once connected a line "PATH <kind> <description>" (qp_portal_path);
- * the client also "BULK <ms>" for the 10 MiB echo.
+ * the client also "BULK <ms>" for the 10 MiB echo and a "STATS" line.
  *
  *   lab_peer server|client RENDEZVOUS_URL SESSION STUN_HOST:PORT TIMEOUT_MS
  *
@@ -114,6 +114,15 @@ int main(int argc, char **argv) {
     t1 = now_ms();
     rc = check_echo(p, BIG_MESSAGE, 2);
     printf("BULK %.0f\n", now_ms() - t1);
+    qp_portal_stats st;
+    if (qp_portal_get_stats(p, &st) == QP_OK)
+      printf("STATS packets_sent %llu received %llu pto %llu rtt_us %llu "
+             "socket_drops %llu\n",
+             (unsigned long long)st.packets_sent,
+             (unsigned long long)st.packets_received,
+             (unsigned long long)st.pto_count,
+             (unsigned long long)st.smoothed_rtt_us,
+             (unsigned long long)st.packets_lost);
   }
   if (rc == QP_OK)
     rc = qp_portal_close(p, 10000);

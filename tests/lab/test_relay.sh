@@ -4,10 +4,10 @@
 # one (203.0.113.10:3490, long-term credentials U:P realm R; and on :3492
 # with a REST shared secret), and lab_peer runs a server in site A and a
 # client in site B through the public API:
-#   - symmetric x symmetric (no direct path: fails with "relay needed"
-#     without TURN) connects through the relay, says so in qp_portal_path,
-#     and echoes 1 KiB and 10 MiB byte for byte; also with 3% loss and with
-#     a REST secret;
+#   - symmetric x symmetric and sequential x random both ways (no direct
+#     path: they fail with "relay needed" without TURN) connect through the
+#     relay, say so in qp_portal_path, and echo 1 KiB and 10 MiB byte for
+#     byte; symmetric x symmetric also with 3% loss and with a REST secret;
 #   - an easy pair (port-restricted x full-cone) given the TURN server still
 #     connects directly, and the path says so; with relay "only" it goes
 #     through the relay;
@@ -131,6 +131,18 @@ if lab_up symmetric symmetric; then
 else
   results+=("lab symmetric x symmetric could not be built"); failures=$((failures + 1))
 fi
+
+# 1b. sequential x random, both ways: no direct path either.
+for pair in "symmetric-seq symmetric" "symmetric symmetric-seq"; do
+  # shellcheck disable=SC2086
+  if lab_up $pair; then
+    run_pair QP_LAB_TURN=$TURN
+    ok=0; both_ok && relayed "$out_s" && relayed "$out_c" && ok=1
+    verdict "${pair/ / x }, TURN" $ok
+  else
+    results+=("lab $pair could not be built"); failures=$((failures + 1))
+  fi
+done
 
 # 2. symmetric x symmetric with 3% loss on the internet router.
 if lab_up symmetric symmetric --loss 3; then
