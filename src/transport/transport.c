@@ -119,6 +119,9 @@ struct transport {
   /* When the last packet from the peer was processed: the idle timeout
    * counts from it (see transport_handle_expiry). */
   uint64_t last_rx_ns;
+  /* A PING was forced after the peer fell quiet (see quiet_deadline); the
+   * keep-alive timeout goes back to the configured one after the flush. */
+  bool quiet_probe_sent, quiet_probe_pending;
   /* Recovery (transport_hold_timers, transport_migrate). */
   bool timers_held;
   uint64_t held_at_rx; /* packets_received when the hold began */
@@ -1041,6 +1044,7 @@ int transport_read(transport_t *t, const udp_addr_t *from, const uint8_t *pkt,
     end_by_liberr(t, rv, "packet processing");
   else if (rv == 0) {
     t->last_rx_ns = now;
+    t->quiet_probe_sent = false;
     track_acks(t, now, in_flight);
   }
   return 0;
@@ -1058,11 +1062,26 @@ static uint64_t idle_deadline(const transport_t *t) {
 
 uint64_t transport_idle_deadline(const transport_t *t) { return idle_deadline(t); }
 
+/* A peer quiet for this long gets a PING (when keep-alive is on), so a side
+ * with nothing in flight notices a dead path within this + 2 s instead of a
+ * keep-alive interval + 2 s after its last write. An idle healthy
+ * connection sends no more than before: one PING and one ACK a second. */
+#define TRANSPORT_QUIET_PROBE_NS (1 * NGTCP2_SECONDS)
+
+static uint64_t quiet_deadline(const transport_t *t) {
+  if (t->state != TRANSPORT_ESTABLISHED || t->last_rx_ns == 0 || t->quiet_probe_sent ||
+      t->stall_since != 0 || !(t->cfg.opts.keep_alive_interval_secs > 0))
+    return UINT64_MAX;
+  return t->last_rx_ns + TRANSPORT_QUIET_PROBE_NS;
+}
+
 uint64_t transport_expiry(transport_t *t) {
   if (t->state == TRANSPORT_CLOSED || timers_frozen(t))
     return UINT64_MAX;
   uint64_t e = ngtcp2_conn_get_expiry(t->conn);
-  uint64_t idle = idle_deadline(t);
+  uint64_t idle = idle_deadline(t), quiet = quiet_deadline(t);
+  if (quiet < e)
+    e = quiet;
   return idle < e ? idle : e;
 }
 
@@ -1072,6 +1091,12 @@ void transport_handle_expiry(transport_t *t, uint64_t now) {
   if (now >= idle_deadline(t)) {
     end_by_liberr(t, NGTCP2_ERR_IDLE_CLOSE, "timer handling");
     return;
+  }
+  if (now >= quiet_deadline(t)) {
+    /* ngtcp2 0.12 has no "send a PING" call: a keep-alive timeout of 1 ns
+     * is due at once, and the next flush writes the PING. */
+    ngtcp2_conn_set_keep_alive_timeout(t->conn, 1);
+    t->quiet_probe_sent = t->quiet_probe_pending = true;
   }
   int rv = ngtcp2_conn_handle_expiry(t->conn, now);
   if (rv != 0)
@@ -1240,6 +1265,11 @@ int transport_flush(transport_t *t, uint64_t now, transport_send_cb send,
       break;
   }
   track_acks(t, now, UINT64_MAX);
+  if (t->quiet_probe_pending) {
+    t->quiet_probe_pending = false;
+    ngtcp2_conn_set_keep_alive_timeout(
+        t->conn, (ngtcp2_duration)(t->cfg.opts.keep_alive_interval_secs * NGTCP2_SECONDS));
+  }
   return 0;
 }
 
