@@ -550,6 +550,19 @@ typedef struct qp_traverse_options {
    * QP_RELAY_ONLY: only relayed paths (no host or server-reflexive
    * candidate is published; every packet goes through our own relay). */
   int relay;
+  /* Port mapping (docs/internals/portmap.md): while gathering, traversal
+   * asks the gateway for a public UDP port for the portal's socket by UPnP
+   * IGD, NAT-PMP and PCP at once; a gateway that answers none of them adds
+   * at most 250 ms. The mapped address is published as a candidate ranked
+   * between host and server-reflexive; the mapping is renewed while the
+   * portal lives and deleted when it is destroyed. Only asked when a STUN
+   * server beyond this machine is given (no STUN server: peers on one
+   * network). false (the default) = ask; no_portmap skips all three,
+   * no_upnp / no_natpmp / no_pcp skip one. */
+  bool no_portmap;
+  bool no_upnp;
+  bool no_natpmp;
+  bool no_pcp;
 } qp_traverse_options;
 
 /* Relay policies (qp_traverse_options.relay). */

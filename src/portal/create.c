@@ -15,6 +15,7 @@
 #include "portal/portal_internal.h"
 #include "portal/recover.h"
 #include "portal/relay.h"
+#include "portmap/portmap.h"
 #include "rendezvous/rdv.h"
 #include "traversal/traversal.h"
 #include "stun/stun_msg.h"
@@ -131,6 +132,8 @@ static void fill_handoff(portal_handoff_t *h, const qp_traverse_options *o,
   snprintf(h->path_desc, sizeof(h->path_desc), "%s", res->path_desc);
   h->turn = res->turn; /* the portal owns it now */
   res->turn = NULL;
+  h->portmap = res->portmap; /* and the gateway's mapping */
+  res->portmap = NULL;
 }
 
 static bool has_secret(const qp_traverse_options *o) {
@@ -193,6 +196,10 @@ static int traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p
       .turn = turn,
       .turn_count = nturn,
       .relay_policy = o->relay,
+      .portmap_protocols = o->no_portmap ? 0u
+                           : (o->no_upnp ? 0u : PORTMAP_UPNP) |
+                                 (o->no_natpmp ? 0u : PORTMAP_NATPMP) |
+                                 (o->no_pcp ? 0u : PORTMAP_PCP),
   };
   memcpy(cfg.fingerprint, portal_fingerprint(p), sizeof(cfg.fingerprint));
   rc = trav_run(sock, rdv, &cfg, o->cancel, o->cancel_user, res);

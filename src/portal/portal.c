@@ -27,6 +27,7 @@
 #include "portal/portal_internal.h"
 #include "portal/recover.h"
 #include "portal/relay.h"
+#include "portmap/portmap.h"
 #include "tls/tls_identity.h"
 #include "transport/transport.h"
 #include "traversal/traversal.h"
@@ -104,6 +105,7 @@ struct qp_portal {
   char path_desc[QP_PATH_DESC_SIZE];
   uint64_t path_ns;
   portal_relay_t *relay;
+  struct portmap *portmap; /* the gateway's mapping (src/portmap) or NULL */
 };
 
 /* The portal's lock. Log lines written while holding it reach the user's
@@ -163,6 +165,7 @@ void qp_portal_destroy(qp_portal_t *p) {
     p->stun_ctx_free(p->stun_ctx);
   recover_destroy(p->recovery);
   portal_relay_destroy(p->relay);
+  portmap_stop(p->portmap); /* deletes the gateway's mapping */
   tls_identity_destroy(p->identity);
   pthread_cond_destroy(&p->cond);
   pthread_mutex_destroy(&p->lock);
@@ -712,6 +715,8 @@ static void adopt_handoff(qp_portal_t *p, portal_handoff_t *h) {
   p->path_ns = clock_now_ns();
   portal_relay_destroy(p->relay);
   p->relay = NULL;
+  p->portmap = h->portmap;
+  h->portmap = NULL;
   if (h->turn != NULL) {
     p->relay = portal_relay_create(h->turn, &h->peer);
     h->turn = NULL;
@@ -750,6 +755,8 @@ int portal_start_on_socket(qp_portal_t *p, portal_handoff_t *h, int timeout_ms) 
     h->stun_ctx_free = NULL;
     free(h->turn);
     h->turn = NULL;
+    portmap_stop(h->portmap);
+    h->portmap = NULL;
     unclaim(p);
     return rc;
   }
@@ -1104,6 +1111,11 @@ int portal_recovery_adopt(qp_portal_t *p, trav_result_t *res) {
   snprintf(p->path_desc, sizeof(p->path_desc), "%s", res->path_desc);
   p->path_ns = clock_now_ns();
   QP_LOG_INFO("path: %s", p->path_desc);
+  if (res->portmap != NULL) { /* a new traversal made a new mapping */
+    portmap_stop(p->portmap);
+    p->portmap = res->portmap;
+    res->portmap = NULL;
+  }
   if (res->turn != NULL) { /* the new path runs through a new allocation */
     portal_relay_close(p->relay, &p->sock, clock_now_ns());
     portal_relay_destroy(p->relay);

@@ -37,6 +37,7 @@ typedef struct portal_handoff {
   int path_kind;
   char path_desc[QP_PATH_DESC_SIZE];
   struct turn_client *turn;
+  struct portmap *portmap; /* the gateway's mapping: the portal takes it */
 } portal_handoff_t;
 
 /* Start QUIC on h->sock: as client towards h->peer, or as a server that

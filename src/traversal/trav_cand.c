@@ -15,6 +15,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "portmap/portmap.h"
 
 /* RFC 8445 section 5.1.2.1: "priority = (2^24)*(type preference) +
  * (2^8)*(local preference) + (2^0)*(256 - component ID)". One component
@@ -199,8 +200,85 @@ static int start_one_server(trav_agent_t *a, const char *text, int64_t now_ms) {
   return start_txn(a, &server, false, now_ms);
 }
 
+/* How often gathering looks at the port-mapping answer: the workers do
+ * not signal on the socket. */
+#define TRAV_PORTMAP_POLL_MS 10
+
+/* A mapping is worth asking for where a server-reflexive address is: with
+ * a STUN server beyond this machine. No STUN server means peers on one
+ * network; one on loopback means both peers on this machine (and keeps
+ * the tests' traffic off the real gateway). */
+static bool wants_portmap(const trav_agent_t *a) {
+  const trav_config_t *cfg = a->cfg;
+  if (cfg->portmap_protocols == 0 ||
+      (cfg->relay_policy == QP_RELAY_ONLY && cfg->turn_count > 0))
+    return false; /* relay only: nothing but relayed candidates */
+  for (size_t i = 0; i < cfg->stun_server_count; i++) {
+    udp_addr_t server;
+    if (cfg->stun_servers[i] && parse_server(cfg->stun_servers[i], &server) == 0 &&
+        !udp_addr_is_loopback(&server))
+      return true;
+  }
+  return false;
+}
+
+/* Ask the gateway to map the socket's port (IPv4: a dual-stack socket
+ * bound to :: maps 0.0.0.0 and its port). A failure costs the candidate
+ * only. */
+static void start_portmap(trav_agent_t *a) {
+  const udp_socket_t *s = a->socks[0];
+  portmap_config_t pc = {.protocols = a->cfg->portmap_protocols};
+  if (!wants_portmap(a))
+    return;
+  if (s->local.ss.ss_family == AF_INET)
+    pc.local = s->local;
+  else if (udp_addr_is_unspecified(&s->local))
+    udp_addr_from_ip("0.0.0.0", udp_addr_port(&s->local), &pc.local);
+  else
+    return;
+  if (portmap_start(&pc, &a->portmap) != 0) {
+    QP_LOG_DEBUG("traversal: no port mapping: %s", qp_last_error());
+    return;
+  }
+  a->portmap_pending = true;
+}
+
+int64_t trav_gather_portmap(trav_agent_t *a, int64_t now_ms) {
+  if (!a->portmap_pending)
+    return -1;
+  portmap_result_t r;
+  int rc = portmap_wait(a->portmap, 0, &r);
+  if (rc == PORTMAP_PENDING)
+    return now_ms + TRAV_PORTMAP_POLL_MS;
+  a->portmap_pending = false;
+  char ext[UDP_ADDRSTRLEN];
+  size_t used = strlen(a->stun_note);
+  if (rc == 0) {
+    udp_addr_t addr;
+    if (trav_addr_for_family(&r.external, a->socks[0]->family, &addr) &&
+        trav_cand_add(a, RDV_CAND_SRFLX, &addr, TRAV_LOCAL_PREF_MAX, 0) == 0) {
+      /* Added, or the same address STUN found: rank it as a mapping. */
+      for (size_t i = 0; i < a->cand_count; i++)
+        if (a->cands[i].type == RDV_CAND_SRFLX &&
+            udp_addr_equal(&a->cands[i].addr, &addr))
+          a->cands[i].priority = (TRAV_PREF_MAPPED << 24) |
+                                 ((uint32_t)TRAV_LOCAL_PREF_MAX << 8) |
+                                 (256u - TRAV_COMPONENT_ID);
+    }
+    snprintf(a->stun_note + used, sizeof(a->stun_note) - used,
+             "%s%s mapping %s in %lld ms", used ? "; " : "",
+             portmap_proto_name(r.proto),
+             udp_addr_to_string(&r.external, ext, sizeof(ext)),
+             (long long)r.elapsed_ms);
+  } else {
+    QP_LOG_DEBUG("traversal: %s", qp_last_error());
+  }
+  return -1;
+}
+
 int trav_gather_start(trav_agent_t *a, int64_t now_ms, int64_t deadline_ms) {
   const trav_config_t *cfg = a->cfg;
+  start_portmap(a);
   if (cfg->stun_server_count == 0)
     return 0;
   if (cfg->stun_server_count > TRAV_MAX_STUN_SERVERS)

@@ -136,6 +136,9 @@
  * candidates (ours) rank below server-reflexive ones. */
 #define TRAV_PREF_HOST 126
 #define TRAV_PREF_PRFLX 110
+/* A gateway's port mapping (src/portmap): published as srflx, ranked
+ * between host and STUN's srflx (issue 11). */
+#define TRAV_PREF_MAPPED 115
 #define TRAV_PREF_SRFLX 100
 #define TRAV_PREF_PREDICTED 90
 #define TRAV_PREF_RELAY 0
@@ -333,6 +336,8 @@ typedef struct trav_agent {
   uint32_t records_unopened; /* sealed records that did not open */
   struct trav_relay *relay; /* TURN allocations (trav_relay.c), or NULL */
   trav_counters_t n;
+  struct portmap *portmap; /* asking the gateway (trav_cand.c) */
+  bool portmap_pending;     /* its answer not taken yet */
 } trav_agent_t;
 
 /* ---- trav_cand.c ------------------------------------------------------- */
@@ -346,6 +351,9 @@ int trav_cand_add(trav_agent_t *a, rdv_cand_type type, const udp_addr_t *addr,
 /* Host candidates of socket sock_index (getifaddrs or its bound address). */
 int trav_gather_host(trav_agent_t *a, size_t sock_index);
 /* Start STUN transactions to every configured server (gathering). */
+/* The gateway's port mapping: -1 when answered (a candidate added if
+ * granted), else when to look again. */
+int64_t trav_gather_portmap(trav_agent_t *a, int64_t now_ms);
 int trav_gather_start(trav_agent_t *a, int64_t now_ms, int64_t deadline_ms);
 /* Feed a datagram to the STUN client; true when it was a STUN server's
  * answer (the srflx candidate is then added). */

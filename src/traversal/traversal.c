@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "portmap/portmap.h"
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -257,8 +258,11 @@ static int gather(trav_agent_t *a) {
     int64_t relay_next = trav_relay_poll(a, now);
     bool relay = trav_relay_gathering(a, now) &&
                  (stun_done < 0 || now < stun_done + TRAV_RELAY_AFTER_STUN_MS);
-    if ((next < 0 && !relay) || now >= until)
+    int64_t pm_next = trav_gather_portmap(a, now);
+    if ((next < 0 && !relay && pm_next < 0) || now >= until)
       break;
+    if (pm_next >= 0 && (next < 0 || pm_next < next))
+      next = pm_next;
     if (relay && stun_done >= 0)
       relay_next = min64(relay_next, stun_done + TRAV_RELAY_AFTER_STUN_MS);
     if (next < 0 || (relay && relay_next < next))
@@ -572,6 +576,11 @@ int trav_run(udp_socket_t *sock, rdv_t *rdv, const trav_config_t *cfg,
     rc = meet(a);
   if (rc == 0)
     rc = finish(a, out);
+  if (rc == 0) { /* the mapping lives as long as the portal */
+    out->portmap = a->portmap;
+    a->portmap = NULL;
+  }
+  portmap_stop(a->portmap); /* a failed run deletes its mapping */
   if (rc != 0) {
     trav_peer_unpublish(a); /* records never outlive a run */
     char summary[sizeof(out->summary)];
@@ -593,6 +602,7 @@ void trav_result_cleanup(trav_result_t *r) {
     return;
   trav_responder_destroy(r->responder);
   free(r->turn);
+  portmap_stop(r->portmap);
   for (size_t i = 0; i < r->early_count && i < TRAV_EARLY_MAX; i++)
     free(r->early[i]);
   if (r->sock_is_extra)

@@ -60,6 +60,8 @@ typedef struct trav_config {
   const struct turn_config *turn;
   size_t turn_count;
   int relay_policy; /* QP_RELAY_AUTO / _NEVER / _ONLY */
+  /* Port mapping while gathering (src/portmap): PORTMAP_* bits, 0 = none. */
+  unsigned portmap_protocols;
 } trav_config_t;
 
 /* Our ufrag/pwd and the peer's ufrag, to keep answering checks after QUIC
@@ -97,6 +99,10 @@ typedef struct trav_result {
    * frees it without a Deallocate), with a channel bound to peer. QUIC must
    * then send every packet for peer through it. NULL otherwise. */
   struct turn_client *turn;
+  /* The gateway's port mapping for the socket (src/portmap), or NULL. It
+   * must live as long as the portal: take it by setting this to NULL;
+   * trav_result_cleanup stops it (deleting the mapping). */
+  struct portmap *portmap;
 } trav_result_t;
 
 /*

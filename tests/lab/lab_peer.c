@@ -83,6 +83,7 @@ int main(int argc, char **argv) {
   /* Sealed rendezvous in the lab (QP_LAB_SECRET="" turns it off): the
    * birthday technique probes only a peer whose record opened with it or
    * who already sent an authenticated check from the probed IP. */
+  o.no_portmap = getenv("QP_LAB_NO_PORTMAP") != NULL;
   const char *secret = getenv("QP_LAB_SECRET");
   o.secret = secret == NULL ? "quic-portal lab secret" : *secret ? secret : NULL;
   const char *turn[1] = {getenv("QP_LAB_TURN")};

@@ -15,13 +15,17 @@
 # lifetime; a router without miniupnpd costs at most 250 ms (+ PM_SLACK_MS
 # of scheduling).
 #
-#   test_portmap.sh CLIENT_BINARY
+# With LAB_PEER (build/tests/lab_peer): two symmetric NATs, miniupnpd on A's
+# router only, connect directly through A's mapping (qp_create_*).
+#
+#   test_portmap.sh CLIENT_BINARY [LAB_PEER]
 # Needs root; run it under the lab lock: flock /tmp/qp-lab.lock test_portmap.sh ...
 # Exit: 0 passed, 1 failed, 77 skipped. Prints the timings it measured.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-client=${1:?usage: test_portmap.sh CLIENT_BINARY (build/tests/test_portmap_lab)}
+client=${1:?usage: test_portmap.sh CLIENT_BINARY [LAB_PEER] (build/tests/test_portmap_lab build/tests/lab_peer)}
+peer=${2:-}
 lab="$here/natlab.sh"
 export NATLAB_PREFIX=${NATLAB_PREFIX:-qpm$$}
 
@@ -201,15 +205,20 @@ check_protocol() {
 
 # ------------------------------------------------------------- the run
 
-bash "$lab" down >/dev/null 2>&1
-if ! bash "$lab" up port-restricted none >/dev/null; then
-  echo "FAIL: the lab could not be built"; exit 1
-fi
-mkdir -p "$RUN"
-ip -n "$NS_R" addr add "$EXT_IP/32" dev wan
-ip -n "$NS_I" route add "$EXT_IP/32" via 192.0.2.2
-pm_tables | ip netns exec "$NS_R" nft -f - || { echo "FAIL: nft tables"; exit 1; }
-start_miniupnpd || { echo "FAIL: miniupnpd did not listen on 5351"; exit 1; }
+# lab_up KIND_A KIND_B: the lab, with miniupnpd on site A's router.
+lab_up() {
+  bash "$lab" down >/dev/null 2>&1
+  if ! bash "$lab" up "$1" "$2" >/dev/null; then
+    echo "FAIL: the lab ($1 / $2) could not be built"; exit 1
+  fi
+  mkdir -p "$RUN"
+  ip -n "$NS_R" addr add "$EXT_IP/32" dev wan
+  ip -n "$NS_I" route add "$EXT_IP/32" via 192.0.2.2
+  pm_tables | ip netns exec "$NS_R" nft -f - || { echo "FAIL: nft tables"; exit 1; }
+  start_miniupnpd || { echo "FAIL: miniupnpd did not listen on 5351"; exit 1; }
+}
+
+lab_up port-restricted none
 if nft list tables 2>/dev/null | grep -q pmlab; then
   fail "miniupnpd's table appeared outside the router namespace"
 fi
@@ -316,6 +325,37 @@ TIMES+=("stop while UPnP discovery still runs: ${stop_ms:-?} ms")
 if grep -E -q "Sanitizer|runtime error" "$RUN/client.err"; then
   fail "the client's sanitizer report:"; cat "$RUN/client.err"
 fi
+# Traversal through the mapping (with LAB_PEER): both sites behind
+# symmetric NATs with random ports, which no direct path joins without
+# help; miniupnpd on A's router only. A publishes its mapping as a
+# candidate and B connects to it directly.
+if [ -n "$peer" ]; then
+  stop_miniupnpd
+  lab_up symmetric symmetric
+  bash "$lab" stun-up >/dev/null && bash "$lab" redis-up >/dev/null || fail "STUN/redis in the lab"
+  session="pm$RANDOM$RANDOM"
+  for side in server client; do
+    ns=$NS_A; [ $side = client ] && ns=$NS_B
+    QUIC_PORTAL_LOG=info timeout 40 ip netns exec "$ns" "$peer" $side redis://203.0.113.10:6379/0 \
+      "$session" 203.0.113.10:3478 8000 >"$RUN/peer_$side.log" 2>&1 &
+    eval "pid_$side=\$!"
+  done
+  wait "$pid_server"; wait "$pid_client"
+  got=$(grep -h '^RESULT\|^PATH' "$RUN/peer_server.log" "$RUN/peer_client.log")
+  echo "$got" | sed 's/^/   /'
+  if grep -q '^RESULT ok' "$RUN/peer_server.log" && grep -q '^RESULT ok' "$RUN/peer_client.log" &&
+     grep -q "^PATH .*direct.* $EXT_IP:" "$RUN/peer_client.log"; then
+    ms=$(grep '^RESULT' "$RUN/peer_client.log" | awk '{print $3}')
+    ok "symmetric x symmetric, miniupnpd on A: direct through A's mapping in $ms ms"
+    TIMES+=("traversal through the mapping: $ms ms to connect")
+  else
+    fail "symmetric x symmetric with miniupnpd on A did not connect through the mapping"
+    tail -n 5 "$RUN/peer_server.log" "$RUN/peer_client.log"
+  fi
+  rule_gone "[0-9]*" && ok "traversal: no rule left after both closed" ||
+    fail "traversal: rules left after close: $(rules)"
+fi
+
 echo "timings:"; printf '  %s\n' "${TIMES[@]}"
 if ((fails)); then echo "test_portmap: $fails check(s) failed (miniupnpd log: $RUN/miniupnpd.log)"; exit 1; fi
 echo "test_portmap: all checks passed"
