@@ -124,6 +124,8 @@ static int demo_connect(bool server, const char *stun, const char *rdv,
   o.stun_servers = servers;
   o.stun_server_count = 1;
   o.punch_timeout_ms = DEMO_PUNCH_TIMEOUT_MS;
+  /* Both sides run on this machine: keep every packet on loopback. */
+  o.local_ip = "127.0.0.1";
   o.cancel = cli_cancel_cb;
   printf("[%s] publishing my addresses in the rendezvous and opening a "
          "path to the other side (STUN %s, up to %d s)\n",

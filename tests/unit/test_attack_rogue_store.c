@@ -257,6 +257,7 @@ static void create_with_secret_connects(void **state) {
     qp_traverse_options_init(&side[i].opts);
     side[i].opts.rendezvous = "mem:attack-rogue-create";
     side[i].opts.session = "create";
+    side[i].opts.local_ip = "127.0.0.1"; /* traffic stays on loopback */
     side[i].opts.secret = SECRET;
     side[i].opts.punch_timeout_ms = 8000;
     side[i].server = i == 0;

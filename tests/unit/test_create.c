@@ -40,6 +40,7 @@ static void side_init(side_t *s, bool server, const char *url, const char *sessi
   s->opts.rendezvous = url;
   s->opts.session = session;
   s->opts.punch_timeout_ms = 5000;
+  s->opts.local_ip = "127.0.0.1"; /* traffic stays on loopback */
   s->server = server;
 }
 

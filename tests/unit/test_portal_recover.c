@@ -40,6 +40,7 @@ static void options(qp_traverse_options *o, qp_transport_options *t,
   o->transport = t;
   o->punch_timeout_ms = 10000;
   o->wait_timeout_ms = 20000;
+  o->local_ip = "127.0.0.1"; /* traffic stays on loopback */
 }
 
 static int child_main(char **argv) {
