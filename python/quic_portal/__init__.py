@@ -272,6 +272,7 @@ def _create(
     turn_secret_servers: Any = None,
     relay: Any = "auto",
     reconnect_timeout: Any = None,
+    local_ip: Any = None,
 ) -> "Portal":
     """Check create_server/create_client's arguments, then rendezvous and
     traverse in the C library (or speak 0.1.x's protocol: legacy=True)."""
@@ -297,6 +298,9 @@ def _create(
         raise ValueError(f"at most 8 TURN servers, got {len(turn) + len(turn_rest)}")
     relay_policy = _check_relay(relay, len(turn) + len(turn_rest))
     reconnect_ms = _check_reconnect_timeout(reconnect_timeout)
+    if local_ip is not None and not isinstance(local_ip, str):
+        raise TypeError(f"local_ip must be an address string or None, not "
+                        f"{type(local_ip).__name__}")
     if legacy and (secret is not None or turn or turn_rest or relay != "auto"):
         raise ValueError("legacy=True speaks 0.1.x's protocol: it takes no secret, "
                          "TURN server or relay policy")
@@ -318,7 +322,7 @@ def _create(
     timeout_ms = max(1, int(_math.ceil(timeout * 1000)))
     return _core._create(cls, is_server, store, url, session, port, stun, timeout_ms,
                          wait_ms, no_pin, opts, secret, turn, turn_rest, relay_policy,
-                         reconnect_ms)
+                         reconnect_ms, local_ip)
 
 
 class LegacyPeerError(PortalError):
@@ -381,6 +385,9 @@ _CREATE_DOC = """{summary}
     bounds how long a connection whose path died (NAT rebinding, network
     change) looks for a new one through the same store before send/recv
     raise; ``stats()["recoveries"]`` counts the recoveries.
+    ``local_ip`` (an address literal) binds traversal to that address and
+    publishes only it as a local candidate: ``"127.0.0.1"`` keeps two
+    programs on one machine on loopback. Default None: every address.
 
     Returns a connected Portal (from create_client, ``server_ip`` and
     ``server_port`` name the server's address). Raises ConnectionError with
@@ -417,11 +424,12 @@ class Portal(_core.Portal):
         turn_secret_servers: Optional[Sequence[str]] = None,
         relay: str = "auto",
         reconnect_timeout: Optional[float] = None,
+        local_ip: Optional[str] = None,
     ) -> "Portal":
         return _create(Portal, True, dict, local_port, stun_servers, stun_server,
                        punch_timeout, transport_options, session, pin, legacy,
                        wait_timeout, secret, turn_servers, turn_secret_servers, relay,
-                       reconnect_timeout)
+                       reconnect_timeout, local_ip)
 
     @staticmethod
     def create_client(
@@ -441,11 +449,12 @@ class Portal(_core.Portal):
         turn_secret_servers: Optional[Sequence[str]] = None,
         relay: str = "auto",
         reconnect_timeout: Optional[float] = None,
+        local_ip: Optional[str] = None,
     ) -> "Portal":
         return _create(Portal, False, dict, local_port, stun_servers, stun_server,
                        punch_timeout, transport_options, session, pin, legacy,
                        wait_timeout, secret, turn_servers, turn_secret_servers, relay,
-                       reconnect_timeout)
+                       reconnect_timeout, local_ip)
 
     create_server.__func__.__doc__ = _CREATE_DOC.format(
         summary="Meet a client through ``dict``, traverse NATs, return a connected Portal."

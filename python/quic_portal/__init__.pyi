@@ -89,6 +89,7 @@ class Portal:
         turn_secret_servers: Optional[Sequence[str]] = None,
         relay: str = "auto",
         reconnect_timeout: Optional[float] = None,
+        local_ip: Optional[str] = None,
     ) -> Portal: ...
     @staticmethod
     def create_client(
@@ -108,6 +109,7 @@ class Portal:
         turn_secret_servers: Optional[Sequence[str]] = None,
         relay: str = "auto",
         reconnect_timeout: Optional[float] = None,
+        local_ip: Optional[str] = None,
     ) -> Portal: ...
     def listen(
         self,

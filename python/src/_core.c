@@ -1392,6 +1392,7 @@ struct create_args {
   char *stun[MAX_STUN_SERVERS];
   size_t stun_count;
   char *secret; /* NULL: none; wiped before it is freed */
+  char *local_ip; /* NULL: every address */
   char *turn[QP_MAX_TURN_SERVERS];
   size_t turn_count;
   char *turn_secret[QP_MAX_TURN_SERVERS];
@@ -1420,6 +1421,7 @@ static void create_args_free(create_args *a) {
   for (size_t i = 0; i < a->stun_count; i++)
     free(a->stun[i]);
   wipe_free(a->secret);
+  free(a->local_ip);
   for (size_t i = 0; i < a->turn_count; i++)
     wipe_free(a->turn[i]);
   for (size_t i = 0; i < a->turn_secret_count; i++)
@@ -1650,6 +1652,7 @@ typedef struct {
   int is_server, local_port, punch_ms, wait_ms, no_pin;
   PyObject *secret, *turn, *turn_secret; /* str or None, list, list */
   int relay, reconnect_ms;
+  PyObject *local_ip; /* str or None */
 } create_req;
 
 static int check_create_types(const create_req *r) {
@@ -1665,9 +1668,10 @@ static int check_create_types(const create_req *r) {
   if ((r->url != Py_None && !PyUnicode_Check(r->url)) ||
       !PyUnicode_Check(r->session) || !PyList_Check(r->stun) ||
       (r->secret != Py_None && !PyUnicode_Check(r->secret)) ||
+      (r->local_ip != Py_None && !PyUnicode_Check(r->local_ip)) ||
       !PyList_Check(r->turn) || !PyList_Check(r->turn_secret)) {
     PyErr_SetString(PyExc_TypeError,
-                    "_create: rendezvous, session and secret must be str, "
+                    "_create: rendezvous, session, secret and local_ip must be str, "
                     "stun_servers and the TURN servers lists");
     return -1;
   }
@@ -1730,6 +1734,9 @@ static int create_args_strings(create_args *a, const create_req *r) {
   }
   if (r->secret != Py_None && (a->secret = dup_str(r->secret, "secret")) == NULL)
     return -1;
+  if (r->local_ip != Py_None &&
+      (a->local_ip = dup_str(r->local_ip, "local_ip")) == NULL)
+    return -1;
   if (dup_list(r->turn, "turn_servers", a->turn, &a->turn_count) < 0)
     return -1;
   return dup_list(r->turn_secret, "turn_secret_servers", a->turn_secret,
@@ -1759,6 +1766,7 @@ static void create_args_options(create_args *a, const create_req *r) {
   a->o.turn_secret_server_count = a->turn_secret_count;
   a->o.relay = r->relay;
   a->o.reconnect_timeout_ms = r->reconnect_ms;
+  a->o.local_ip = a->local_ip;
   a->o.transport = &a->transport;
   a->o.cancel = create_cancelled;
   a->o.cancel_user = a;
@@ -1802,17 +1810,18 @@ static PyObject *create_result(bg_call *c, create_args *a, PyObject *cls) {
  * _create(cls, is_server, store, rendezvous, session, local_port,
  *         stun_servers, punch_timeout_ms, wait_timeout_ms, no_pin,
  *         transport_options, secret, turn_servers, turn_secret_servers,
- *         relay, reconnect_timeout_ms)
+ *         relay, reconnect_timeout_ms, local_ip)
  * The package (quic_portal.Portal.create_server/create_client) checks the
  * arguments and calls this; it is not a public API.
  */
 static PyObject *mod_create(PyObject *m, PyObject *args) {
   (void)m;
   create_req r;
-  if (!PyArg_ParseTuple(args, "OpOOOiOiipOOOOii:_create", &r.cls, &r.is_server,
+  if (!PyArg_ParseTuple(args, "OpOOOiOiipOOOOiiO:_create", &r.cls, &r.is_server,
                         &r.store, &r.url, &r.session, &r.local_port, &r.stun,
                         &r.punch_ms, &r.wait_ms, &r.no_pin, &r.opts, &r.secret,
-                        &r.turn, &r.turn_secret, &r.relay, &r.reconnect_ms))
+                        &r.turn, &r.turn_secret, &r.relay, &r.reconnect_ms,
+                        &r.local_ip))
     return NULL;
   if (check_create_types(&r) < 0 || check_create_values(&r) < 0)
     return NULL;
@@ -1932,7 +1941,7 @@ static PyMethodDef module_methods[] = {
      "_create($module, cls, is_server, store, rendezvous, session, "
      "local_port, stun_servers, punch_timeout_ms, wait_timeout_ms, no_pin, "
      "transport_options, secret, turn_servers, turn_secret_servers, relay, "
-     "reconnect_timeout_ms, /)\n--\n\n"
+     "reconnect_timeout_ms, local_ip, /)\n--\n\n"
      "Rendezvous and NAT traversal (used by Portal.create_server/create_client)."},
     {NULL, NULL, 0, NULL},
 };

@@ -42,14 +42,14 @@ def meet(store, server_kw, client_kw, timeout=30.0):
 
     def serve():
         try:
-            out["server"] = Portal.create_server(store, local_port=0, **server_kw)
+            out["server"] = Portal.create_server(store, local_port=0, **{"local_ip": "127.0.0.1", **server_kw})
         except BaseException as e:  # noqa: BLE001 - returned to the test
             out["server"] = e
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     try:
-        client = Portal.create_client(store, local_port=0, **client_kw)
+        client = Portal.create_client(store, local_port=0, **{"local_ip": "127.0.0.1", **client_kw})
     except BaseException as e:  # noqa: BLE001 - returned to the test
         client = e
     t.join(timeout)

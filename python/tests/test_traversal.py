@@ -20,7 +20,7 @@ import pytest
 
 import quic_portal
 from conftest import CHILD_ENV, free_tcp_port
-from quic_portal import Portal, QuicTransportOptions
+from quic_portal import ConnectionError, ErrorCode, Portal, QuicTransportOptions
 from quic_portal.rendezvous import DirDict, RedisDict, RedisError
 
 TRAV_PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "trav_peer.py")
@@ -31,8 +31,10 @@ TRAV_PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "trav_peer.
 
 def meet(store, server_kw=None, client_kw=None, timeout=30.0):
     """create_server in a thread, create_client here; both portals."""
-    server_kw = {"local_port": 0, **(server_kw or {})}
-    client_kw = {"local_port": 0, **(client_kw or {})}
+    # local_ip keeps every check on loopback (nothing to this machine's
+    # other addresses).
+    server_kw = {"local_port": 0, "local_ip": "127.0.0.1", **(server_kw or {})}
+    client_kw = {"local_port": 0, "local_ip": "127.0.0.1", **(client_kw or {})}
     out = {}
 
     def serve():
@@ -756,3 +758,25 @@ def test_dead_stun_server_next_to_a_live_one_costs_nothing():
     finally:
         stun.stop()
     assert times[1] < times[0] + 1.0, times
+
+
+# ---- local_ip ------------------------------------------------------------------
+
+
+def test_local_ip_keeps_the_path_on_that_address():
+    server, client = meet({}, {"session": "local-ip"}, {"session": "local-ip"})
+    try:
+        talk(client, server)
+        assert "127.0.0.1" in server.path and "127.0.0.1" in client.path
+    finally:
+        client.close()
+        server.close()
+
+
+def test_local_ip_must_be_an_address_of_this_machine():
+    with pytest.raises(ConnectionError) as e:
+        Portal.create_server({}, local_port=0, local_ip="192.0.2.1", wait_timeout=1)
+    assert e.value.code == ErrorCode.SOCKET
+    assert "192.0.2.1" in str(e.value)
+    with pytest.raises(TypeError):
+        Portal.create_server({}, local_port=0, local_ip=127, wait_timeout=1)
