@@ -10,7 +10,7 @@ JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
 CMAKE_ARGS ?=
 
-.PHONY: build-san build-tsan all deps deps-test build test test-fast test-san bench bench-nat bench-path bench-cli fuzz install demo demo-nat clean
+.PHONY: build-san build-tsan all deps deps-test build test test-fast test-san bench bench-nat bench-path bench-cli fuzz soak install demo demo-nat clean
 
 all: build
 
@@ -54,6 +54,11 @@ test: deps-test build build-san build-tsan
 	$(MAKE) -C python test PYTHON=/usr/bin/python3
 	/usr/bin/python3 python/tests/pip_install_check.py
 	FUZZ_SECONDS=5 bash tests/fuzz_smoke.sh $(BUILD_FUZZ) || [ $$? -eq 77 ]
+
+# Resilience soak in the NAT lab (root): 10 min idle behind a 30 s UDP
+# timeout, then 10 min of messages with a rebind every minute.
+soak: deps-test build
+	bash tests/lab/test_resilience.sh $(BUILD)/tests/lab_resilience soak
 
 # Every libFuzzer target (fuzz/) for FUZZ_SECONDS each (default 300), clang.
 fuzz: deps-test

@@ -460,6 +460,7 @@ REBIND_PORTS=1000
 cmd_rebind() {
   [[ $# -eq 1 && "$1" =~ ^[ab]$ ]] || die "usage: natlab.sh rebind a|b"
   local r n_var n lo hi random=""
+  read_state # here, not only in site_router's subshell: the counter is read below
   r="$(site_router "$1")"
   n_var="NATLAB_REBIND_$1"
   n=$(( ${!n_var:-0} + 1 ))
