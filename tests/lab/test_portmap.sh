@@ -27,7 +27,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 client=${1:?usage: test_portmap.sh CLIENT_BINARY [LAB_PEER] (build/tests/test_portmap_lab build/tests/lab_peer)}
 peer=${2:-}
 lab="$here/natlab.sh"
-export NATLAB_PREFIX=${NATLAB_PREFIX:-qpm$$}
+export NATLAB_PREFIX=${NATLAB_PREFIX:-qpu$$}
 
 # shellcheck source=lab_env.sh
 . "$here/lab_env.sh"
