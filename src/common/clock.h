@@ -30,9 +30,4 @@ static inline uint64_t clock_deadline_ns(int timeout_ms) {
   return clock_now_ns() + (uint64_t)timeout_ms * CLOCK_NS_PER_MS;
 }
 
-/* Transitional names (issue 9: internals never use the public qp_ prefix):
- * other work in progress still calls them; remove once none is left. */
-#define qp_now_ns clock_now_ns
-#define qp_deadline_ns clock_deadline_ns
-
 #endif

@@ -16,10 +16,4 @@ int err_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* Clear the thread's last-error message. */
 void err_clear(void);
 
-/* Transitional names (issue 9: internals never use the public qp_ prefix):
- * work in progress in other files still calls them; remove once none is
- * left (grep -rw qp_fail src tests). */
-#define qp_fail err_fail
-#define qp_error_clear err_clear
-
 #endif

@@ -29,12 +29,6 @@ void log_defer_end(void);
       log_write(level, __FILE__, __LINE__, __VA_ARGS__);                       \
   } while (0)
 
-/* Transitional names (issue 9), as in error.h: remove once unused. */
-#define qp_log_enabled log_enabled
-#define qp_log_write log_write
-#define qp_log_defer_begin log_defer_begin
-#define qp_log_defer_end log_defer_end
-
 #define QP_LOG_DEBUG(...) QP_LOG_AT_(QP_LOG_LEVEL_DEBUG, __VA_ARGS__)
 #define QP_LOG_INFO(...) QP_LOG_AT_(QP_LOG_LEVEL_INFO, __VA_ARGS__)
 #define QP_LOG_WARN(...) QP_LOG_AT_(QP_LOG_LEVEL_WARN, __VA_ARGS__)
