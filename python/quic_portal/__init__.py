@@ -384,7 +384,9 @@ _CREATE_DOC = """{summary}
     ``reconnect_timeout`` (seconds; default None: the library's 30; 0: off)
     bounds how long a connection whose path died (NAT rebinding, network
     change) looks for a new one through the same store before send/recv
-    raise; ``stats()["recoveries"]`` counts the recoveries.
+    raise; ``stats()["recoveries"]`` counts the recoveries. Recovery needs a
+    store the library opens itself (DirDict, RedisDict): with a plain dict
+    or modal.Dict it is off.
     ``local_ip`` (an address literal) binds traversal to that address and
     publishes only it as a local candidate: ``"127.0.0.1"`` keeps two
     programs on one machine on loopback. Default None: every address.

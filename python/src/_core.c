@@ -1765,7 +1765,11 @@ static void create_args_options(create_args *a, const create_req *r) {
   a->o.turn_secret_servers = (const char *const *)a->turn_secret;
   a->o.turn_secret_server_count = a->turn_secret_count;
   a->o.relay = r->relay;
-  a->o.reconnect_timeout_ms = r->reconnect_ms;
+  /* Recovery meets the peer again long after this call, through the store:
+   * the callbacks below live only as long as this call (a is freed when it
+   * returns), so only stores the library opens itself (DirDict, RedisDict,
+   * URLs) recover. */
+  a->o.reconnect_timeout_ms = a->rendezvous != NULL ? r->reconnect_ms : 0;
   a->o.local_ip = a->local_ip;
   a->o.transport = &a->transport;
   a->o.cancel = create_cancelled;

@@ -12,6 +12,7 @@
  */
 #include "portal/recover.h"
 
+#include <gnutls/gnutls.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,6 +39,9 @@ struct portal_recovery {
   qp_traverse_options opts;
   char *rendezvous, *session;
   char **stun;
+  /* Lent by the caller only for the qp_create_* call: copied. */
+  char *secret, *local_ip;
+  char **turn, **turn_secret;
   bool is_server;
   bool pin;
   uint8_t peer_fp[TLS_FINGERPRINT_LEN];
@@ -62,6 +66,30 @@ struct portal_recovery {
 /* ---- creation ------------------------------------------------------------ */
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+/* A copy of n strings (NULL for none); *ok turns false when memory ran out. */
+static char **dup_list(const char *const *v, size_t n, bool *ok) {
+  if (n == 0 || v == NULL)
+    return NULL;
+  char **out = calloc(n, sizeof(*out));
+  *ok = *ok && out != NULL;
+  for (size_t i = 0; *ok && i < n; i++)
+    *ok = (out[i] = strdup(v[i])) != NULL;
+  return out;
+}
+
+/* Secrets and TURN credentials are wiped before their memory is freed. */
+static void wipe_free(char *p) {
+  if (p != NULL)
+    gnutls_memset(p, 0, strlen(p));
+  free(p);
+}
+
+static void free_list(char **v, size_t n) {
+  for (size_t i = 0; v != NULL && i < n; i++)
+    wipe_free(v[i]);
+  free(v);
+}
 
 portal_recovery_t *recover_create(const qp_traverse_options *o, bool is_server,
                                   const uint8_t peer_fp[TLS_FINGERPRINT_LEN]) {
@@ -94,6 +122,15 @@ portal_recovery_t *recover_create(const qp_traverse_options *o, bool is_server,
       ok = (r->stun[i] = strdup(o->stun_servers[i])) != NULL;
     r->opts.stun_servers = (const char *const *)r->stun;
   }
+  r->secret = dup_or_null(o->secret);
+  r->local_ip = dup_or_null(o->local_ip);
+  ok = ok && (o->secret == NULL || r->secret) && (o->local_ip == NULL || r->local_ip);
+  r->opts.secret = r->secret;
+  r->opts.local_ip = r->local_ip;
+  r->turn = dup_list(o->turn_servers, o->turn_server_count, &ok);
+  r->turn_secret = dup_list(o->turn_secret_servers, o->turn_secret_server_count, &ok);
+  r->opts.turn_servers = (const char *const *)r->turn;
+  r->opts.turn_secret_servers = (const char *const *)r->turn_secret;
   /* Recovery cannot move QUIC to another socket: no birthday sockets. */
   r->opts.hard_nat_sockets = -1;
   pthread_mutex_init(&r->mu, NULL);
@@ -113,6 +150,10 @@ void recover_destroy(portal_recovery_t *r) {
   for (size_t i = 0; r->stun && i < r->opts.stun_server_count; i++)
     free(r->stun[i]);
   free(r->stun);
+  wipe_free(r->secret);
+  free(r->local_ip);
+  free_list(r->turn, r->opts.turn_server_count);
+  free_list(r->turn_secret, r->opts.turn_secret_server_count);
   pthread_mutex_destroy(&r->mu);
   free(r);
 }
