@@ -156,9 +156,15 @@ def _stun_list(stun_servers: Any, stun_server: Any) -> List[Tuple[str, int]]:
     return [_check_stun_server(e, f"stun_servers[{i}]") for i, e in enumerate(stun_servers)]
 
 
-def _check_punch_timeout(value: Any) -> float:
+def _require_seconds(value: Any, name: str, or_none: bool = False) -> None:
+    """TypeError unless value is a real number (bool is not one)."""
     if isinstance(value, bool) or not isinstance(value, _numbers.Real):
-        raise TypeError(f"punch_timeout must be a number of seconds, not {type(value).__name__}")
+        raise TypeError(f"{name} must be a number of seconds{' or None' if or_none else ''}, "
+                        f"not {type(value).__name__}")
+
+
+def _check_punch_timeout(value: Any) -> float:
+    _require_seconds(value, "punch_timeout")
     if not value > 0 or value != value or value > 86400:
         raise ValueError(f"punch_timeout must be > 0 and at most 86400 seconds, got {value!r}")
     return float(value)
@@ -168,9 +174,7 @@ def _check_wait_timeout(value: Any) -> int:
     """wait_timeout seconds (None = forever) -> the library's ms (-1 = forever)."""
     if value is None:
         return -1
-    if isinstance(value, bool) or not isinstance(value, _numbers.Real):
-        raise TypeError(f"wait_timeout must be a number of seconds or None, not "
-                        f"{type(value).__name__}")
+    _require_seconds(value, "wait_timeout", or_none=True)
     if not value > 0 or value != value or value > 10 ** 6:
         raise ValueError(f"wait_timeout must be > 0 and at most 1000000 seconds "
                          f"(None waits forever), got {value!r}")
@@ -242,9 +246,7 @@ def _check_reconnect_timeout(value: Any) -> int:
     """reconnect_timeout seconds (None = the library's default) -> ms (-1)."""
     if value is None:
         return -1
-    if isinstance(value, bool) or not isinstance(value, _numbers.Real):
-        raise TypeError(f"reconnect_timeout must be a number of seconds or None, not "
-                        f"{type(value).__name__}")
+    _require_seconds(value, "reconnect_timeout", or_none=True)
     if not value >= 0 or value != value or value > 86400:
         raise ValueError(f"reconnect_timeout must be 0 (off) to 86400 seconds, got {value!r}")
     return int(_math.ceil(value * 1000))
