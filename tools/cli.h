@@ -162,6 +162,9 @@ typedef struct cli_conn_cfg {
   size_t nturn_secret;
   int relay;                /* QP_RELAY_AUTO, _NEVER or _ONLY */
   int reconnect_timeout_ms; /* --reconnect-timeout; negative: the default */
+  /* --no-portmap, --no-upnp, --no-natpmp, --no-pcp
+   * (qp_traverse_options.no_portmap ...) */
+  bool no_portmap, no_upnp, no_natpmp, no_pcp;
   qp_transport_options transport;
   bool quiet; /* no progress lines on stderr */
   /* What the peer must type (cli_hint.c): its command (NULL: "quic-portal
@@ -172,7 +175,7 @@ typedef struct cli_conn_cfg {
 
 /* The options every connecting subcommand accepts; CLI_CONN_OPTS_N of them,
  * to be copied first into a command's option table. */
-#define CLI_CONN_OPTS_N 26
+#define CLI_CONN_OPTS_N 30
 extern const cli_opt CLI_CONN_OPTS[CLI_CONN_OPTS_N];
 /* Usage text of those options. */
 extern const char CLI_CONN_USAGE[];

@@ -44,6 +44,10 @@ const cli_opt CLI_CONN_OPTS[CLI_CONN_OPTS_N] = {
     {"turn-secret", "SECRET@HOST:PORT", true},
     {"relay", "POLICY", false},
     {"reconnect-timeout", "SECS", false},
+    {"no-portmap", NULL, false},
+    {"no-upnp", NULL, false},
+    {"no-natpmp", NULL, false},
+    {"no-pcp", NULL, false},
 };
 
 const char CLI_CONN_USAGE[] =
@@ -98,6 +102,12 @@ const char CLI_CONN_USAGE[] =
     "                         change), find a new one through the store for\n"
     "                         up to SECS (default 30; 0: off, the connection\n"
     "                         ends at the idle timeout)\n"
+    "  --no-portmap           do not ask the gateway for a port mapping\n"
+    "                         (by default UPnP IGD, NAT-PMP and PCP are\n"
+    "                         tried for 250 ms at most when a --stun server\n"
+    "                         beyond this machine is given)\n"
+    "  --no-upnp, --no-natpmp, --no-pcp\n"
+    "                         skip one of the three port-mapping protocols\n"
     "\n"
     "Transport:\n"
     "  --cc NAME              congestion controller: bbr (default), cubic,\n"
@@ -178,7 +188,8 @@ static int check_exclusive(const cli_args *a, bool server, bool direct) {
   static const char *const traversal_only[] = {
       "session", "stun",        "punch-timeout", "no-pin",
       "wait-timeout", "bind",   "secret",        "no-secret",
-      "turn",    "turn-secret", "relay",         "reconnect-timeout"};
+      "turn",    "turn-secret", "relay",         "reconnect-timeout",
+      "no-portmap", "no-upnp",  "no-natpmp",     "no-pcp"};
   static const char *const direct_only[] = {"pin", "timeout"};
   size_t ntrav = sizeof traversal_only / sizeof traversal_only[0];
   for (size_t i = 0; direct && i < ntrav; i++) {
@@ -414,6 +425,10 @@ static int traversal_from_args(const cli_args *a, cli_conn_cfg *cfg) {
     rc = cli_check_ip(cmd, "--bind", cfg->bind_ip, true);
   }
   cfg->no_pin = cli_has(a, "no-pin");
+  cfg->no_portmap = cli_has(a, "no-portmap");
+  cfg->no_upnp = cli_has(a, "no-upnp");
+  cfg->no_natpmp = cli_has(a, "no-natpmp");
+  cfg->no_pcp = cli_has(a, "no-pcp");
   if (rc == 0) {
     rc = secret_from_args(a, cfg);
   }
@@ -553,6 +568,10 @@ static int open_traversal(const cli_conn_cfg *cfg, qp_portal_t **out) {
   o.turn_secret_server_count = cfg->nturn_secret;
   o.relay = cfg->relay;
   o.reconnect_timeout_ms = cfg->reconnect_timeout_ms;
+  o.no_portmap = cfg->no_portmap;
+  o.no_upnp = cfg->no_upnp;
+  o.no_natpmp = cfg->no_natpmp;
+  o.no_pcp = cfg->no_pcp;
   o.transport = &cfg->transport;
   o.cancel = cli_cancel_cb;
   say(cfg, "meeting the peer through %s (session %s%s) as the %s, %zu STUN "

@@ -115,6 +115,9 @@ usage_case "invalid address 'nowhere' in --listen" stun-server --listen nowhere:
 usage_case "invalid address 'foo' in --bind" connect --rendezvous mem:x --bind foo
 usage_case "--bind applies only with --rendezvous" connect --to 127.0.0.1:1 --bind 127.0.0.1
 usage_case "--wait-timeout applies only with --rendezvous" serve --listen 1 --wait-timeout 1
+usage_case "--no-portmap applies only with --rendezvous" serve --listen 1 --no-portmap
+usage_case "--no-upnp applies only with --rendezvous" connect --to 127.0.0.1:1 --no-upnp
+usage_case "option --no-pcp takes no value" connect --rendezvous mem:x --no-pcp=1
 
 for cmd in "" serve connect stun stun-server bench demo sha256; do
   # shellcheck disable=SC2086
@@ -149,6 +152,7 @@ else
   show "$TMP/w.err"
 fi
 check "--qlog is in serve --help" bash -c "'$BIN' serve --help | grep -q -- '--qlog DIR'"
+check "--no-portmap is in connect and bench --help" bash -c "'$BIN' connect --help | grep -q -- '--no-portmap' && '$BIN' bench --help | grep -q -- '--no-upnp, --no-natpmp, --no-pcp'"
 timeout 10 "$BIN" serve --rendezvous "dir:$TMP/no-such-folder" </dev/null >"$TMP/d.out" 2>"$TMP/d.err"
 rc=$?
 if [ $rc -eq 1 ] && grep -q "no-such-folder does not exist" "$TMP/d.err" && [ "$(wc -l <"$TMP/d.err")" -eq 1 ]; then
