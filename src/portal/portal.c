@@ -165,7 +165,7 @@ void qp_portal_destroy(qp_portal_t *p) {
     p->stun_ctx_free(p->stun_ctx);
   recover_destroy(p->recovery);
   portal_relay_destroy(p->relay);
-  portmap_stop(p->portmap); /* deletes the gateway's mapping */
+  portmap_stop(p->portmap); /* a portal never closed: delete it now */
   tls_identity_destroy(p->identity);
   pthread_cond_destroy(&p->cond);
   pthread_mutex_destroy(&p->lock);
@@ -489,11 +489,24 @@ static void stop_io(qp_portal_t *p) {
   portal_unlock(p);
 }
 
+/* Delete the gateway's port mapping now (close, a failed attempt): no
+ * peer may reach this side through it any more, and one left behind stays
+ * on the gateway until its lease ends (2 h). portmap_stop waits up to
+ * 600 ms for the delete, so it runs without the lock. */
+static void release_portmap(qp_portal_t *p) {
+  portal_lock(p);
+  struct portmap *pm = p->portmap;
+  p->portmap = NULL;
+  portal_unlock(p);
+  portmap_stop(pm);
+}
+
 /* Undo a failed listen/connect so the portal can be used again. */
 static int abandon_attempt(qp_portal_t *p, int code) {
   char saved[512];
   snprintf(saved, sizeof(saved), "%s", qp_last_error());
   stop_io(p);
+  release_portmap(p);
   portal_lock(p);
   transport_destroy(p->tr);
   p->tr = NULL;
@@ -993,7 +1006,8 @@ int qp_portal_close(qp_portal_t *p, int linger_ms) {
   p->phase = PHASE_CLOSED;
   wake_all(p);
   portal_unlock(p);
-  stop_io(p);
+  stop_io(p);          /* recovery too: no new mapping comes after this */
+  release_portmap(p);
   return rc;
 }
 
