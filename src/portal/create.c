@@ -134,6 +134,8 @@ static void fill_handoff(portal_handoff_t *h, const qp_traverse_options *o,
   res->turn = NULL;
   h->portmap = res->portmap; /* and the gateway's mapping */
   res->portmap = NULL;
+  h->upgrade = res->upgrade; /* and the direct-path checks, if relayed */
+  res->upgrade = NULL;
 }
 
 static bool has_secret(const qp_traverse_options *o) {

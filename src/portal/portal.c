@@ -27,9 +27,11 @@
 #include "portal/portal_internal.h"
 #include "portal/recover.h"
 #include "portal/relay.h"
+#include "portal/upgrade.h"
 #include "portmap/portmap.h"
 #include "tls/tls_identity.h"
 #include "transport/transport.h"
+#include "traversal/trav_upgrade.h"
 #include "traversal/traversal.h"
 #include "udp/udp.h"
 
@@ -106,6 +108,9 @@ struct qp_portal {
   uint64_t path_ns;
   portal_relay_t *relay;
   struct portmap *portmap; /* the gateway's mapping (src/portmap) or NULL */
+  /* Relayed: the checks that move QUIC onto a direct path (upgrade.h). */
+  portal_upgrade_t *upgrade;
+  bool rx_relayed; /* on_datagram: this datagram came through the relay */
 };
 
 /* The portal's lock. Log lines written while holding it reach the user's
@@ -165,7 +170,8 @@ void qp_portal_destroy(qp_portal_t *p) {
     p->stun_ctx_free(p->stun_ctx);
   recover_destroy(p->recovery);
   portal_relay_destroy(p->relay);
-  portmap_stop(p->portmap); /* a portal never closed: delete it now */
+  portal_upgrade_destroy(p->upgrade);
+  portmap_stop(p->portmap); /* deletes the gateway's mapping */
   tls_identity_destroy(p->identity);
   pthread_cond_destroy(&p->cond);
   pthread_mutex_destroy(&p->lock);
@@ -282,15 +288,20 @@ static void answer_stun(qp_portal_t *p, const udp_datagram_t *d) {
   size_t n = p->stun_cb ? p->stun_cb(p->stun_ctx, d->data, d->len, &d->from, resp,
                                      sizeof(resp))
                         : 0;
-  if (n > 0)
-    send_datagrams(p, &d->from, resp, n, 0); /* through the relay, maybe */
+  /* Back the way the check came: a direct check is answered directly
+   * even when the relay carries to that address (RFC 8445 section 7.2.5.2.1:
+   * the answer must come from where the check went). */
+  if (n > 0 && !p->rx_relayed)
+    udp_send(&p->sock, &d->from, resp, n, 0);
+  else if (n > 0)
+    send_datagrams(p, &d->from, resp, n, 0);
 }
 
 /* A TURN allocation that failed (relay lost) ends the portal as a socket
  * error would. */
 static void relay_failed(qp_portal_t *p, int rc) {
-  if (p->io_err != 0)
-    return;
+  if (p->io_err != 0 || portal_upgrade_relay_lost(p->upgrade, &p->relay))
+    return; /* ... or the path moved off the relay already */
   p->io_err = rc;
   snprintf(p->io_msg, sizeof(p->io_msg), "%s", qp_last_error());
 }
@@ -304,15 +315,22 @@ static void on_datagram(qp_portal_t *p, const udp_datagram_t *d) {
     int rc = portal_relay_receive(p->relay, d, &inner, clock_now_ns());
     if (rc < 0)
       relay_failed(p, rc);
-    else if (rc == 1)
+    else if (rc == 1) {
+      p->rx_relayed = true;
       on_datagram(p, &inner);
+      p->rx_relayed = false;
+    }
     return;
   }
   p->datagrams_in++;
   if (udp_classify(d->data, d->len) != UDP_KIND_QUIC) {
-    answer_stun(p, d);
+    /* Answers to the direct-path checks (upgrade.h) come directly. */
+    if (p->rx_relayed || !portal_upgrade_on_stun(p->upgrade, d, clock_now_ns()))
+      answer_stun(p, d);
     return;
   }
+  if (!p->rx_relayed)
+    portal_upgrade_on_quic(p->upgrade, p->relay, &d->from);
   if (p->tr == NULL && p->phase == PHASE_LISTENING &&
       (!p->accept_only_peer || udp_addr_equal(&d->from, &p->peer)))
     accept_client(p, d);
@@ -402,6 +420,21 @@ static void io_wait(qp_portal_t *p, uint64_t deadline, bool with_socket) {
     drain_fd(p->wake_fd);
 }
 
+/* Relayed: direct-path checks, the move onto a direct path (upgrade.h). */
+static void upgrade_round(qp_portal_t *p) {
+  portal_path_change_t chg;
+  if (p->upgrade == NULL || p->phase != PHASE_CONNECTED || socket_lent(p) ||
+      !portal_upgrade_poll(p->upgrade, &p->sock, p->tr, &p->relay,
+                           clock_now_ns(), &chg))
+    return;
+  p->peer = chg.peer;
+  p->cfg.remote = chg.peer;
+  p->path_kind = chg.kind;
+  snprintf(p->path_desc, sizeof(p->path_desc), "%s", chg.desc);
+  p->path_ns = clock_now_ns();
+  flush_locked(p); /* the relay carries no more: what waits goes directly */
+}
+
 /* One round of I/O after the socket became readable: read, run due timers,
  * write, and tell waiters. Called with the lock held, by the I/O thread or by
  * the receiver driving the socket. */
@@ -418,6 +451,7 @@ static void io_round(qp_portal_t *p) {
   update_phase(p);
   if (p->recovery && p->tr && p->phase == PHASE_CONNECTED)
     recover_poll(p->recovery, p, p->tr, clock_now_ns());
+  upgrade_round(p);
   pthread_cond_broadcast(&p->cond);
   /* The driver may sleep on a socket this round just drained, or miss the
    * end of the connection. Only then wake it: a wake-up for nothing makes
@@ -438,6 +472,8 @@ static void *io_thread(void *arg) {
       deadline = recover_wake_at(p->recovery, p->tr, deadline);
     if (portal_relay_deadline(p->relay) < deadline)
       deadline = portal_relay_deadline(p->relay);
+    if (portal_upgrade_deadline(p->upgrade) < deadline)
+      deadline = portal_upgrade_deadline(p->upgrade);
     p->io_deadline = deadline;
     bool with_socket = !p->recv_driver && !socket_lent(p);
     p->io_polls_socket = with_socket;
@@ -489,24 +525,11 @@ static void stop_io(qp_portal_t *p) {
   portal_unlock(p);
 }
 
-/* Delete the gateway's port mapping now (close, a failed attempt): no
- * peer may reach this side through it any more, and one left behind stays
- * on the gateway until its lease ends (2 h). portmap_stop waits up to
- * 600 ms for the delete, so it runs without the lock. */
-static void release_portmap(qp_portal_t *p) {
-  portal_lock(p);
-  struct portmap *pm = p->portmap;
-  p->portmap = NULL;
-  portal_unlock(p);
-  portmap_stop(pm);
-}
-
 /* Undo a failed listen/connect so the portal can be used again. */
 static int abandon_attempt(qp_portal_t *p, int code) {
   char saved[512];
   snprintf(saved, sizeof(saved), "%s", qp_last_error());
   stop_io(p);
-  release_portmap(p);
   portal_lock(p);
   transport_destroy(p->tr);
   p->tr = NULL;
@@ -739,6 +762,9 @@ static void adopt_handoff(qp_portal_t *p, portal_handoff_t *h) {
       p->cfg.opts.max_udp_payload -= TURN_CHANNEL_HEADER_SIZE;
     p->cfg.relayed = true;
   }
+  portal_upgrade_destroy(p->upgrade);
+  p->upgrade = portal_upgrade_create(h->upgrade, &h->peer, h->is_server);
+  h->upgrade = NULL;
 }
 
 /* QUIC datagrams that arrived while traversal still owned the socket. */
@@ -768,6 +794,8 @@ int portal_start_on_socket(qp_portal_t *p, portal_handoff_t *h, int timeout_ms) 
     h->stun_ctx_free = NULL;
     free(h->turn);
     h->turn = NULL;
+    trav_upgrade_destroy(h->upgrade);
+    h->upgrade = NULL;
     portmap_stop(h->portmap);
     h->portmap = NULL;
     unclaim(p);
@@ -1006,8 +1034,7 @@ int qp_portal_close(qp_portal_t *p, int linger_ms) {
   p->phase = PHASE_CLOSED;
   wake_all(p);
   portal_unlock(p);
-  stop_io(p);          /* recovery too: no new mapping comes after this */
-  release_portmap(p);
+  stop_io(p);
   return rc;
 }
 
@@ -1136,6 +1163,11 @@ int portal_recovery_adopt(qp_portal_t *p, trav_result_t *res) {
     p->relay = portal_relay_create(res->turn, &res->peer);
     res->turn = NULL;
   }
+  /* The old path's direct-path checks are moot; a relayed new one has its
+   * own (upgrade.h). */
+  portal_upgrade_destroy(p->upgrade);
+  p->upgrade = portal_upgrade_create(res->upgrade, &res->peer, p->cfg.is_server);
+  res->upgrade = NULL;
   int rc = 0;
   if (p->tr && !p->cfg.is_server)
     rc = transport_migrate(p->tr, &res->peer, clock_now_ns());

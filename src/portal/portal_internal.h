@@ -38,6 +38,9 @@ typedef struct portal_handoff {
   char path_desc[QP_PATH_DESC_SIZE];
   struct turn_client *turn;
   struct portmap *portmap; /* the gateway's mapping: the portal takes it */
+  /* Relayed: the direct-path checks (trav_upgrade.h); the portal takes it,
+   * even on error. */
+  struct trav_upgrade *upgrade;
 } portal_handoff_t;
 
 /* Start QUIC on h->sock: as client towards h->peer, or as a server that

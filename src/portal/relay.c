@@ -10,6 +10,7 @@
 struct portal_relay {
   turn_client *c;
   udp_addr_t peer;
+  bool released; /* the path moved off the relay (upgrade.c) */
   uint8_t *buf; /* framed packets: segments of header + packet */
   size_t cap;
 };
@@ -34,7 +35,16 @@ void portal_relay_destroy(portal_relay_t *r) {
 }
 
 bool portal_relay_carries(const portal_relay_t *r, const udp_addr_t *to) {
-  return r != NULL && udp_addr_equal(to, &r->peer);
+  return r != NULL && !r->released && udp_addr_equal(to, &r->peer);
+}
+
+void portal_relay_release(portal_relay_t *r) {
+  if (r != NULL)
+    r->released = true;
+}
+
+bool portal_relay_released(const portal_relay_t *r) {
+  return r != NULL && r->released;
 }
 
 static int grow(portal_relay_t *r, size_t need) {

@@ -31,6 +31,11 @@ void portal_relay_destroy(portal_relay_t *r);
 
 /* Does a datagram for `to` go through the relay? */
 bool portal_relay_carries(const portal_relay_t *r, const udp_addr_t *to);
+/* The path moved off the relay (upgrade.h): it carries nothing from now on
+ * but still unwraps what comes through it (the peer's packets in flight),
+ * until portal_relay_close. NULL ok. */
+void portal_relay_release(portal_relay_t *r);
+bool portal_relay_released(const portal_relay_t *r);
 /* Send len bytes of packets of segment_size bytes (0 or >= len: one) to the
  * peer through the relay, each with its own ChannelData header (GSO stays
  * usable: every segment is header + packet, the last may be shorter). */

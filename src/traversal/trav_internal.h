@@ -563,4 +563,18 @@ void trav_relay_cleanup(trav_agent_t *a);
 int trav_responder_create(const trav_creds_t *local, const trav_creds_t *remote,
                           const trav_role_t *role, trav_responder_t **out);
 
+/* ---- trav_upgrade.c (trav_upgrade.h) ----------------------------------- */
+
+struct trav_upgrade;
+/* Checks of direct pairs with these credentials (both needed:
+ * QP_ERR_INVALID), in this role. 0, QP_ERR_INVALID or QP_ERR_NOMEM. */
+int trav_upgrade_create(const trav_creds_t *local, const trav_creds_t *remote,
+                        const trav_role_t *role, struct trav_upgrade **out);
+/* A relayed pair won: the agent's direct pairs on socket 0 into a new
+ * upgrader, or NULL (out of memory: logged, the path stays relayed). */
+struct trav_upgrade *trav_upgrade_from_agent(const trav_agent_t *a);
+/* The qp_path_kind of a direct pair to a candidate of this type (anything
+ * but host, srflx and predicted is peer-reflexive). */
+int trav_direct_kind(rdv_cand_type type);
+
 #endif

@@ -363,16 +363,7 @@ static int kind_of(const trav_pair_t *p) {
     return QP_PATH_RELAYED;
   if (p->birthday)
     return QP_PATH_BIRTHDAY;
-  switch (p->remote_type) {
-  case RDV_CAND_HOST:
-    return QP_PATH_HOST;
-  case RDV_CAND_SRFLX:
-    return QP_PATH_SRFLX;
-  case RDV_CAND_PREDICTED:
-    return QP_PATH_PREDICTED;
-  default:
-    return QP_PATH_PRFLX;
-  }
+  return trav_direct_kind(p->remote_type);
 }
 
 static void close_slot(trav_agent_t *a, trav_relay_slot_t *s) {

@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "portmap/portmap.h"
+#include "traversal/trav_upgrade.h"
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -485,6 +486,9 @@ static int finish(trav_agent_t *a, trav_result_t *out) {
   trav_relay_finish(a, out);
   if (out->path_kind == QP_PATH_NONE)
     return err_fail(QP_ERR_NOMEM, "out of memory for the TURN client");
+  /* Relay first, direct when possible (trav_upgrade.h). */
+  if (out->path_kind == QP_PATH_RELAYED && a->cfg->relay_policy != QP_RELAY_ONLY)
+    out->upgrade = trav_upgrade_from_agent(a);
   /* The winner's socket goes to the caller; an extra one changes hands. A
    * relay's runs on socket 0. */
   size_t ws = trav_sock_is_relay(a->winner_sock) ? 0 : a->winner_sock;
@@ -601,6 +605,7 @@ void trav_result_cleanup(trav_result_t *r) {
   if (r == NULL)
     return;
   trav_responder_destroy(r->responder);
+  trav_upgrade_destroy(r->upgrade);
   free(r->turn);
   portmap_stop(r->portmap);
   for (size_t i = 0; i < r->early_count && i < TRAV_EARLY_MAX; i++)

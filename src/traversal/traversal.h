@@ -103,6 +103,10 @@ typedef struct trav_result {
    * must live as long as the portal: take it by setting this to NULL;
    * trav_result_cleanup stops it (deleting the mapping). */
   struct portmap *portmap;
+  /* When the path is relayed (and the policy is not "only"): the checks
+   * that keep looking for a direct pair under the relayed connection
+   * (trav_upgrade.h). Owned: take it by setting this to NULL. */
+  struct trav_upgrade *upgrade;
 } trav_result_t;
 
 /*
