@@ -10,6 +10,15 @@
  *
  * TURN (issue 10) from the environment: QP_LAB_TURN="U:P@HOST:PORT",
  * QP_LAB_TURN_SECRET="SECRET@HOST:PORT", QP_LAB_RELAY=auto|never|only.
+ *
+ * QP_LAB_STREAM="COUNT:SIZE:GAP_MS" replaces the two echoes with a stream
+ * (test_relay_upgrade.sh): the client sends COUNT numbered messages of SIZE
+ * bytes, one every GAP_MS, at most STREAM_WINDOW echoes outstanding; the
+ * server checks each one's number and bytes and echoes it; the client
+ * checks the echoes. Each side prints "STREAMING" once the first echo is
+ * back (client) or the first message came (server), "PATHCHANGE <kind>
+ * <desc>" whenever qp_portal_path changes, "PATHEND <kind> <desc>" and
+ * "STREAM ok|fail <messages> <bytes> <detail>" at the end.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +28,8 @@
 #include "quic_portal.h"
 
 #define BIG_MESSAGE (10u * 1024 * 1024)
+/* Stream mode: echoes outstanding at most (the pipe stays full). */
+#define STREAM_WINDOW 16
 
 static double now_ms(void) {
   struct timespec ts;
@@ -66,6 +77,127 @@ static int check_echo(qp_portal_t *p, size_t len, unsigned seed) {
   return rc;
 }
 
+/* ---- stream mode (QP_LAB_STREAM) ---------------------------------------- */
+
+typedef struct stream {
+  unsigned count, size, gap_ms;
+  uint64_t path_ns; /* qp_portal_path's changed_ns last seen */
+  unsigned long long bytes;
+} stream_t;
+
+static void put_be32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+}
+
+/* Message i: its number (4 bytes, big endian), then a pattern of i. */
+static void stream_message(unsigned char *buf, size_t len, uint32_t i) {
+  fill(buf, len, i);
+  put_be32(buf, i);
+}
+
+/* Print a PATHCHANGE line when the path changed since last look. */
+static void watch_path(qp_portal_t *p, stream_t *s, const char *tag) {
+  char desc[QP_PATH_DESC_SIZE];
+  uint64_t ns = 0;
+  int kind = qp_portal_path(p, desc, sizeof(desc), &ns);
+  if (tag == NULL && ns == s->path_ns)
+    return;
+  s->path_ns = ns;
+  printf("%s %d %s\n", tag ? tag : "PATHCHANGE", kind, desc);
+  fflush(stdout);
+}
+
+static int stream_check(const void *m, size_t n, uint32_t want, size_t size,
+                        unsigned char *expect) {
+  stream_message(expect, size, want);
+  if (n != size || memcmp(m, expect, size) != 0) {
+    fprintf(stderr, "message %u: %zu bytes, not the %zu expected (first bytes "
+            "say %u)\n", want, n, size,
+            n >= 4 ? (unsigned)((const unsigned char *)m)[3] |
+                         (unsigned)((const unsigned char *)m)[2] << 8 : 0u);
+    return QP_ERR_PROTOCOL;
+  }
+  return QP_OK;
+}
+
+static void sleep_ms(unsigned ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* Client: send all, check every echo in order. */
+static int stream_client(qp_portal_t *p, stream_t *s) {
+  unsigned char *buf = malloc(s->size), *expect = malloc(s->size);
+  int rc = buf && expect ? QP_OK : QP_ERR_NOMEM;
+  unsigned sent = 0, got = 0;
+  while (rc == QP_OK && got < s->count) {
+    if (sent < s->count && sent - got < STREAM_WINDOW) {
+      stream_message(buf, s->size, sent);
+      if ((rc = qp_portal_send(p, buf, s->size, 30000)) == QP_OK)
+        sent++;
+      if (s->gap_ms)
+        sleep_ms(s->gap_ms);
+      continue;
+    }
+    void *m = NULL;
+    size_t n = 0;
+    if ((rc = qp_portal_recv(p, &m, &n, 30000)) == QP_OK)
+      rc = stream_check(m, n, got, s->size, expect);
+    qp_free(m);
+    if (rc == QP_OK && got++ == 0) {
+      printf("STREAMING\n");
+      fflush(stdout);
+    }
+    s->bytes += rc == QP_OK ? n : 0;
+    watch_path(p, s, NULL);
+  }
+  printf("STREAM %s %u %llu\n", rc == QP_OK ? "ok" : "fail", got, s->bytes);
+  free(buf);
+  free(expect);
+  return rc;
+}
+
+/* Server: check each message's number and bytes, echo it. */
+static int stream_server(qp_portal_t *p, stream_t *s) {
+  unsigned char *expect = malloc(s->size);
+  int rc = expect ? QP_OK : QP_ERR_NOMEM;
+  unsigned got = 0;
+  while (rc == QP_OK) {
+    void *m = NULL;
+    size_t n = 0;
+    rc = qp_portal_recv(p, &m, &n, 30000);
+    if (rc == QP_ERR_CLOSED && got == s->count) {
+      rc = QP_OK;
+      break;
+    }
+    if (rc == QP_OK && (rc = stream_check(m, n, got, s->size, expect)) == QP_OK)
+      rc = qp_portal_send(p, m, n, 30000);
+    qp_free(m);
+    if (rc == QP_OK && got++ == 0) {
+      printf("STREAMING\n");
+      fflush(stdout);
+    }
+    s->bytes += rc == QP_OK ? n : 0;
+    watch_path(p, s, NULL);
+  }
+  printf("STREAM %s %u %llu\n", rc == QP_OK ? "ok" : "fail", got, s->bytes);
+  free(expect);
+  return rc;
+}
+
+static int run_stream(qp_portal_t *p, bool server, const char *spec) {
+  stream_t s = {0};
+  if (sscanf(spec, "%u:%u:%u", &s.count, &s.size, &s.gap_ms) != 3 || s.size < 4) {
+    fprintf(stderr, "QP_LAB_STREAM=%s: want COUNT:SIZE:GAP_MS, SIZE >= 4\n", spec);
+    return QP_ERR_INVALID;
+  }
+  qp_portal_path(p, NULL, 0, &s.path_ns);
+  int rc = server ? stream_server(p, &s) : stream_client(p, &s);
+  watch_path(p, &s, "PATHEND");
+  return rc;
+}
+
 int main(int argc, char **argv) {
   if (argc != 6 || (strcmp(argv[1], "server") && strcmp(argv[1], "client"))) {
     fprintf(stderr, "usage: lab_peer server|client URL SESSION STUN TIMEOUT_MS\n");
@@ -109,7 +241,10 @@ int main(int argc, char **argv) {
   printf("PATH %d %s\n", kind, path);
   fflush(stdout);
   double t1 = 0;
-  if (server)
+  const char *stream = getenv("QP_LAB_STREAM");
+  if (stream != NULL && *stream)
+    rc = run_stream(p, server, stream);
+  else if (server)
     rc = echo_loop(p);
   else if ((rc = check_echo(p, 1024, 1)) == QP_OK) {
     t1 = now_ms();
