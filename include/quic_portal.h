@@ -422,7 +422,10 @@ typedef enum qp_path_kind {
 /*
  * The path in use. Returns its kind (>= 0) and writes a description into
  * desc (NUL-terminated; may be NULL when desc_size is 0), e.g.
- * "direct (server-reflexive) to 198.51.100.7:4242" or "relayed via our TURN
+ * "direct (server-reflexive, IPv4) to 198.51.100.7:4242" or
+ * "direct (host, IPv6) to [2001:db8:1::2]:4242" (a direct path names its
+ * address family; an IPv4 peer is written as IPv4 on the dual-stack
+ * socket too) or "relayed via our TURN
  * server 203.0.113.10:3478 (relayed address 203.0.113.10:40123)" or
  * "relayed via the peer's TURN allocation 203.0.113.10:40555".
  * *changed_ns (may be NULL) gets when it took effect (CLOCK_MONOTONIC ns).

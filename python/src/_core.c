@@ -1284,8 +1284,8 @@ static PyObject *portal_get_path(PortalObject *self, void *c) {
 
 static PyGetSetDef portal_getset[] = {
     {"path", (getter)portal_get_path, NULL,
-     "The path in use, as the library describes it (e.g. \"direct (host) to "
-     "192.0.2.7:4242\" or \"relayed via our TURN server ...\"); None for a "
+     "The path in use, as the library describes it (e.g. \"direct (host, IPv4) "
+     "to 192.0.2.7:4242\" or \"relayed via our TURN server ...\"); None for a "
      "portal made by listen/connect or not connected (not in 0.1.x). It "
      "changes when the connection recovers onto a new path.",
      NULL},

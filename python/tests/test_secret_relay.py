@@ -75,7 +75,7 @@ def test_secret_round_trip_hides_session_and_addresses():
         assert isinstance(server, Portal) and isinstance(client, Portal), (server, client)
         client.send(b"sealed hello")
         assert server.recv(timeout_ms=10000) == b"sealed hello"
-        assert client.path is not None and client.path.startswith("direct (host) to "), client.path
+        assert client.path is not None and client.path.startswith("direct (host, IPv4) to "), client.path
         peer_ip = client.path.rsplit(" ", 1)[1].rsplit(":", 1)[0]
         assert d.writes, "nothing was written to the store"
         for key, value in d.writes:
@@ -242,7 +242,7 @@ def test_relay_auto_stays_direct_and_wrong_password_is_relay_error(coturn):
                           {"turn_servers": [f"u:p@127.0.0.1:{coturn}"], "relay": "auto"})
     try:
         assert isinstance(client, Portal), client
-        assert client.path.startswith("direct (host) to "), client.path
+        assert client.path.startswith("direct (host, IPv4) to "), client.path
     finally:
         close_all(server, client)
     with pytest.raises(quic_portal.ConnectionError) as ei:

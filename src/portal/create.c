@@ -142,6 +142,68 @@ static bool has_secret(const qp_traverse_options *o) {
   return o->secret != NULL && o->secret[0] != '\0';
 }
 
+/* Is this the dual-stack socket of udp_socket_open_any? */
+static bool is_dual_stack(const udp_socket_t *sock) {
+  return sock->family == AF_INET6 && udp_addr_is_unspecified(&sock->local);
+}
+
+/* The family names are looked up in: IPv4 on an IPv4 or dual-stack socket
+ * (the IPv4 NAT is the one traversal learns), any on an IPv6 one. */
+static int names_family(const udp_socket_t *sock) {
+  return sock->family == AF_INET6 && !is_dual_stack(sock) ? AF_UNSPEC : AF_INET;
+}
+
+/* A STUN server's IPv6 address is asked only when this host has a route
+ * to it: otherwise the request is lost and only delays gathering. */
+static bool v6_routed(const udp_addr_t *server) {
+  udp_addr_t src;
+  return udp_route_source(server, 0, &src) == 0;
+}
+
+/*
+ * The STUN servers as traversal takes them (text of stun[i] in names):
+ * each one's IPv4 address, as before IPv6; on a dual-stack socket also its
+ * IPv6 address when routed (an IPv6 server-reflexive candidate;
+ * docs/internals/traversal.md, IPv6), after all the IPv4 ones and while
+ * TRAV_MAX_STUN_SERVERS allow. A server with neither is logged and left as
+ * text (traversal notes it).
+ */
+static size_t resolve_stun(const qp_traverse_options *o, const udp_socket_t *sock,
+                           int budget, udp_resolved_t *names, const char **stun) {
+  size_t n = o->stun_server_count;
+  if (!is_dual_stack(sock) || n > TRAV_MAX_STUN_SERVERS) {
+    n = udp_resolve_names(o->stun_servers, n, STUN_DEFAULT_PORT, names_family(sock),
+                          budget, o->cancel, o->cancel_user, names);
+    for (size_t i = 0; i < n; i++) {
+      stun[i] = names[i].text; /* a name left as is: traversal notes it */
+      if (names[i].rc != 0)
+        QP_LOG_INFO("STUN server %s skipped: %s", names[i].text, names[i].message);
+    }
+    return n;
+  }
+  const char *both[2 * TRAV_MAX_STUN_SERVERS];
+  int families[2 * TRAV_MAX_STUN_SERVERS];
+  for (size_t i = 0; i < n; i++) {
+    both[i] = both[n + i] = o->stun_servers[i];
+    families[i] = AF_INET;
+    families[n + i] = AF_INET6;
+  }
+  udp_resolve_names_in(both, families, 2 * n, STUN_DEFAULT_PORT, budget, o->cancel,
+                       o->cancel_user, names);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    const udp_resolved_t *v4 = &names[i], *v6 = &names[n + i];
+    if (v4->rc != 0 && v6->rc != 0)
+      QP_LOG_INFO("STUN server %s skipped: %s", v4->text, v4->message);
+    if (v4->rc == 0 || v6->rc != 0)
+      stun[k++] = v4->text;
+  }
+  for (size_t i = 0; i < n && k < TRAV_MAX_STUN_SERVERS; i++)
+    if (names[n + i].rc == 0 && v6_routed(&names[n + i].addr))
+      stun[k++] = names[n + i].text;
+  return k;
+}
+
 static int traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p,
                     udp_socket_t *sock, trav_result_t *res) {
   const char *session = o->session && *o->session ? o->session : "default";
@@ -160,20 +222,12 @@ static int traverse(const qp_traverse_options *o, bool is_server, qp_portal_t *p
   int budget = o->punch_timeout_ms / 4 < MAX_RESOLVE_MS ? o->punch_timeout_ms / 4
                                                          : MAX_RESOLVE_MS;
   uint64_t t0 = clock_now_ns();
-  size_t nstun = udp_resolve_names(o->stun_servers, o->stun_server_count,
-                                   STUN_DEFAULT_PORT,
-                                   sock->family == AF_INET6 ? AF_UNSPEC : AF_INET, budget,
-                                   o->cancel,
-                                   o->cancel_user, names);
-  for (size_t i = 0; i < nstun; i++) {
-    stun[i] = names[i].text; /* a name left as is: traversal notes it */
-    if (names[i].rc != 0)
-      QP_LOG_INFO("STUN server %s skipped: %s", names[i].text, names[i].message);
-  }
+  size_t nstun = resolve_stun(o, sock, budget, names, stun);
   turn_config turn[QP_MAX_TURN_SERVERS];
   size_t nturn = 0;
-  rc = turn_opts_build(o, sock->family == AF_INET6 ? AF_UNSPEC : AF_INET, budget,
-                       turn, &nturn);
+  /* A dual-stack socket reaches TURN servers by name over IPv4, as an
+   * IPv4 socket did (an IPv6 literal still works). */
+  rc = turn_opts_build(o, names_family(sock), budget, turn, &nturn);
   if (rc != 0) {
     rdv_close(rdv);
     rdv_seal_wipe(&seal);
@@ -223,10 +277,15 @@ static int create(const qp_traverse_options *o, bool is_server, qp_portal_t **ou
   udp_socket_t sock = {.fd = -1};
   trav_result_t res;
   memset(&res, 0, sizeof(res));
-  /* local_ip NULL or "": every address. Bound to one address, the socket
-   * gives traversal that one host candidate (trav_gather_host). */
-  if ((rc = udp_addr_from_ip(o->local_ip, o->local_port, &bind_addr)) != 0 ||
-      (rc = udp_socket_open(&bind_addr, &sock)) != 0)
+  /* local_ip NULL or "": every address of both families, one dual-stack
+   * socket (udp_socket_open_any; docs/internals/traversal.md, IPv6).
+   * Bound to one address, the socket gives traversal that one host
+   * candidate (trav_gather_host). */
+  if (o->local_ip == NULL || *o->local_ip == '\0')
+    rc = udp_socket_open_any(o->local_port, &sock);
+  else if ((rc = udp_addr_from_ip(o->local_ip, o->local_port, &bind_addr)) == 0)
+    rc = udp_socket_open(&bind_addr, &sock);
+  if (rc != 0)
     goto fail;
   if ((rc = traverse(o, is_server, p, &sock, &res)) != 0) {
     udp_socket_close(&sock);

@@ -1082,7 +1082,8 @@ int qp_portal_peer_address(const qp_portal_t *cp, char *ip, size_t ip_size,
     return err_fail(QP_ERR_INVALID, "qp_portal_peer_address: NULL argument");
   qp_portal_t *p = (qp_portal_t *)cp;
   portal_lock(p);
-  udp_addr_t peer = p->cfg.remote;
+  udp_addr_t peer;
+  udp_addr_unmap(&p->cfg.remote, &peer); /* a dual-stack socket's IPv4 peer */
   bool made = p->tr != NULL && p->handshake_ns != 0;
   portal_unlock(p);
   if (!made)

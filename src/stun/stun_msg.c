@@ -599,6 +599,11 @@ static int write_address(stun_msg_writer *w, uint16_t type,
                          const udp_addr_t *addr, bool xored) {
   if (!w || !w->buf || !addr)
     return err_fail(QP_ERR_INVALID, "STUN address attribute: NULL argument");
+  /* A dual-stack socket's IPv4 peer (IPv4-mapped) is an IPv4 address on
+   * the wire: the peer or TURN server only knows it as that. */
+  udp_addr_t plain;
+  udp_addr_unmap(addr, &plain);
+  addr = &plain;
   uint8_t v[ADDR_IPV6_VALUE_SIZE] = {0};
   uint8_t mask[16];
   put32(mask, STUN_MAGIC_COOKIE);

@@ -81,52 +81,107 @@ const char *trav_addr_ip(const udp_addr_t *addr, char *buf, size_t size) {
 }
 
 bool trav_addr_for_family(const udp_addr_t *in, int family, udp_addr_t *out) {
-  int have = in->ss.ss_family;
-  if (have == family) {
-    *out = *in;
-    return true;
+  return udp_addr_to_family(in, family, out);
+}
+
+/* IPv6 address states (Linux /proc/net/if_inet6 flags, IFA_F_* of
+ * linux/if_addr.h) that make an address a bad candidate: tentative (DAD
+ * not finished: the kernel will not send from it), DAD failed, and
+ * deprecated (its preferred lifetime is over: no new flows). Temporary
+ * (privacy) addresses are kept: the kernel prefers them for new flows. */
+#define TRAV_IFA_F_DADFAILED 0x08
+#define TRAV_IFA_F_DEPRECATED 0x20
+#define TRAV_IFA_F_TENTATIVE 0x40
+#define TRAV_IFA_BAD                                                           \
+  (TRAV_IFA_F_DADFAILED | TRAV_IFA_F_DEPRECATED | TRAV_IFA_F_TENTATIVE)
+/* Unusable IPv6 addresses remembered per gathering (more are ignored). */
+#define TRAV_MAX_BAD_V6 16
+
+typedef struct bad_v6 {
+  struct in6_addr addr[TRAV_MAX_BAD_V6];
+  size_t count;
+} bad_v6_t;
+
+/* The IPv6 addresses in a bad state, from /proc/net/if_inet6 (where there
+ * is none, e.g. not Linux, every address counts as good). */
+static void load_bad_v6(bad_v6_t *bad) {
+  bad->count = 0;
+  FILE *f = fopen("/proc/net/if_inet6", "re");
+  if (f == NULL)
+    return;
+  char hex[33];
+  unsigned idx, plen, scope, flags;
+  while (bad->count < TRAV_MAX_BAD_V6 &&
+         fscanf(f, "%32s %x %x %x %x %*s", hex, &idx, &plen, &scope, &flags) == 5) {
+    if (!(flags & TRAV_IFA_BAD) || strlen(hex) != 32)
+      continue;
+    for (int i = 0; i < 16; i++) {
+      unsigned byte = 0;
+      sscanf(hex + 2 * i, "%2x", &byte);
+      bad->addr[bad->count].s6_addr[i] = (uint8_t)byte;
+    }
+    bad->count++;
   }
-  if (have != AF_INET || family != AF_INET6)
-    return false; /* an IPv4 socket cannot reach an IPv6 address */
-  const struct sockaddr_in *v4 = (const struct sockaddr_in *)&in->ss;
-  struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = v4->sin_port};
-  v6.sin6_addr.s6_addr[10] = 0xff;
-  v6.sin6_addr.s6_addr[11] = 0xff;
-  memcpy(&v6.sin6_addr.s6_addr[12], &v4->sin_addr, 4);
-  memset(out, 0, sizeof(*out));
-  memcpy(&out->ss, &v6, sizeof(v6));
-  out->len = sizeof(v6);
-  return true;
+  fclose(f);
+}
+
+static bool is_bad_v6(const bad_v6_t *bad, const struct in6_addr *a6) {
+  for (size_t i = 0; i < bad->count; i++)
+    if (memcmp(&bad->addr[i], a6, sizeof(*a6)) == 0)
+      return true;
+  return false;
 }
 
 /* Interface addresses usable by a socket of `family` bound to the wildcard:
  * an IPv6 socket is dual-stack (udp_socket_open clears IPV6_V6ONLY), so it
- * takes IPv4 addresses too. Link-local IPv6 needs a scope: skipped. */
-static bool usable_ifaddr(const struct ifaddrs *ifa, int family) {
+ * takes IPv4 addresses too. Link-local IPv6 needs a scope: skipped; so are
+ * IPv6 addresses in a bad state (bad_v6_t). Pass 0 takes IPv6, pass 1
+ * IPv4, so that many IPv4 interfaces do not crowd IPv6 out of the
+ * TRAV_MAX_HOST_CANDIDATES. */
+static bool usable_ifaddr(const struct ifaddrs *ifa, int family, int pass,
+                          const bad_v6_t *bad) {
   if (ifa->ifa_addr == NULL || !(ifa->ifa_flags & IFF_UP))
     return false;
   int f = ifa->ifa_addr->sa_family;
   if (f == AF_INET6) {
     const struct in6_addr *a6 =
         &((const struct sockaddr_in6 *)ifa->ifa_addr)->sin6_addr;
-    return family == AF_INET6 && !IN6_IS_ADDR_LINKLOCAL(a6);
+    return pass == 0 && family == AF_INET6 && !IN6_IS_ADDR_LINKLOCAL(a6) &&
+           !IN6_IS_ADDR_V4MAPPED(a6) && !is_bad_v6(bad, a6);
   }
-  return f == AF_INET;
+  return pass == 1 && f == AF_INET;
+}
+
+/* Host candidates' local preference by address class, best first (RFC
+ * 6724 section 2.1 precedences: global IPv6 50 > IPv4 35 > ULA fc00::/7
+ * 3), each class counting down in interface order from its base; a class
+ * holds at most TRAV_MAX_HOST_CANDIDATES, so they never overlap.
+ * docs/internals/traversal.md, IPv6. */
+#define TRAV_LOCAL_PREF_V6_GLOBAL TRAV_LOCAL_PREF_MAX
+#define TRAV_LOCAL_PREF_V4 (TRAV_LOCAL_PREF_MAX - 256)
+#define TRAV_LOCAL_PREF_V6_ULA (TRAV_LOCAL_PREF_MAX - 512)
+
+static bool is_ula(const struct in6_addr *a6) {
+  return (a6->s6_addr[0] & 0xfe) == 0xfc;
 }
 
 static void add_ifaddr(trav_agent_t *a, const struct ifaddrs *ifa,
                        uint16_t port, size_t sock_index, uint16_t *pref) {
   udp_addr_t addr = {0};
-  addr.len = ifa->ifa_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-                                                 : sizeof(struct sockaddr_in6);
+  bool v6 = ifa->ifa_addr->sa_family == AF_INET6;
+  addr.len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
   memcpy(&addr.ss, ifa->ifa_addr, addr.len);
   udp_addr_set_port(&addr, port);
   /* Loopback only helps a peer on this machine: rank it last; the others
-   * in interface order, never down to loopback's preference. */
+   * by class, then in interface order (pref counts the ones taken). */
   bool loop = (ifa->ifa_flags & IFF_LOOPBACK) != 0;
-  uint16_t lp = loop ? TRAV_LOCAL_PREF_LOOPBACK : *pref;
-  if (!loop && *pref > TRAV_LOCAL_PREF_LOOPBACK + 1)
-    (*pref)--;
+  uint16_t base = !v6 ? TRAV_LOCAL_PREF_V4
+                  : is_ula(&((const struct sockaddr_in6 *)&addr.ss)->sin6_addr)
+                      ? TRAV_LOCAL_PREF_V6_ULA
+                      : TRAV_LOCAL_PREF_V6_GLOBAL;
+  uint16_t lp = loop ? TRAV_LOCAL_PREF_LOOPBACK : (uint16_t)(base - *pref);
+  if (!loop)
+    (*pref)++;
   if (trav_cand_add(a, RDV_CAND_HOST, &addr, lp, sock_index) != 0)
     QP_LOG_DEBUG("traversal: candidate table full, host address skipped");
 }
@@ -140,15 +195,18 @@ int trav_gather_host(trav_agent_t *a, size_t sock_index) {
   if (getifaddrs(&list) != 0)
     return err_fail(QP_ERR_SOCKET, "could not list network interfaces "
                                   "(getifaddrs) for host candidates");
-  uint16_t pref = TRAV_LOCAL_PREF_MAX;
+  uint16_t pref = 0; /* host addresses ranked so far */
   size_t added = 0;
-  for (struct ifaddrs *ifa = list;
-       ifa != NULL && added < TRAV_MAX_HOST_CANDIDATES; ifa = ifa->ifa_next) {
-    if (!usable_ifaddr(ifa, s->family))
-      continue;
-    add_ifaddr(a, ifa, port, sock_index, &pref);
-    added++;
-  }
+  bad_v6_t bad;
+  load_bad_v6(&bad);
+  for (int pass = 0; pass < 2; pass++)
+    for (struct ifaddrs *ifa = list;
+         ifa != NULL && added < TRAV_MAX_HOST_CANDIDATES; ifa = ifa->ifa_next) {
+      if (!usable_ifaddr(ifa, s->family, pass, &bad))
+        continue;
+      add_ifaddr(a, ifa, port, sock_index, &pref);
+      added++;
+    }
   freeifaddrs(list);
   return 0;
 }
@@ -316,12 +374,25 @@ static int slot_of(const trav_agent_t *a, int txn) {
   return -1;
 }
 
+/* The family whose NAT behavior gathering learns: IPv4 (IPv6 rarely has a
+ * NAT, and answers over both families would look like a NAT with two
+ * public IPs), unless the socket cannot carry IPv4 (bound to one IPv6
+ * address). */
+static int behavior_family(const trav_agent_t *a) {
+  const udp_socket_t *s = a->socks[0];
+  if (s->family == AF_INET6 && !udp_addr_is_unspecified(&s->local) &&
+      !udp_addr_is_v4mapped(&s->local))
+    return AF_INET6;
+  return AF_INET;
+}
+
 /* The first answer naming an RFC 5780 OTHER-ADDRESS: ask (primary IP,
  * other port) and OTHER-ADDRESS itself, back to back, so that the mapped
  * ports of three destinations tell how the NAT allocates (trav_hard.c). */
 static void start_followups(trav_agent_t *a, const stun_client_result *r,
                             int64_t now_ms) {
-  if (a->stun_followups > 0 || !r->has_other_address)
+  if (a->stun_followups > 0 || !r->has_other_address ||
+      udp_addr_family(&r->mapped) != behavior_family(a))
     return;
   udp_addr_t alt_port = r->server;
   udp_addr_set_port(&alt_port, udp_addr_port(&r->other_address));
@@ -388,9 +459,10 @@ static void learn_behavior(trav_agent_t *a) {
   const udp_addr_t *first = NULL;
   bool other_ip = false;
   size_t n = 0;
+  int family = behavior_family(a);
   for (size_t i = 0; i < a->stun_count; i++) {
     const stun_client_result *r = stun_client_result_of(a->stun, a->stun_txn[i]);
-    if (r->state != STUN_TXN_SUCCEEDED)
+    if (r->state != STUN_TXN_SUCCEEDED || udp_addr_family(&r->mapped) != family)
       continue;
     if (first == NULL)
       first = &r->mapped;

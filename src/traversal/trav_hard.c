@@ -140,8 +140,11 @@ void trav_hard_predict(trav_agent_t *a) {
   if (a->self.ports != TRAV_PORTS_SEQUENTIAL)
     return;
   const trav_cand_t *srflx = NULL;
+  /* The NAT learned is the IPv4 one: predict from its srflx, not from an
+   * IPv6 one (trav_cand.c, behavior_family). */
   for (size_t i = 0; i < a->cand_count && srflx == NULL; i++)
-    if (a->cands[i].type == RDV_CAND_SRFLX)
+    if (a->cands[i].type == RDV_CAND_SRFLX &&
+        udp_addr_family(&a->cands[i].addr) == AF_INET)
       srflx = &a->cands[i];
   if (srflx == NULL)
     return;
@@ -176,11 +179,20 @@ static void order_first_checks(trav_agent_t *a, int64_t now_ms) {
 
 /* ---- birthday: common ------------------------------------------------- */
 
+/* The peer's first srflx candidate, IPv4 first (its NAT behavior is the
+ * IPv4 one; records hold canonical numeric text: IPv6 has a ':'). */
 static const rdv_candidate *first_srflx(const rdv_record *rec) {
-  for (size_t i = 0; i < rec->candidate_count; i++)
-    if (rec->candidates[i].type == RDV_CAND_SRFLX)
-      return &rec->candidates[i];
-  return NULL;
+  const rdv_candidate *any = NULL;
+  for (size_t i = 0; i < rec->candidate_count; i++) {
+    const rdv_candidate *c = &rec->candidates[i];
+    if (c->type != RDV_CAND_SRFLX)
+      continue;
+    if (strchr(c->addr, ':') == NULL)
+      return c;
+    if (any == NULL)
+      any = c;
+  }
+  return any;
 }
 
 static int new_prefix(trav_spray_t *sp) {

@@ -54,7 +54,6 @@
 /* Our own candidates: host addresses, one srflx per STUN server, and the
  * predicted ones of a sequential NAT (TRAV_PREDICT_COUNT). */
 #define TRAV_MAX_HOST_CANDIDATES 8
-#define TRAV_MAX_STUN_SERVERS 8
 /* Behavior learning (trav_cand.c): when a STUN server's answer names its
  * RFC 5780 OTHER-ADDRESS, two more Binding requests go out back to back,
  * to (primary IP, other port) and to OTHER-ADDRESS, so that three

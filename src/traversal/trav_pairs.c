@@ -170,6 +170,27 @@ bool trav_addr_usable(const udp_addr_t *addr) {
   return !IN6_IS_ADDR_UNSPECIFIED(a6) && !IN6_IS_ADDR_MULTICAST(a6);
 }
 
+/* Pairs stay within a family (RFC 8445 section 6.1.2.2). IPv4: whenever
+ * socket 0 carries IPv4 (not bound to one IPv6 address), as before IPv6.
+ * IPv6: when one of our candidates on socket 0 is IPv6, and our loopback
+ * (::1, on every host) reaches only the peer's loopback: a host without a
+ * global IPv6 address does not check the peer's (the sends would fail). */
+static bool family_reachable(const trav_agent_t *a, const udp_addr_t *remote) {
+  const udp_socket_t *s = a->socks[0];
+  int family = udp_addr_family(remote);
+  if (family == AF_INET)
+    return s->family == AF_INET || udp_addr_is_unspecified(&s->local) ||
+           udp_addr_is_v4mapped(&s->local);
+  bool any_ok = udp_addr_is_loopback(remote);
+  for (size_t i = 0; i < a->cand_count; i++) {
+    const trav_cand_t *c = &a->cands[i];
+    if (c->sock_index == 0 && udp_addr_family(&c->addr) == family &&
+        (any_ok || !udp_addr_is_loopback(&c->addr)))
+      return true;
+  }
+  return false;
+}
+
 void trav_pairs_from_record(trav_agent_t *a, const rdv_record *rec,
                             int64_t now_ms) {
   a->pair_count = 0;
@@ -189,7 +210,7 @@ void trav_pairs_from_record(trav_agent_t *a, const rdv_record *rec,
     }
     /* Socket 0 and the relays: the birthday technique's extra sockets get
      * a pair when a probe of the peer reaches them (trav_hard.c). */
-    if (trav_relay_direct_allowed(a, c->type))
+    if (trav_relay_direct_allowed(a, c->type) && family_reachable(a, &addr))
       trav_pair_add(a, 0, &addr, c->type, c->priority, now_ms);
     trav_relay_on_remote(a, &addr, c->type, c->priority, now_ms);
   }

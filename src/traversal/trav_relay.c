@@ -395,8 +395,9 @@ void trav_relay_finish(trav_agent_t *a, trav_result_t *out) {
     snprintf(out->path_desc, sizeof(out->path_desc),
              "relayed via the peer's TURN allocation %s", peer);
   } else {
-    snprintf(out->path_desc, sizeof(out->path_desc), "direct (%s) to %s",
-             p ? kind_text(p) : "peer-reflexive", peer);
+    snprintf(out->path_desc, sizeof(out->path_desc), "direct (%s, %s) to %s",
+             p ? kind_text(p) : "peer-reflexive",
+             udp_addr_family(&a->winner) == AF_INET6 ? "IPv6" : "IPv4", peer);
   }
   trav_relay_t *r = a->relay;
   for (size_t k = 0; r != NULL && k < r->count; k++) {

@@ -28,6 +28,10 @@
  * caller; later ones are dropped (QUIC retransmits them). */
 #define TRAV_EARLY_MAX 8
 
+/* STUN servers one run asks at most (trav_config.stun_servers; a name may
+ * come twice, once per family, on a dual-stack socket). */
+#define TRAV_MAX_STUN_SERVERS 8
+
 typedef struct trav_config {
   bool is_server;      /* server side = ICE controlling */
   const char *session; /* rendezvous session (records under "server"/"client") */

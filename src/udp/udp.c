@@ -78,6 +78,32 @@ int udp_socket_open(const udp_addr_t *bind_addr, udp_socket_t *out) {
   return 0;
 }
 
+/* Does this IPv6 socket carry IPv4 too (IPV6_V6ONLY off)? */
+static bool is_dual_stack(int fd) {
+  int only = 1;
+  socklen_t len = sizeof(only);
+  return getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, &len) == 0 && only == 0;
+}
+
+int udp_socket_open_any(uint16_t port, udp_socket_t *out) {
+  udp_addr_t any;
+  udp_addr_from_ip("::", port, &any);
+  int rc = udp_socket_open(&any, out);
+  if (rc == 0 && is_dual_stack(out->fd))
+    return 0;
+  if (rc == 0) {
+    udp_socket_close(out);
+    QP_LOG_INFO("IPv6 socket on port %u cannot carry IPv4 (IPV6_V6ONLY "
+                "forced): IPv4 only", (unsigned)port);
+  } else if (errno == EADDRINUSE) {
+    return rc; /* the port is taken in IPv4 or IPv6: the caller's problem */
+  } else {
+    QP_LOG_INFO("no IPv6 socket (%s): IPv4 only", qp_last_error());
+  }
+  udp_addr_from_ip("0.0.0.0", port, &any);
+  return udp_socket_open(&any, out);
+}
+
 void udp_socket_close(udp_socket_t *sock) {
   if (sock->fd >= 0)
     close(sock->fd);

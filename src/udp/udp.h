@@ -120,14 +120,32 @@ int udp_hostport_split(const char *text, uint16_t default_port, char *host,
 /* udp_hostport_split with a numeric host (no lookup). QP_ERR_INVALID. */
 int udp_addr_parse(const char *text, uint16_t default_port, udp_addr_t *out);
 
-/* "1.2.3.4:5" or "[::1]:5". */
+/* "1.2.3.4:5" or "[::1]:5"; an IPv4-mapped IPv6 address (a dual-stack
+ * socket's IPv4 peer) is written as IPv4. */
 const char *udp_addr_to_string(const udp_addr_t *addr, char *buf, size_t size);
+/*
+ * IPv4-mapped IPv6 addresses (::ffff:a.b.c.d): a dual-stack socket (bound
+ * to "::" with IPV6_V6ONLY off, udp_socket_open_any) sends to IPv4 peers
+ * and hears from them in this form. Every comparison below treats an IPv4
+ * address and its mapped form as the same address; what leaves the library
+ * as text or on the wire (records, STUN attributes, logs) is plain IPv4.
+ */
+bool udp_addr_is_v4mapped(const udp_addr_t *addr);
+/* AF_INET for IPv4 and IPv4-mapped addresses, AF_INET6 for other IPv6. */
+int udp_addr_family(const udp_addr_t *addr);
+/* An IPv4-mapped address as plain IPv4; anything else copied (in may be
+ * out). */
+void udp_addr_unmap(const udp_addr_t *in, udp_addr_t *out);
+/* The address as a socket of `family` must be given it: IPv4 mapped for an
+ * AF_INET6 (dual-stack) socket, IPv4-mapped unmapped for an AF_INET one.
+ * False when it cannot be (an IPv6 address for an IPv4 socket). */
+bool udp_addr_to_family(const udp_addr_t *in, int family, udp_addr_t *out);
 uint16_t udp_addr_port(const udp_addr_t *addr);
 /* Nothing happens for a family other than AF_INET/AF_INET6. */
 void udp_addr_set_port(udp_addr_t *addr, uint16_t port);
-/* Same family, IP and port. */
+/* Same IP and port (IPv4 equals its IPv4-mapped form). */
 bool udp_addr_equal(const udp_addr_t *a, const udp_addr_t *b);
-/* Same family and IP; the ports may differ. */
+/* Same IP (IPv4 equals its IPv4-mapped form); the ports may differ. */
 bool udp_addr_same_ip(const udp_addr_t *a, const udp_addr_t *b);
 /* 127.0.0.0/8, ::1 or ::ffff:127.x.y.z. */
 bool udp_addr_is_loopback(const udp_addr_t *addr);
@@ -151,6 +169,13 @@ bool udp_errno_is_loss(int err);
  * QP_ERR_SOCKET with a message naming the address and errno; errno then
  * still holds the reason (EADDRINUSE: the port is taken). */
 int udp_socket_open(const udp_addr_t *bind_addr, udp_socket_t *out);
+/* Open a socket on every address of both families, port `port` (0: any):
+ * one dual-stack IPv6 socket bound to "::" with IPV6_V6ONLY off, which
+ * also carries IPv4 (peers as IPv4-mapped addresses). Where the host has
+ * no IPv6 (no AF_INET6 sockets, IPv6 disabled, IPV6_V6ONLY forced on) an
+ * IPv4 socket on "0.0.0.0" instead. A taken port is not a reason to fall
+ * back: QP_ERR_SOCKET with errno EADDRINUSE as udp_socket_open. */
+int udp_socket_open_any(uint16_t port, udp_socket_t *out);
 void udp_socket_close(udp_socket_t *sock);
 
 /*

@@ -73,18 +73,75 @@ int udp_addr_resolve(const char *host, uint16_t port, udp_addr_t *out) {
 
 const char *udp_addr_to_string(const udp_addr_t *addr, char *buf, size_t size) {
   char ip[INET6_ADDRSTRLEN] = "?";
-  if (addr->ss.ss_family == AF_INET) {
-    const struct sockaddr_in *v4 = (const struct sockaddr_in *)&addr->ss;
+  udp_addr_t plain;
+  udp_addr_unmap(addr, &plain); /* a dual-stack socket's IPv4 peer as IPv4 */
+  if (plain.ss.ss_family == AF_INET) {
+    const struct sockaddr_in *v4 = (const struct sockaddr_in *)&plain.ss;
     inet_ntop(AF_INET, &v4->sin_addr, ip, sizeof(ip));
     snprintf(buf, size, "%s:%u", ip, ntohs(v4->sin_port));
-  } else if (addr->ss.ss_family == AF_INET6) {
-    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&addr->ss;
+  } else if (plain.ss.ss_family == AF_INET6) {
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&plain.ss;
     inet_ntop(AF_INET6, &v6->sin6_addr, ip, sizeof(ip));
     snprintf(buf, size, "[%s]:%u", ip, ntohs(v6->sin6_port));
   } else {
     snprintf(buf, size, "(no address)");
   }
   return buf;
+}
+
+/* The four bytes of an IPv4 address, plain or IPv4-mapped; NULL for
+ * anything else. */
+static const uint8_t *ipv4_bytes(const udp_addr_t *addr) {
+  if (addr->ss.ss_family == AF_INET)
+    return (const uint8_t *)&((const struct sockaddr_in *)&addr->ss)->sin_addr;
+  if (addr->ss.ss_family != AF_INET6)
+    return NULL;
+  const struct in6_addr *a6 = &((const struct sockaddr_in6 *)&addr->ss)->sin6_addr;
+  return IN6_IS_ADDR_V4MAPPED(a6) ? &a6->s6_addr[12] : NULL;
+}
+
+bool udp_addr_is_v4mapped(const udp_addr_t *addr) {
+  return addr->ss.ss_family == AF_INET6 && ipv4_bytes(addr) != NULL;
+}
+
+int udp_addr_family(const udp_addr_t *addr) {
+  return ipv4_bytes(addr) != NULL ? AF_INET : addr->ss.ss_family;
+}
+
+void udp_addr_unmap(const udp_addr_t *in, udp_addr_t *out) {
+  if (!udp_addr_is_v4mapped(in)) {
+    if (out != in)
+      *out = *in;
+    return;
+  }
+  struct sockaddr_in v4 = {.sin_family = AF_INET,
+                           .sin_port = ((const struct sockaddr_in6 *)&in->ss)->sin6_port};
+  memcpy(&v4.sin_addr, ipv4_bytes(in), sizeof(v4.sin_addr));
+  memset(out, 0, sizeof(*out));
+  memcpy(&out->ss, &v4, sizeof(v4));
+  out->len = sizeof(v4);
+}
+
+bool udp_addr_to_family(const udp_addr_t *in, int family, udp_addr_t *out) {
+  if (family == AF_INET6 && in->ss.ss_family == AF_INET) {
+    const struct sockaddr_in *v4 = (const struct sockaddr_in *)&in->ss;
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = v4->sin_port};
+    v6.sin6_addr.s6_addr[10] = 0xff;
+    v6.sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&v6.sin6_addr.s6_addr[12], &v4->sin_addr, 4);
+    memset(out, 0, sizeof(*out));
+    memcpy(&out->ss, &v6, sizeof(v6));
+    out->len = sizeof(v6);
+    return true;
+  }
+  if (family == AF_INET && udp_addr_is_v4mapped(in)) {
+    udp_addr_unmap(in, out);
+    return true;
+  }
+  if (in->ss.ss_family != family)
+    return false; /* an IPv4 socket cannot reach an IPv6 address */
+  *out = *in;
+  return true;
 }
 
 uint16_t udp_addr_port(const udp_addr_t *addr) {
@@ -103,16 +160,14 @@ void udp_addr_set_port(udp_addr_t *addr, uint16_t port) {
 }
 
 bool udp_addr_same_ip(const udp_addr_t *a, const udp_addr_t *b) {
-  if (a->ss.ss_family != b->ss.ss_family)
+  const uint8_t *a4 = ipv4_bytes(a), *b4 = ipv4_bytes(b);
+  if (a4 != NULL || b4 != NULL) /* IPv4 equals its IPv4-mapped form */
+    return a4 != NULL && b4 != NULL && memcmp(a4, b4, 4) == 0;
+  if (a->ss.ss_family != AF_INET6 || b->ss.ss_family != AF_INET6)
     return false;
-  if (a->ss.ss_family == AF_INET)
-    return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr ==
-           ((const struct sockaddr_in *)&b->ss)->sin_addr.s_addr;
-  if (a->ss.ss_family == AF_INET6)
-    return memcmp(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr,
-                  &((const struct sockaddr_in6 *)&b->ss)->sin6_addr,
-                  sizeof(struct in6_addr)) == 0;
-  return false;
+  return memcmp(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr,
+                &((const struct sockaddr_in6 *)&b->ss)->sin6_addr,
+                sizeof(struct in6_addr)) == 0;
 }
 
 bool udp_addr_equal(const udp_addr_t *a, const udp_addr_t *b) {

@@ -56,9 +56,10 @@ static void set_error(udp_resolved_t *r, int rc, const char *message) {
   snprintf(r->message, sizeof(r->message), "%s", message);
 }
 
-/* Parse; a literal is done at once, a name gets a lookup thread. */
+/* Parse; a literal is done at once (strict: only one of `family`), a name
+ * gets a lookup thread. */
 static job_t *start_one(const char *name, uint16_t default_port, int family,
-                        udp_resolved_t *r) {
+                        bool strict, udp_resolved_t *r) {
   char host[UDP_HOST_MAX];
   uint16_t port = 0;
   memset(r, 0, sizeof(*r));
@@ -67,8 +68,12 @@ static job_t *start_one(const char *name, uint16_t default_port, int family,
     set_error(r, QP_ERR_INVALID, qp_last_error());
     return NULL;
   }
-  if (udp_addr_from_ip(host, port, &r->addr) == 0)
-    return NULL; /* a literal: rc 0 */
+  if (udp_addr_from_ip(host, port, &r->addr) == 0) {
+    if (strict && family != AF_UNSPEC && r->addr.ss.ss_family != family)
+      set_error(r, QP_ERR_RESOLVE, family == AF_INET6 ? "not an IPv6 address"
+                                                      : "not an IPv4 address");
+    return NULL; /* a literal: rc 0 unless of the other family */
+  }
   job_t *j = calloc(1, sizeof(*j));
   if (j == NULL) {
     set_error(r, QP_ERR_NOMEM, "out of memory for a name lookup");
@@ -138,18 +143,36 @@ static void finish_one(job_t *j, const char *name, bool cancelled,
   job_release(j);
 }
 
-size_t udp_resolve_names(const char *const *names, size_t n,
-                         uint16_t default_port, int family, int timeout_ms,
-                         bool (*cancel)(void *), void *cancel_user,
-                         udp_resolved_t *out) {
+/* families NULL: every name in `family`, literals of any family. */
+static size_t resolve(const char *const *names, const int *families, size_t n,
+                      uint16_t default_port, int family, int timeout_ms,
+                      bool (*cancel)(void *), void *cancel_user,
+                      udp_resolved_t *out) {
   job_t *jobs[UDP_RESOLVE_MAX_NAMES] = {0};
   if (n > UDP_RESOLVE_MAX_NAMES)
     n = UDP_RESOLVE_MAX_NAMES;
   for (size_t i = 0; i < n; i++)
-    jobs[i] = start_one(names[i], default_port, family, &out[i]);
+    jobs[i] = start_one(names[i], default_port, families ? families[i] : family,
+                        families != NULL, &out[i]);
   bool cancelled = wait_jobs(jobs, n, timeout_ms, cancel, cancel_user);
   for (size_t i = 0; i < n; i++)
     if (jobs[i] != NULL)
       finish_one(jobs[i], names[i], cancelled, timeout_ms, &out[i]);
   return n;
+}
+
+size_t udp_resolve_names(const char *const *names, size_t n,
+                         uint16_t default_port, int family, int timeout_ms,
+                         bool (*cancel)(void *), void *cancel_user,
+                         udp_resolved_t *out) {
+  return resolve(names, NULL, n, default_port, family, timeout_ms, cancel,
+                 cancel_user, out);
+}
+
+size_t udp_resolve_names_in(const char *const *names, const int *families,
+                            size_t n, uint16_t default_port, int timeout_ms,
+                            bool (*cancel)(void *), void *cancel_user,
+                            udp_resolved_t *out) {
+  return resolve(names, families, n, default_port, AF_UNSPEC, timeout_ms,
+                 cancel, cancel_user, out);
 }

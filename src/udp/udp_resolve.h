@@ -50,4 +50,15 @@ size_t udp_resolve_names(const char *const *names, size_t n,
                          bool (*cancel)(void *), void *cancel_user,
                          udp_resolved_t *out);
 
+/*
+ * As udp_resolve_names, each names[i] in families[i] (AF_INET or AF_INET6)
+ * strictly: a literal of the other family, like a name without an address
+ * of that family, is QP_ERR_RESOLVE. The same name may come twice, once
+ * per family: a dual-stack socket asks a STUN server over both.
+ */
+size_t udp_resolve_names_in(const char *const *names, const int *families,
+                            size_t n, uint16_t default_port, int timeout_ms,
+                            bool (*cancel)(void *), void *cancel_user,
+                            udp_resolved_t *out);
+
 #endif

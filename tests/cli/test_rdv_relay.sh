@@ -210,7 +210,7 @@ else
   wait_pid "$spid" 30
   src=$?
   if [ $crc -eq 0 ] && [ $src -eq 0 ] && cmp -s "$TMP/in.bin" "$TMP/c5.out" &&
-    grep -q "path: direct (host) to 127.0.0.1:" "$TMP/c5.err"; then
+    grep -q "path: direct (host, IPv4) to 127.0.0.1:" "$TMP/c5.err"; then
     pass "--relay auto with a TURN server: a direct path on loopback, and it says so"
   else
     fail "--relay auto: connect $crc, serve $src"
