@@ -23,6 +23,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "portal/iotimer.h"
 #include "portal/options.h"
 #include "portal/portal_internal.h"
 #include "portal/recover.h"
@@ -50,6 +51,22 @@
  * of 1200-byte packets or 8 MiB of 16 KiB loopback ones). */
 #define PORTAL_MAX_READ_BATCHES 16
 
+/* A receiver that gets its message from the packets it just read leaves the
+ * acknowledgement for them unsent this long at most, so that the caller's
+ * reply carries it (one packet each way per round trip, not two: ngtcp2
+ * acknowledges after RTT/8, i.e. at once on a LAN). The next send or a recv
+ * that must wait sends it sooner; the I/O thread sends it at this deadline.
+ * The peer's RTT estimate is unharmed: the ACK reports its delay, and 1 ms
+ * is far below the 25 ms max_ack_delay we advertise. */
+#define PORTAL_ACK_HOLD_NS (1u * CLOCK_NS_PER_MS)
+/* With bytes in flight and no thread polling the socket (the application
+ * sent from its own thread while the I/O thread slept without the socket,
+ * because a receiver was driving it), the I/O thread takes the socket over
+ * after this long: long enough for the usual recv that follows a send to
+ * drive it instead (no wake-up), short enough that an acknowledgement read
+ * late distorts at most one RTT sample by this much. */
+#define PORTAL_UNWATCHED_NS (500u * 1000u)
+
 typedef enum phase {
   PHASE_NEW,       /* never listened or connected (or a failed attempt) */
   PHASE_LISTENING, /* socket bound, waiting for a client */
@@ -70,11 +87,16 @@ struct qp_portal {
   int wake_fd;        /* wakes the I/O thread */
   int driver_wake_fd; /* wakes the receiver that drives the socket */
   bool recv_driver;   /* a qp_portal_recv caller is polling the socket */
+  int recv_waiting;   /* qp_portal_recv callers waiting for a message */
   bool io_polls_socket; /* the I/O thread's current sleep includes it */
   pthread_t thread;
   bool thread_running;
   bool stop;
-  uint64_t io_deadline; /* when the I/O thread wakes up next */
+  bool io_asleep;       /* the I/O thread is in ppoll (io_wait) */
+  portal_iotimer_t timer; /* the I/O thread's next wake-up, any thread moves it */
+  bool ack_held;          /* a receiver left an ACK for the caller's reply */
+  uint64_t ack_held_until;
+  uint64_t unwatched_since; /* bytes in flight and nobody polls the socket */
   int io_err;           /* socket error that ended the I/O thread */
   char io_msg[1024]; /* a failed recovery tells its attempts */
 
@@ -136,6 +158,7 @@ int qp_portal_create(qp_portal_t **out) {
   p->sock.fd = -1;
   p->wake_fd = -1;
   p->driver_wake_fd = -1;
+  p->timer.fd = -1;
   pthread_mutex_init(&p->lock, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -149,6 +172,8 @@ int qp_portal_create(qp_portal_t **out) {
     if (p->wake_fd < 0 || p->driver_wake_fd < 0)
       rc = err_fail(QP_ERR_SOCKET, "cannot create an eventfd: %s", strerror(errno));
   }
+  if (rc == 0)
+    rc = portal_iotimer_open(&p->timer);
   if (rc != 0) {
     qp_portal_destroy(p);
     return rc;
@@ -166,12 +191,13 @@ void qp_portal_destroy(qp_portal_t *p) {
     close(p->wake_fd);
   if (p->driver_wake_fd >= 0)
     close(p->driver_wake_fd);
+  portal_iotimer_close(&p->timer);
   if (p->stun_ctx_free)
     p->stun_ctx_free(p->stun_ctx);
   recover_destroy(p->recovery);
   portal_relay_destroy(p->relay);
   portal_upgrade_destroy(p->upgrade);
-  portmap_stop(p->portmap); /* deletes the gateway's mapping */
+  portmap_stop(p->portmap); /* a portal never closed: delete it now */
   tls_identity_destroy(p->identity);
   pthread_cond_destroy(&p->cond);
   pthread_mutex_destroy(&p->lock);
@@ -242,8 +268,6 @@ static void drain_fd(int fd) {
     QP_LOG_WARN("wake-up read failed: %s", strerror(errno));
 }
 
-static void wake_io(qp_portal_t *p) { wake_fd(p->wake_fd); }
-
 /* Wake every thread that may sleep outside the condition variable. */
 static void wake_all(qp_portal_t *p) {
   wake_fd(p->wake_fd);
@@ -261,6 +285,42 @@ static int send_datagrams(void *ctx, const udp_addr_t *to, const uint8_t *buf,
   return udp_send(&p->sock, to, buf, len, segment_size);
 }
 
+static bool socket_lent(const qp_portal_t *p);
+
+/* When the I/O thread must wake up next: the transport's timers (or a held
+ * ACK's deadline instead), recovery's and the relay's, and the moment it
+ * must take over a socket nobody polls. */
+static uint64_t io_next_wake(qp_portal_t *p) {
+  uint64_t deadline = p->tr ? transport_expiry(p->tr) : UINT64_MAX;
+  if (p->ack_held)
+    deadline = p->ack_held_until; /* the transport's timers wait that long */
+  if (p->recovery && p->tr)
+    deadline = recover_wake_at(p->recovery, p->tr, deadline);
+  if (portal_relay_deadline(p->relay) < deadline)
+    deadline = portal_relay_deadline(p->relay);
+  if (portal_upgrade_deadline(p->upgrade) < deadline)
+    deadline = portal_upgrade_deadline(p->upgrade);
+  if (p->unwatched_since != 0 && p->unwatched_since + PORTAL_UNWATCHED_NS < deadline)
+    deadline = p->unwatched_since + PORTAL_UNWATCHED_NS;
+  return deadline;
+}
+
+/* After a thread other than the I/O thread changed what the I/O thread
+ * waits for: move its timer (no wake-up through the eventfd). Awake, it
+ * recomputes everything before it sleeps again. */
+static void io_schedule(qp_portal_t *p) {
+  if (!p->io_asleep)
+    return;
+  if (!p->recv_driver && !p->io_polls_socket && !socket_lent(p) && p->tr &&
+      transport_unacked_bytes(p->tr) > 0) {
+    if (p->unwatched_since == 0)
+      p->unwatched_since = clock_now_ns();
+  } else {
+    p->unwatched_since = 0;
+  }
+  portal_iotimer_advance(&p->timer, io_next_wake(p));
+}
+
 /* Flush the transport from whichever thread holds the lock. */
 static void flush_locked(qp_portal_t *p) {
   if (p->tr == NULL)
@@ -270,8 +330,8 @@ static void flush_locked(qp_portal_t *p) {
     p->io_err = rc;
     snprintf(p->io_msg, sizeof(p->io_msg), "%s", qp_last_error());
   }
-  if (transport_expiry(p->tr) < p->io_deadline)
-    wake_io(p);
+  p->ack_held = false;
+  io_schedule(p);
 }
 
 static void accept_client(qp_portal_t *p, const udp_datagram_t *d) {
@@ -404,20 +464,22 @@ static void update_phase(qp_portal_t *p) {
   }
 }
 
-/* Sleep until a datagram, a wake-up or the transport's next deadline. */
-static void io_wait(qp_portal_t *p, uint64_t deadline, bool with_socket) {
-  uint64_t now = clock_now_ns();
-  uint64_t wait_ns = deadline <= now ? 0 : deadline - now;
-  if (wait_ns > PORTAL_MAX_SLEEP_NS)
-    wait_ns = PORTAL_MAX_SLEEP_NS;
-  struct timespec ts = {.tv_sec = (time_t)(wait_ns / CLOCK_NS_PER_S),
-                        .tv_nsec = (long)(wait_ns % CLOCK_NS_PER_S)};
-  /* While a receiver drives the socket, poll only the wake-up fd, so a
+/* Sleep until a datagram, a wake-up or the timer (p->timer holds the next
+ * deadline; other threads move it while we sleep). True when only the
+ * timer (or the re-check period) ended the sleep. */
+static bool io_wait(qp_portal_t *p, bool with_socket) {
+  struct timespec ts = {.tv_sec = (time_t)(PORTAL_MAX_SLEEP_NS / CLOCK_NS_PER_S),
+                        .tv_nsec = (long)(PORTAL_MAX_SLEEP_NS % CLOCK_NS_PER_S)};
+  /* While a receiver drives the socket, poll only the wake-ups, so a
    * datagram wakes one thread, not two. */
-  struct pollfd fds[2] = {{.fd = p->wake_fd, .events = POLLIN},
+  struct pollfd fds[3] = {{.fd = p->wake_fd, .events = POLLIN},
+                          {.fd = p->timer.fd, .events = POLLIN},
                           {.fd = p->sock.fd, .events = POLLIN}};
-  if (ppoll(fds, with_socket ? 2 : 1, &ts, NULL) > 0 && (fds[0].revents & POLLIN))
+  if (ppoll(fds, with_socket ? 3 : 2, &ts, NULL) <= 0)
+    return true;
+  if (fds[0].revents & POLLIN)
     drain_fd(p->wake_fd);
+  return !(fds[0].revents || (with_socket && fds[2].revents));
 }
 
 /* Relayed: direct-path checks, the move onto a direct path (upgrade.h). */
@@ -435,10 +497,22 @@ static void upgrade_round(qp_portal_t *p) {
   flush_locked(p); /* the relay carries no more: what waits goes directly */
 }
 
+/* The receiver driving the socket got its message: leave the write (the
+ * ACK) to the caller's next send or recv, or to the I/O thread at the
+ * deadline (PORTAL_ACK_HOLD_NS). */
+static void hold_ack(qp_portal_t *p) {
+  if (!p->ack_held) {
+    p->ack_held = true;
+    p->ack_held_until = clock_now_ns() + PORTAL_ACK_HOLD_NS;
+  }
+  io_schedule(p);
+}
+
 /* One round of I/O after the socket became readable: read, run due timers,
  * write, and tell waiters. Called with the lock held, by the I/O thread or by
- * the receiver driving the socket. */
-static void io_round(qp_portal_t *p) {
+ * the receiver driving the socket (driver). When a message is ready for a
+ * waiting receiver, the ACK is left for that caller's reply. */
+static void io_round(qp_portal_t *p, bool driver) {
   int got = read_socket(p);
   if (p->relay && clock_now_ns() >= portal_relay_deadline(p->relay)) {
     int rc = portal_relay_timer(p->relay, &p->sock, clock_now_ns());
@@ -447,7 +521,11 @@ static void io_round(qp_portal_t *p) {
   }
   if (p->tr && clock_now_ns() >= transport_expiry(p->tr))
     transport_handle_expiry(p->tr, clock_now_ns());
-  flush_locked(p);
+  if (p->phase == PHASE_CONNECTED && transport_has_message(p->tr) &&
+      (driver || p->recv_waiting > 0))
+    hold_ack(p);
+  else
+    flush_locked(p);
   update_phase(p);
   if (p->recovery && p->tr && p->phase == PHASE_CONNECTED)
     recover_poll(p->recovery, p, p->tr, clock_now_ns());
@@ -467,23 +545,23 @@ static void *io_thread(void *arg) {
   qp_portal_t *p = arg;
   portal_lock(p);
   while (!p->stop) {
-    uint64_t deadline = p->tr ? transport_expiry(p->tr) : UINT64_MAX;
-    if (p->recovery && p->tr)
-      deadline = recover_wake_at(p->recovery, p->tr, deadline);
-    if (portal_relay_deadline(p->relay) < deadline)
-      deadline = portal_relay_deadline(p->relay);
-    if (portal_upgrade_deadline(p->upgrade) < deadline)
-      deadline = portal_upgrade_deadline(p->upgrade);
-    p->io_deadline = deadline;
     bool with_socket = !p->recv_driver && !socket_lent(p);
     p->io_polls_socket = with_socket;
+    p->unwatched_since = 0;
+    portal_iotimer_set(&p->timer, io_next_wake(p));
+    p->io_asleep = true;
     portal_unlock(p);
-    io_wait(p, deadline, with_socket);
+    bool timer_only = io_wait(p, with_socket);
     portal_lock(p);
+    p->io_asleep = false;
     if (p->stop)
       break;
-    p->io_deadline = 0; /* awake: senders need not wake us */
-    io_round(p);
+    portal_iotimer_drain(&p->timer);
+    /* Others only move the timer sooner (portal_iotimer_advance): what it
+     * was set for may be gone (a reply carried the held ACK). */
+    if (timer_only && clock_now_ns() < io_next_wake(p))
+      continue;
+    io_round(p, false);
   }
   portal_unlock(p);
   return NULL;
@@ -525,11 +603,24 @@ static void stop_io(qp_portal_t *p) {
   portal_unlock(p);
 }
 
+/* Delete the gateway's port mapping now (close, a failed attempt): no
+ * peer may reach this side through it any more, and one left behind stays
+ * on the gateway until its lease ends (2 h). portmap_stop waits up to
+ * 600 ms for the delete, so it runs without the lock. */
+static void release_portmap(qp_portal_t *p) {
+  portal_lock(p);
+  struct portmap *pm = p->portmap;
+  p->portmap = NULL;
+  portal_unlock(p);
+  portmap_stop(pm);
+}
+
 /* Undo a failed listen/connect so the portal can be used again. */
 static int abandon_attempt(qp_portal_t *p, int code) {
   char saved[512];
   snprintf(saved, sizeof(saved), "%s", qp_last_error());
   stop_io(p);
+  release_portmap(p);
   portal_lock(p);
   transport_destroy(p->tr);
   p->tr = NULL;
@@ -920,21 +1011,23 @@ static bool wait_for_message(qp_portal_t *p, uint64_t deadline) {
                         .tv_nsec = (long)(wait_ns % CLOCK_NS_PER_S)};
   struct pollfd fds[2] = {{.fd = p->sock.fd, .events = POLLIN},
                           {.fd = p->driver_wake_fd, .events = POLLIN}};
+  if (p->ack_held)
+    flush_locked(p); /* no reply came: acknowledge before sleeping */
   p->recv_driver = true;
+  io_schedule(p); /* the socket is watched now */
   portal_unlock(p);
   int n = ppoll(fds, 2, &ts, NULL);
   portal_lock(p);
   p->recv_driver = false;
-  /* Acknowledgements for our data may arrive after we stop driving: make
-   * sure the I/O thread watches the socket again instead of its timer. */
-  if (!p->io_polls_socket && p->tr && transport_unacked_bytes(p->tr) > 0)
-    wake_io(p);
   if (n > 0 && (fds[1].revents & POLLIN))
     drain_fd(p->driver_wake_fd);
   if (n > 0 && (fds[0].revents & POLLIN) && !p->stop)
-    io_round(p);
+    io_round(p, true);
   else
     pthread_cond_broadcast(&p->cond); /* another receiver may drive now */
+  /* Acknowledgements for our data may arrive after we stop driving: the
+   * I/O thread takes the socket over unless a recv drives it again soon. */
+  io_schedule(p);
   return true;
 }
 
@@ -969,7 +1062,10 @@ int qp_portal_recv(qp_portal_t *p, void **msg, size_t *len, int timeout_ms) {
       rc = err_fail(QP_ERR_INTERRUPTED, "recv: interrupted; no data was lost");
       break;
     }
-    if (!wait_for_message(p, deadline)) {
+    p->recv_waiting++;
+    bool waited = wait_for_message(p, deadline);
+    p->recv_waiting--;
+    if (!waited) {
       rc = err_fail(QP_ERR_TIMEOUT, "recv: no whole message within %d ms",
                    timeout_ms);
       break;
@@ -1034,7 +1130,8 @@ int qp_portal_close(qp_portal_t *p, int linger_ms) {
   p->phase = PHASE_CLOSED;
   wake_all(p);
   portal_unlock(p);
-  stop_io(p);
+  stop_io(p);          /* recovery too: no new mapping comes after this */
+  release_portmap(p);
   return rc;
 }
 

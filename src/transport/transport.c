@@ -272,6 +272,8 @@ static void give_credit(transport_t *t, int64_t stream_id, uint64_t n) {
   ngtcp2_conn_extend_max_offset(t->conn, n);
 }
 
+bool transport_has_message(const transport_t *t) { return t->in_head != NULL; }
+
 bool transport_pop(transport_t *t, uint8_t **data, size_t *len,
                    bool *credit_returned) {
   *credit_returned = false;
@@ -693,6 +695,13 @@ static void fill_settings(const transport_t *t, uint64_t now, ngtcp2_settings *s
   s->cc_algo = cc_algo_of(o->congestion_controller);
   s->max_tx_udp_payload_size = o->max_udp_payload;
   s->no_pmtud = !o->mtu_discovery;
+  /* Every ack-eliciting packet makes an ACK due at once (ngtcp2's default 2
+   * waits RTT/8 for a lone packet). ngtcp2 0.12 puts an ACK into a packet
+   * only when it is due, so without this a quick reply (the portal leaves
+   * the ACK for it, PORTAL_ACK_HOLD_NS) went out bare and an ACK-only packet
+   * followed RTT/8 later: two packets and two wake-ups per message. Bulk
+   * flows are unchanged: ACKs go out once per read batch either way. */
+  s->ack_thresh = 1;
   /* ngtcp2 probes only up to max_tx_udp_payload_size: raise it to what
    * discovery may find. Packets still start at max_udp_payload and grow
    * only once a probe of the larger size was acknowledged. */
@@ -1259,7 +1268,10 @@ int transport_flush(transport_t *t, uint64_t now, transport_send_cb send,
       if (rc != 0)
         return rc;
     }
-    if (!t->no_pacing)
+    /* The pacing timer matters only while data waits: after the last of
+     * a message it would be the transport's next deadline, a wake-up of
+     * the I/O thread for nothing after every small message. */
+    if (!t->no_pacing && (more || transport_has_unsent(t)))
       ngtcp2_conn_update_pkt_tx_time(t->conn, now);
     if (!more)
       break;

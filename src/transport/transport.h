@@ -96,6 +96,8 @@ uint64_t transport_unacked_bytes(const transport_t *t);
 /* True when queued bytes are waiting for the network (not yet written). */
 bool transport_has_unsent(const transport_t *t);
 
+/* True when a whole received message waits for transport_pop. */
+bool transport_has_message(const transport_t *t);
 /* Take the next whole received message (caller frees *data with free()).
  * Returns false when none is complete. *credit_returned is set when taking it
  * gave flow-control credit back to the peer: flush soon. */
