@@ -8,6 +8,7 @@
  *
  *   lab_peer server|client RENDEZVOUS_URL SESSION STUN_HOST:PORT TIMEOUT_MS
  *
+ * QP_LAB_STUN2="HOST:PORT" adds a second STUN server (test_ipv6.sh).
  * TURN (issue 10) from the environment: QP_LAB_TURN="U:P@HOST:PORT",
  * QP_LAB_TURN_SECRET="SECRET@HOST:PORT", QP_LAB_RELAY=auto|never|only.
  *
@@ -82,6 +83,7 @@ static int check_echo(qp_portal_t *p, size_t len, unsigned seed) {
 typedef struct stream {
   unsigned count, size, gap_ms;
   uint64_t path_ns; /* qp_portal_path's changed_ns last seen */
+  unsigned got;     /* messages checked so far */
   unsigned long long bytes;
 } stream_t;
 
@@ -121,6 +123,19 @@ static int stream_check(const void *m, size_t n, uint32_t want, size_t size,
   return QP_OK;
 }
 
+/* A message of n bytes checked (rc QP_OK): count it, say when the stream
+ * runs, and look at the path. */
+static void stream_counted(qp_portal_t *p, stream_t *s, int rc, size_t n) {
+  if (rc != QP_OK)
+    return;
+  if (s->got++ == 0) {
+    printf("STREAMING\n");
+    fflush(stdout);
+  }
+  s->bytes += n;
+  watch_path(p, s, NULL);
+}
+
 static void sleep_ms(unsigned ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
@@ -130,9 +145,9 @@ static void sleep_ms(unsigned ms) {
 static int stream_client(qp_portal_t *p, stream_t *s) {
   unsigned char *buf = malloc(s->size), *expect = malloc(s->size);
   int rc = buf && expect ? QP_OK : QP_ERR_NOMEM;
-  unsigned sent = 0, got = 0;
-  while (rc == QP_OK && got < s->count) {
-    if (sent < s->count && sent - got < STREAM_WINDOW) {
+  unsigned sent = 0;
+  while (rc == QP_OK && s->got < s->count) {
+    if (sent < s->count && sent - s->got < STREAM_WINDOW) {
       stream_message(buf, s->size, sent);
       if ((rc = qp_portal_send(p, buf, s->size, 30000)) == QP_OK)
         sent++;
@@ -143,16 +158,10 @@ static int stream_client(qp_portal_t *p, stream_t *s) {
     void *m = NULL;
     size_t n = 0;
     if ((rc = qp_portal_recv(p, &m, &n, 30000)) == QP_OK)
-      rc = stream_check(m, n, got, s->size, expect);
+      rc = stream_check(m, n, s->got, s->size, expect);
     qp_free(m);
-    if (rc == QP_OK && got++ == 0) {
-      printf("STREAMING\n");
-      fflush(stdout);
-    }
-    s->bytes += rc == QP_OK ? n : 0;
-    watch_path(p, s, NULL);
+    stream_counted(p, s, rc, n);
   }
-  printf("STREAM %s %u %llu\n", rc == QP_OK ? "ok" : "fail", got, s->bytes);
   free(buf);
   free(expect);
   return rc;
@@ -162,26 +171,19 @@ static int stream_client(qp_portal_t *p, stream_t *s) {
 static int stream_server(qp_portal_t *p, stream_t *s) {
   unsigned char *expect = malloc(s->size);
   int rc = expect ? QP_OK : QP_ERR_NOMEM;
-  unsigned got = 0;
   while (rc == QP_OK) {
     void *m = NULL;
     size_t n = 0;
     rc = qp_portal_recv(p, &m, &n, 30000);
-    if (rc == QP_ERR_CLOSED && got == s->count) {
+    if (rc == QP_ERR_CLOSED && s->got == s->count) {
       rc = QP_OK;
       break;
     }
-    if (rc == QP_OK && (rc = stream_check(m, n, got, s->size, expect)) == QP_OK)
+    if (rc == QP_OK && (rc = stream_check(m, n, s->got, s->size, expect)) == QP_OK)
       rc = qp_portal_send(p, m, n, 30000);
     qp_free(m);
-    if (rc == QP_OK && got++ == 0) {
-      printf("STREAMING\n");
-      fflush(stdout);
-    }
-    s->bytes += rc == QP_OK ? n : 0;
-    watch_path(p, s, NULL);
+    stream_counted(p, s, rc, n);
   }
-  printf("STREAM %s %u %llu\n", rc == QP_OK ? "ok" : "fail", got, s->bytes);
   free(expect);
   return rc;
 }
@@ -194,6 +196,7 @@ static int run_stream(qp_portal_t *p, bool server, const char *spec) {
   }
   qp_portal_path(p, NULL, 0, &s.path_ns);
   int rc = server ? stream_server(p, &s) : stream_client(p, &s);
+  printf("STREAM %s %u %llu\n", rc == QP_OK ? "ok" : "fail", s.got, s.bytes);
   watch_path(p, &s, "PATHEND");
   return rc;
 }
@@ -204,13 +207,16 @@ int main(int argc, char **argv) {
     return 2;
   }
   bool server = strcmp(argv[1], "server") == 0;
-  const char *stun[1] = {argv[4]};
+  /* QP_LAB_STUN2: a second STUN server (test_ipv6.sh: one on IPv6). */
+  const char *stun2 = getenv("QP_LAB_STUN2");
+  const char *stun[2] = {argv[4], stun2};
+  bool first = strcmp(argv[4], "-") != 0;
   qp_traverse_options o;
   qp_traverse_options_init(&o);
   o.rendezvous = argv[2];
   o.session = argv[3];
-  o.stun_servers = stun;
-  o.stun_server_count = strcmp(argv[4], "-") ? 1 : 0;
+  o.stun_servers = first ? stun : stun + 1;
+  o.stun_server_count = (first ? 1u : 0u) + (stun2 && *stun2 ? 1u : 0u);
   o.punch_timeout_ms = atoi(argv[5]);
   /* Sealed rendezvous in the lab (QP_LAB_SECRET="" turns it off): the
    * birthday technique probes only a peer whose record opened with it or

@@ -38,7 +38,6 @@ SECRET=lab-rest-secret
 failures=0
 results=()
 turn_pids=()
-run_dir=/run/natlab/$NATLAB_PREFIX
 
 stop_turn() {
   local p
@@ -48,21 +47,12 @@ stop_turn() {
 cleanup() { stop_turn; bash "$lab" down >/dev/null 2>&1; }
 trap cleanup EXIT
 
-# start_turn PORT ARGS...: a coturn TURN server in pub, waited for.
+# start_turn PORT ARGS...: a coturn TURN server in pub (lab_env.sh).
 start_turn() {
-  local port=$1 i; shift
-  setsid ip netns exec "$NATLAB_PREFIX-pub" turnserver -n --realm R \
-    --listening-ip $TURN_IP --listening-port "$port" --relay-ip $TURN_IP \
-    --min-port 40000 --max-port 49999 --no-tls --no-dtls --no-cli --no-tcp-relay \
-    --simple-log --log-file "$run_dir/turn$port.log" --no-stdout-log "$@" \
-    </dev/null >"$run_dir/turn$port.out" 2>&1 &
-  turn_pids+=($!)
-  for ((i = 0; i < 50; i++)); do
-    ip netns exec "$NATLAB_PREFIX-pub" ss -Hlun "src $TURN_IP:$port" | grep -q . && return 0
-    sleep 0.1
-  done
-  echo "turnserver did not listen on $TURN_IP:$port"; cat "$run_dir/turn$port.out"
-  return 1
+  local rc
+  lab_start_turn "$@"; rc=$?
+  turn_pids+=("$LAB_TURN_PID")
+  return $rc
 }
 
 lab_up() {

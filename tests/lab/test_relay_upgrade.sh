@@ -29,12 +29,8 @@ export NATLAB_PREFIX=${NATLAB_PREFIX:-qpg$$}
 . "$here/lab_env.sh"
 lab_skip_unless_ready
 
-PUNCH_MS=${QP_RELAY_PUNCH_MS:-6000}
-STUN=203.0.113.10:3478
-REDIS=redis://203.0.113.10:6379/0
-TURN_IP=203.0.113.10
 TURN_PORT=3490
-TURN=U:P@$TURN_IP:$TURN_PORT
+TURN=U:P@$LAB_TURN_IP:$TURN_PORT
 # 1000 messages of 8 KiB, one every 10 ms: about 8 MiB over 10+ s, long
 # enough to lift the rule mid-transfer with room for the move.
 STREAM=1000:8192:10
@@ -45,7 +41,6 @@ RELAY_SECS=2
 failures=0
 results=()
 turn_pid=""
-run_dir=/run/natlab/$NATLAB_PREFIX
 
 stop_turn() {
   [ -n "$turn_pid" ] && { kill "$turn_pid" 2>/dev/null; wait "$turn_pid" 2>/dev/null; }
@@ -55,19 +50,10 @@ cleanup() { stop_turn; bash "$lab" down >/dev/null 2>&1; }
 trap cleanup EXIT
 
 start_turn() {
-  local i
-  setsid ip netns exec "$NATLAB_PREFIX-pub" turnserver -n --realm R \
-    --listening-ip $TURN_IP --listening-port $TURN_PORT --relay-ip $TURN_IP \
-    --min-port 40000 --max-port 49999 --no-tls --no-dtls --no-cli --no-tcp-relay \
-    --lt-cred-mech --user U:P --simple-log --log-file "$run_dir/turn.log" \
-    --no-stdout-log </dev/null >"$run_dir/turn.out" 2>&1 &
-  turn_pid=$!
-  for ((i = 0; i < 50; i++)); do
-    ip netns exec "$NATLAB_PREFIX-pub" ss -Hlun "src $TURN_IP:$TURN_PORT" | grep -q . && return 0
-    sleep 0.1
-  done
-  echo "turnserver did not listen on $TURN_IP:$TURN_PORT"; cat "$run_dir/turn.out"
-  return 1
+  local rc
+  lab_start_turn $TURN_PORT --lt-cred-mech --user U:P; rc=$?
+  turn_pid=$LAB_TURN_PID
+  return $rc
 }
 
 lab_up() {
@@ -112,10 +98,10 @@ run() {
   out_s=$(mktemp) out_c=$(mktemp)
   block || return 1
   env QUIC_PORTAL_LOG=info QP_LAB_TURN=$TURN QP_LAB_STREAM=$STREAM timeout 120 bash "$lab" exec a \
-    "$peer" server "$REDIS" "$session" "$STUN" "$PUNCH_MS" >"$out_s" 2>&1 &
+    "$peer" server "$LAB_REDIS" "$session" "$LAB_STUN" 6000 >"$out_s" 2>&1 &
   spid=$!
   env QUIC_PORTAL_LOG=info QP_LAB_TURN=$TURN QP_LAB_STREAM=$STREAM timeout 120 bash "$lab" exec b \
-    "$peer" client "$REDIS" "$session" "$STUN" "$PUNCH_MS" >"$out_c" 2>&1 &
+    "$peer" client "$LAB_REDIS" "$session" "$LAB_STUN" 6000 >"$out_c" 2>&1 &
   cpid=$!
   if wait_for '^STREAMING' "$out_c" 30 && wait_for '^STREAMING' "$out_s" 5; then
     sleep $RELAY_SECS # deliberately: the stream runs on the relay meanwhile
@@ -158,7 +144,7 @@ if lab_up; then
   # ... and the allocation released (Deallocate) UPGRADE_RELEASE_MS after
   # the move, while the stream still runs: the side that owned it says so.
   ok=0; results_ok && both relayed_first && both changed_direct && both direct_end &&
-    grep -q "TURN allocation on $TURN_IP:$TURN_PORT released" "$out_s" "$out_c" && ok=1
+    grep -q "TURN allocation on $LAB_TURN_IP:$TURN_PORT released" "$out_s" "$out_c" && ok=1
   verdict "blocked, lifted mid-transfer" $ok
 
   # 2. The rule goes and the relay dies with it: stays up, ends direct.
