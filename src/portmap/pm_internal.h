@@ -5,6 +5,8 @@
 #ifndef QP_PM_INTERNAL_H
 #define QP_PM_INTERNAL_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +31,9 @@ typedef struct pm_job {
   udp_addr_t external;
   uint32_t granted_s;
   void *priv; /* the protocol's own state, freed by its release */
+  /* Set by portmap_stop: a worker still asking (UPnP) then asks no
+   * further, so that no mapping is made after the portal closed. */
+  atomic_bool stopping;
 } pm_job_t;
 
 typedef struct pm_proto_ops {
@@ -47,6 +52,35 @@ typedef struct pm_proto_ops {
 extern const pm_proto_ops_t pm_upnp_ops;
 extern const pm_proto_ops_t pm_natpmp_ops;
 extern const pm_proto_ops_t pm_pcp_ops;
+
+/* ------------------------------------------------------------------------ */
+/* UPnP: the SSDP search (pm_ssdp.c)                                         */
+/* ------------------------------------------------------------------------ */
+
+/* The device type searched for. IGD:2 devices answer IGD:1 searches
+ * (UPnP DA 1.1 section 1.3.2), so one search finds both. */
+#define PM_UPNP_IGD_TYPE "urn:schemas-upnp-org:device:InternetGatewayDevice:1"
+/* Longest root description URL kept (libminiupnpc's MINIUPNPC_URL_MAXSIZE
+ * is 128; a URL is rarely longer). */
+#define PM_UPNP_URL_MAX 256
+
+/* Try a root description URL an answer named; true = the IGD to use. */
+typedef bool (*pm_ssdp_accept_fn)(const char *url, void *ctx);
+
+/* Search for the IGD until until_ms (or job->stopping): M-SEARCH to the
+ * gateway's port 1900 and to the multicast group, resent; each new URL
+ * answered goes to accept, and the first one accepted ends the search.
+ * QP_OK, QP_ERR_NOT_SUPPORTED (no answer accepted) or QP_ERR_SOCKET. */
+int pm_ssdp_search(pm_job_t *job, int64_t until_ms, pm_ssdp_accept_fn accept,
+                   void *ctx);
+/* The LOCATION of an SSDP "HTTP/1.1 200" answer (an http:// URL) into
+ * url; QP_ERR_PROTOCOL for anything else. */
+int pm_ssdp_location(const uint8_t *buf, size_t len, char *url, size_t size);
+
+/* Wait for one datagram until until_ms: 1 with it in buf (*len, *from),
+ * 0 at until_ms, or QP_ERR_SOCKET (the message names who). */
+int pm_recv_until(udp_socket_t *sock, int64_t until_ms, uint8_t *buf,
+                  size_t cap, size_t *len, udp_addr_t *from, const char *who);
 
 /* The default route's IPv4 gateway (Linux: /proc/net/route), port 0.
  * QP_ERR_SOCKET when there is none. */

@@ -4,7 +4,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -189,23 +188,15 @@ static int await_answer(udp_socket_t *sock, const pm_job_t *job,
                         const uint8_t *nonce, int64_t until_ms,
                         pm_pcp_map_t *out) {
   for (;;) {
-    int64_t left = until_ms - clock_now_ms();
-    if (left <= 0)
-      return 0;
-    struct pollfd pfd = {.fd = sock->fd, .events = POLLIN};
-    int n = poll(&pfd, 1, (int)left);
-    if (n < 0 && errno != EINTR)
-      return err_fail(QP_ERR_SOCKET, "PCP: poll failed: %s", strerror(errno));
-    if (n <= 0)
-      continue;
     uint8_t buf[PCP_RECV_MAX];
     size_t len = 0;
     udp_addr_t from;
-    int got = udp_recv_one(sock, buf, sizeof(buf), &len, &from);
-    if (got < 0)
+    int got = pm_recv_until(sock, until_ms, buf, sizeof(buf), &len, &from,
+                            "PCP");
+    if (got <= 0)
       return got;
     /* Only the gateway's own answers count (RFC 6887 section 8.3). */
-    if (got == 0 || !udp_addr_equal(&from, &job->gateway))
+    if (!udp_addr_equal(&from, &job->gateway))
       continue;
     pm_pcp_map_t m;
     int rc = pm_pcp_decode_response(buf, len, &m);

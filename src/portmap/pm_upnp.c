@@ -2,12 +2,11 @@
  * UPnP IGD client through Debian's libminiupnpc. Every call blocks (SSDP,
  * then HTTP/SOAP), which is why each protocol runs on its own thread.
  *
- * SSDP is slow by design: libminiupnpc never waits less than 1 s (MX=1 is
- * the smallest the UPnP Device Architecture allows, and a device may delay
- * its answer up to MX), so a first discovery cannot fit in the 250 ms
- * gathering budget. The root description URL found is therefore kept for
- * the process: the next portal asks that URL directly (one HTTP fetch,
- * milliseconds on a LAN) and falls back to SSDP only if it fails.
+ * Discovery is our own SSDP search (pm_ssdp.c), which ends at the
+ * gateway's first answer; libminiupnpc's upnpDiscoverDevice listens for
+ * at least 1 s after it, more than the 250 ms gathering budget. The root
+ * description URL found is kept for the process: the next portal fetches
+ * it directly and searches only if that fails.
  */
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -22,20 +21,12 @@
 #include "common/error.h"
 #include "portmap/pm_internal.h"
 
-/* SSDP wait passed to libminiupnpc: its minimum (smaller values become
- * 1000 ms with MX=1, miniupnpc 2.2 minissdpc.c). */
-#define UPNP_DISCOVER_MS 1000
-/* SSDP multicast TTL: the gateway is on our link (UPnP DA 1.1: TTL 2). */
-#define UPNP_SSDP_TTL 2
-/* The device type searched for. IGD:2 devices answer IGD:1 searches
- * (UPnP DA 1.1 section 1.3.2), so one search finds both. */
-#define UPNP_IGD_TYPE "urn:schemas-upnp-org:device:InternetGatewayDevice:1"
+/* How long the SSDP search goes on. A LAN gateway answers in
+ * milliseconds; one that answers late still gives a (late) mapping. */
+#define UPNP_SEARCH_MS 2000
 /* UPnP errors handled by name (IGD:2 WANIPConnection section 2.4.16). */
 #define UPNP_ERR_CONFLICT 718
 #define UPNP_ERR_ONLY_PERMANENT 725
-/* Longest root description URL libminiupnpc keeps (MINIUPNPC_URL_MAXSIZE
- * is 128; a URL is rarely longer). */
-#define UPNP_URL_MAX 256
 
 typedef struct upnp_state {
   struct UPNPUrls urls;
@@ -47,7 +38,7 @@ typedef struct upnp_state {
 
 /* The IGD found last, for the process (see the top of the file). */
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static char cache_url[UPNP_URL_MAX];
+static char cache_url[PM_UPNP_URL_MAX];
 
 static void cache_set(const char *url) {
   pthread_mutex_lock(&cache_lock);
@@ -63,7 +54,7 @@ static bool cache_get(char *url, size_t size) {
 }
 
 static bool from_cache(upnp_state_t *st) {
-  char url[UPNP_URL_MAX];
+  char url[PM_UPNP_URL_MAX];
   char lan[INET_ADDRSTRLEN];
   if (!cache_get(url, sizeof(url)))
     return false;
@@ -74,30 +65,27 @@ static bool from_cache(upnp_state_t *st) {
   return false;
 }
 
-static int discover(upnp_state_t *st, const char *gw) {
-  int64_t start = clock_now_ms();
-  int err = 0;
-  struct UPNPDev *devs =
-      upnpDiscoverDevice(UPNP_IGD_TYPE, UPNP_DISCOVER_MS, NULL, NULL,
-                         UPNP_LOCAL_PORT_ANY, 0, UPNP_SSDP_TTL, &err);
-  if (!devs)
-    return err_fail(QP_ERR_NOT_SUPPORTED, "UPnP: no Internet Gateway Device "
-                                          "answered SSDP in %lld ms (gateway "
-                                          "%s; libminiupnpc error %d)",
-                    (long long)(clock_now_ms() - start), gw, err);
+/* One URL an SSDP answer named: usable when its description is an IGD's. */
+static bool accept_url(const char *url, void *ctx) {
+  upnp_state_t *st = ctx;
   char lan[INET_ADDRSTRLEN];
-  int r = UPNP_GetValidIGD(devs, &st->urls, &st->data, lan, sizeof(lan));
-  freeUPNPDevlist(devs);
-  if (r != 1) {
-    if (r != 0)
-      FreeUPNPUrls(&st->urls);
-    return err_fail(QP_ERR_NOT_SUPPORTED, "UPnP: %s after %lld ms (gateway "
-                                          "%s)",
-                    r == 0   ? "no valid Internet Gateway Device found"
-                    : r == 2 ? "the gateway says its WAN is not connected"
-                             : "a UPnP device answered but is no IGD",
+  int r = UPNP_GetIGDFromUrl(url, &st->urls, &st->data, lan, sizeof(lan));
+  if (r == 1)
+    return true;
+  FreeUPNPUrls(&st->urls);
+  memset(&st->urls, 0, sizeof(st->urls));
+  return false;
+}
+
+static int discover(pm_job_t *job, upnp_state_t *st, const char *gw) {
+  int64_t start = clock_now_ms();
+  int rc = pm_ssdp_search(job, start + UPNP_SEARCH_MS, accept_url, st);
+  if (rc == QP_ERR_NOT_SUPPORTED)
+    return err_fail(rc, "UPnP: no Internet Gateway Device answered SSDP in "
+                        "%lld ms (gateway %s)",
                     (long long)(clock_now_ms() - start), gw);
-  }
+  if (rc != QP_OK)
+    return rc;
   cache_set(st->urls.rootdescURL);
   return QP_OK;
 }
@@ -148,12 +136,16 @@ static int upnp_map(pm_job_t *job, int64_t deadline_ms) {
   }
   if (!st->have_urls) {
     if (!from_cache(st)) {
-      int rc = discover(st, gw);
+      int rc = discover(job, st, gw);
       if (rc != QP_OK)
         return rc;
     }
     st->have_urls = true;
   }
+  /* Stopped while discovering (the portal closed): ask for nothing that
+   * would outlive it. */
+  if (atomic_load(&job->stopping))
+    return err_fail(QP_ERR_INTERRUPTED, "UPnP: stopped before mapping");
   char client[INET_ADDRSTRLEN];
   char in_port[8];
   inet_ntop(AF_INET, &((struct sockaddr_in *)&job->internal.ss)->sin_addr,

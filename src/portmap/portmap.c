@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,6 +236,7 @@ static int start_workers(const portmap_config_t *cfg, portmap_t *pm) {
         .internal = pm->internal,
         .lifetime_s = cfg->lifetime_s ? cfg->lifetime_s : PORTMAP_LIFETIME_S,
     };
+    atomic_init(&w->job.stopping, false);
     pthread_mutex_lock(&pm->lock);
     pm->refs++;
     pm->nworkers++;
@@ -371,6 +373,8 @@ void portmap_stop(portmap_t *pm) {
     return;
   pthread_mutex_lock(&pm->lock);
   pm->stopping = true;
+  for (int i = 0; i < pm->nworkers; i++)
+    atomic_store(&pm->workers[i].job.stopping, true);
   pthread_cond_broadcast(&pm->cond);
   /* Wait for the holder's delete only: a worker still asking (UPnP's SSDP
    * takes 1 s) deletes whatever it gets by itself when it returns. */
@@ -415,4 +419,23 @@ int pm_default_gateway(udp_addr_t *out) {
   sin->sin_addr.s_addr = best_gw;
   out->len = sizeof(*sin);
   return QP_OK;
+}
+
+int pm_recv_until(udp_socket_t *sock, int64_t until_ms, uint8_t *buf,
+                  size_t cap, size_t *len, udp_addr_t *from, const char *who) {
+  for (;;) {
+    int64_t left = until_ms - clock_now_ms();
+    if (left <= 0)
+      return 0;
+    struct pollfd pfd = {.fd = sock->fd, .events = POLLIN};
+    int n = poll(&pfd, 1, (int)left);
+    if (n < 0 && errno != EINTR)
+      return err_fail(QP_ERR_SOCKET, "%s: poll failed: %s", who,
+                      strerror(errno));
+    if (n <= 0)
+      continue;
+    int got = udp_recv_one(sock, buf, cap, len, from);
+    if (got != 0)
+      return got;
+  }
 }
