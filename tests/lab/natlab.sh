@@ -29,6 +29,11 @@
 #                                                   the internet drops all of SITE's traffic
 #   natlab.sh udp-timeout [--prefix NAME] SITE SECONDS
 #                                                   UDP mapping lifetime of SITE's NAT
+#   natlab.sh ipv6 [--prefix NAME] SITE...          IPv6 for the internet, pub and sites a/b:
+#                                                   routed, no NAT66, a stateful firewall on
+#                                                   each site router (see cmd_ipv6)
+#   natlab.sh stun6-up [--prefix NAME]              coturn STUN on [2001:db8:f0::10]:3478 and ::11
+#   natlab.sh addr6 [--prefix NAME] SITE            IPv6 address of SITE (a b pub)
 #   natlab.sh kinds                                 list NAT kinds
 #   natlab.sh check                                 run tests/lab/test_natlab.sh
 #
@@ -580,6 +585,121 @@ cmd_redis_up() {
   echo "natlab: redis on $REDIS_ADDR:$REDIS_PORT"
 }
 
+# ---------------------------------------------------------------- IPv6 (issue 11)
+#
+# `natlab.sh ipv6 SITE...` after `up`: the internet, pub and each named site (a, b) get
+# IPv6 addresses from the documentation prefix 2001:db8::/32 (RFC 3849), routed, no NAT66:
+#   pub segment  2001:db8:f0::/64  inet ::1, pub ::10 and ::11 (STUN, stun6-up)
+#   site X wan   2001:db8:fN::/64  inet ::1, router rX ::2     (N: 1 for a, 2 for b)
+#   site X lan   2001:db8:X::/64   router rX ::1, host X ::2
+# Each site router gets a stateful firewall (table ip6 natlab6), as home routers treat
+# IPv6: inbound from the wan only for flows the inside started (ct state
+# established,related), the rest dropped and counted (counter "unsolicited"). The IPv4
+# NAT of the site is untouched. Sites of kind none, double or same-nat are refused.
+# Addresses are added with nodad (usable at once) and router advertisements are ignored.
+V6_NET=2001:db8
+STUN6_1=$V6_NET:f0::10
+STUN6_2=$V6_NET:f0::11
+
+# v6_on SITE IF...: the lab keeps IPv6 off; on for these interfaces, without duplicate
+# address detection (the link-local address would be tentative, and neighbor discovery
+# silent, for about a second).
+v6_on() {
+  local s=$1 i; shift
+  for i in "$@"; do
+    nsx "$s" sysctl -qw "net.ipv6.conf.$i.accept_dad=0" "net.ipv6.conf.$i.accept_ra=0"
+    nsx "$s" sysctl -qw "net.ipv6.conf.$i.disable_ipv6=0"
+  done
+}
+v6_addr() { ip -n "$(ns "$1")" -6 addr add "$3" dev "$2" nodad; }
+v6_forwarding() { nsx "$1" sysctl -qw net.ipv6.conf.all.forwarding=1; }
+
+v6_firewall() {
+  cat <<EOF
+table ip6 natlab6 {
+  counter unsolicited { }
+  chain input {
+    type filter hook input priority filter; policy accept;
+    iifname "wan" meta l4proto { tcp, udp } drop
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    iifname "wan" ct state established,related accept
+    iifname "wan" counter name "unsolicited" drop
+  }
+}
+EOF
+}
+
+v6_site() {
+  local x=$1 n kind
+  if [[ $x == a ]]; then n=1; kind=$NATLAB_KIND_A; else n=2; kind=$NATLAB_KIND_B; fi
+  case "$kind" in
+    none|double|same-nat) die "ipv6: site $x is of kind $kind; only sites with one router of their own" ;;
+  esac
+  v6_on inet "s$x"
+  v6_addr inet "s$x" "$V6_NET:f$n::1/64"
+  v6_on "r$x" wan lan
+  v6_forwarding "r$x"
+  v6_addr "r$x" wan "$V6_NET:f$n::2/64"
+  v6_addr "r$x" lan "$V6_NET:$x::1/64"
+  ip -n "$(ns "r$x")" -6 route add default via "$V6_NET:f$n::1"
+  v6_firewall | nsx "r$x" nft -f -
+  v6_on "$x" eth0
+  v6_addr "$x" eth0 "$V6_NET:$x::2/64"
+  ip -n "$(ns "$x")" -6 route add default via "$V6_NET:$x::1"
+  ip -n "$(ns inet)" -6 route add "$V6_NET:$x::/64" via "$V6_NET:f$n::2"
+  grep -q "^NATLAB_IPV6_$x=" "$(run_dir)/state" || echo "NATLAB_IPV6_$x=1" >>"$(run_dir)/state"
+}
+
+cmd_ipv6() {
+  [[ $# -ge 1 ]] || die "usage: natlab.sh ipv6 a|b..."
+  local x
+  for x in "$@"; do [[ $x =~ ^[ab]$ ]] || die "ipv6: site must be a or b, not '$x'"; done
+  read_state
+  if [[ -z "${NATLAB_IPV6:-}" ]]; then
+    v6_on inet pub
+    v6_forwarding inet
+    v6_addr inet pub "$V6_NET:f0::1/64"
+    v6_on pub eth0
+    v6_addr pub eth0 "$STUN6_1/64"
+    v6_addr pub eth0 "$STUN6_2/64"
+    ip -n "$(ns pub)" -6 route add default via "$V6_NET:f0::1"
+    echo "NATLAB_IPV6=1" >>"$(run_dir)/state"
+  fi
+  for x in "$@"; do v6_site "$x"; done
+  echo "natlab: IPv6 on pub ($STUN6_1) and site(s) $*: routed, stateful firewall on the router(s)"
+}
+
+cmd_addr6() {
+  [[ $# -eq 1 ]] || die "usage: natlab.sh addr6 a|b|pub"
+  case "$1" in
+    a|b) local v="NATLAB_IPV6_$1"; [[ -n "${!v:-}" ]] || die "site $1 has no IPv6 (natlab.sh ipv6 $1)"
+         echo "$V6_NET:$1::2" ;;
+    pub) [[ -n "${NATLAB_IPV6:-}" ]] || die "no IPv6 in lab '$PREFIX' (natlab.sh ipv6 SITE...)"; echo "$STUN6_1" ;;
+    *) die "addr6: site must be a, b or pub" ;;
+  esac
+}
+
+cmd_stun6_up() {
+  read_state
+  [[ -n "${NATLAB_IPV6:-}" ]] || die "no IPv6 in lab '$PREFIX' (natlab.sh ipv6 SITE... first)"
+  command -v turnserver >/dev/null 2>&1 || die "turnserver (coturn) is not installed"
+  local d; d="$(run_dir)"
+  [[ -r "$d/turnserver6.pid" ]] && die "IPv6 STUN server already running (pid $(cat "$d/turnserver6.pid"))"
+  setsid ip netns exec "$(ns pub)" turnserver -n --stun-only --no-auth \
+    --listening-ip "$STUN6_1" --listening-ip "$STUN6_2" --listening-port "$STUN_PORT" \
+    --no-cli --no-tls --no-dtls --no-tcp --simple-log --log-file "$d/turnserver6.log" \
+    --pidfile "$d/turnserver6.coturn.pid" --no-stdout-log </dev/null >"$d/turnserver6.out" 2>&1 &
+  echo $! >"$d/turnserver6.pid"
+  if ! wait_listen pub u "[$STUN6_2]" $((STUN_PORT + 1)); then
+    cat "$d/turnserver6.out" >&2 || true
+    stop_pidfile "$d/turnserver6.pid"
+    die "turnserver did not start listening on [$STUN6_2]:$((STUN_PORT + 1)) within 5 s (log: $d/turnserver6.log)"
+  fi
+  echo "natlab: STUN (coturn, RFC 5780) on [$STUN6_1]:$STUN_PORT,$((STUN_PORT + 1)) and [$STUN6_2]:$STUN_PORT,$((STUN_PORT + 1))"
+}
+
 cmd_status() {
   local n
   check_prefix
@@ -630,7 +750,10 @@ main() {
     info) check_prefix; cmd_info ;;
     loss) check_prefix; require_lab; cmd_loss "$@" ;;
     stun-up) check_prefix; require_lab; cmd_stun_up ;;
-    stun-down) check_prefix; stop_pidfile "$(run_dir)/turnserver.pid" ;;
+    stun-down) check_prefix; stop_pidfile "$(run_dir)/turnserver.pid"; stop_pidfile "$(run_dir)/turnserver6.pid" ;;
+    ipv6) check_prefix; require_lab; cmd_ipv6 "$@" ;;
+    addr6) check_prefix; read_state; cmd_addr6 "$@" ;;
+    stun6-up) check_prefix; require_lab; cmd_stun6_up ;;
     redis-up) check_prefix; require_lab; cmd_redis_up ;;
     redis-down) check_prefix; stop_pidfile "$(run_dir)/redis.pid" ;;
     status) check_prefix; cmd_status ;;
