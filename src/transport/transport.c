@@ -351,12 +351,17 @@ uint64_t transport_unacked_bytes(const transport_t *t) {
 
 bool transport_has_unsent(const transport_t *t) { return t->out_cur != NULL; }
 
-static size_t collect_vecs(transport_t *t, ngtcp2_vec *v) {
-  size_t n = 0;
+/* The queued bytes that may go into one packet of at most size bytes: no
+ * more messages than fill it (walking all of a 10 MB window of 1 MiB messages
+ * for every packet touched ten cold pages per packet). */
+static size_t collect_vecs(transport_t *t, ngtcp2_vec *v, size_t size) {
+  size_t n = 0, total = 0;
   size_t off = t->out_cur_off;
-  for (transport_msg_t *m = t->out_cur; m && n < TRANSPORT_MAX_VECS; m = m->next) {
+  for (transport_msg_t *m = t->out_cur; m && n < TRANSPORT_MAX_VECS && total < size;
+       m = m->next) {
     v[n].base = m->data + off;
     v[n].len = m->len - off;
+    total += v[n].len;
     n++;
     off = 0;
   }
@@ -973,7 +978,16 @@ static const udp_addr_t *local_for(transport_t *t, const udp_addr_t *from) {
   return &t->cfg.local;
 }
 
+/* ngtcp2 keeps the bytes of the address we gave it: equal bytes are the
+ * common case, checked without copying a sockaddr_storage per packet. */
+static bool path_is_remote(const transport_t *t, const ngtcp2_path *path) {
+  return path->remote.addrlen == t->cfg.remote.len &&
+         memcmp(path->remote.addr, &t->cfg.remote.ss, path->remote.addrlen) == 0;
+}
+
 static bool packet_to_remote(transport_t *t, const ngtcp2_path *path) {
+  if (path_is_remote(t, path))
+    return true;
   udp_addr_t to = {.len = path->remote.addrlen};
   if (path->remote.addrlen == 0 || path->remote.addrlen > sizeof(to.ss))
     return true;
@@ -1151,7 +1165,8 @@ static int flush_close(transport_t *t, uint64_t now, transport_send_cb send,
  * says, in a batch of its own (see transport_flush). */
 static void follow_path(transport_t *t) {
   const ngtcp2_path *path = ngtcp2_conn_get_path(t->conn);
-  if (path->remote.addrlen == 0 || path->remote.addrlen > sizeof(t->cfg.remote.ss))
+  if (path_is_remote(t, path) || path->remote.addrlen == 0 ||
+      path->remote.addrlen > sizeof(t->cfg.remote.ss))
     return;
   udp_addr_t now_remote = {.len = path->remote.addrlen};
   memcpy(&now_remote.ss, path->remote.addr, path->remote.addrlen);
@@ -1174,7 +1189,7 @@ static ngtcp2_ssize write_packet(transport_t *t, uint64_t now, ngtcp2_path *path
     size_t nv = 0;
     int64_t sid = -1;
     if (t->stream_id >= 0 && !blocked) {
-      nv = collect_vecs(t, vecs);
+      nv = collect_vecs(t, vecs, size);
       if (nv > 0 || t->stream_announce)
         sid = t->stream_id;
     }
@@ -1219,9 +1234,9 @@ int transport_flush(transport_t *t, uint64_t now, transport_send_cb send,
       max_pkts = sizeof(t->sendbuf) / pkt_max;
     size_t used = 0, seg = 0, npkts = 0;
     bool more = true;
+    ngtcp2_path_storage ps; /* ngtcp2 writes each packet's path into it */
+    ngtcp2_path_storage_zero(&ps);
     while (npkts < max_pkts) {
-      ngtcp2_path_storage ps;
-      ngtcp2_path_storage_zero(&ps);
       ngtcp2_ssize n = write_packet(t, now, &ps.path, t->sendbuf + used, pkt_max);
       if (n < 0) {
         end_by_liberr(t, (int)n, "packet writing");
