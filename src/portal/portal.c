@@ -1255,9 +1255,13 @@ int portal_recovery_adopt(qp_portal_t *p, trav_result_t *res) {
     p->portmap = res->portmap;
     res->portmap = NULL;
   }
+  /* The old allocation is not on the new path (that has its own, or none):
+   * left in place it would still carry to the peer's address, through a
+   * relay that may be what died (a direct path to the same address). */
+  portal_relay_close(p->relay, &p->sock, clock_now_ns());
+  portal_relay_destroy(p->relay);
+  p->relay = NULL;
   if (res->turn != NULL) { /* the new path runs through a new allocation */
-    portal_relay_close(p->relay, &p->sock, clock_now_ns());
-    portal_relay_destroy(p->relay);
     p->relay = portal_relay_create(res->turn, &res->peer);
     res->turn = NULL;
   }

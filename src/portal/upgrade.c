@@ -32,6 +32,7 @@ struct portal_upgrade {
   int tries;
   uint64_t release_ns;      /* Deallocate then (UINT64_MAX: not yet) */
   bool direct_seen;         /* server: the client's QUIC came directly */
+  bool hurried;             /* this stall of the relayed path hurried */
 };
 
 portal_upgrade_t *portal_upgrade_create(trav_upgrade_t *u,
@@ -101,6 +102,17 @@ static void send_checks(portal_upgrade_t *g, udp_socket_t *sock, uint64_t now_ns
        k++)
     if (udp_send(sock, &to, buf, n, 0) != 0) /* unreachable now: retried */
       QP_LOG_DEBUG("direct-path check not sent: %s", qp_last_error());
+}
+
+/* The relayed path stalls: look at the direct pairs now, once per stall. */
+static void hurry_on_stall(portal_upgrade_t *g, transport_t *tr, uint64_t now_ns) {
+  uint64_t stalled = transport_stalled_ns(tr, now_ns);
+  if (stalled == 0)
+    g->hurried = false;
+  if (g->hurried || stalled < (uint64_t)UPGRADE_HURRY_STALL_MS * CLOCK_NS_PER_MS)
+    return;
+  g->hurried = true;
+  trav_upgrade_hurry(g->u);
 }
 
 static void describe(const portal_upgrade_t *g, const udp_addr_t *peer, int kind,
@@ -201,6 +213,7 @@ bool portal_upgrade_poll(portal_upgrade_t *g, udp_socket_t *sock,
   bool now_moved = false;
   if (checking(g) && tr != NULL &&
       transport_state(tr) == TRANSPORT_ESTABLISHED) {
+    hurry_on_stall(g, tr, now_ns);
     send_checks(g, sock, now_ns);
     if (!g->is_server && g->state == UG_CHECKING)
       migrate(g, tr, *relay, now_ns);

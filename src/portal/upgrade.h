@@ -42,6 +42,10 @@
  * this long, at most UPGRADE_MIGRATE_TRIES times. */
 #define UPGRADE_MIGRATE_RETRY_MS 1000
 #define UPGRADE_MIGRATE_TRIES 5
+/* Acknowledgements stalled this long on the relayed path: every direct
+ * pair is checked at once again (the relay may be dying; the transport
+ * declares the path dead at 2 s and a recovery then takes the socket). */
+#define UPGRADE_HURRY_STALL_MS 500
 
 struct trav_upgrade;
 typedef struct portal_upgrade portal_upgrade_t;

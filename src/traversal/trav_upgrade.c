@@ -308,6 +308,16 @@ bool trav_upgrade_heard_from(const trav_upgrade_t *u, const udp_addr_t *addr) {
   return i >= 0 && (u->pairs[i].requests > 0 || u->pairs[i].state == UP_SUCCEEDED);
 }
 
+void trav_upgrade_hurry(trav_upgrade_t *u) {
+  for (size_t i = 0; u != NULL && i < u->count; i++) {
+    up_pair *p = &u->pairs[i];
+    if (p->state == UP_CHECKING) {
+      p->next_ms = 0;
+      p->gap_ms = TRAV_UPGRADE_RTO_MS;
+    }
+  }
+}
+
 void trav_upgrade_stop(trav_upgrade_t *u) {
   if (u != NULL)
     u->stopped = true;

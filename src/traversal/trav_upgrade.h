@@ -110,6 +110,10 @@ int trav_upgrade_kind_of(const trav_upgrade_t *u, const udp_addr_t *addr);
  * there without the relay.) */
 bool trav_upgrade_heard_from(const trav_upgrade_t *u, const udp_addr_t *addr);
 
+/* Every pair still checking is due at once and retried fast again (the
+ * relayed path stalls: maybe the relay is going away). */
+void trav_upgrade_hurry(trav_upgrade_t *u);
+
 /* Stop checking: nothing is due any more (the path moved, or gave up). */
 void trav_upgrade_stop(trav_upgrade_t *u);
 

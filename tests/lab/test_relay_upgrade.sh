@@ -13,7 +13,12 @@
 #   2. the rule is lifted and the TURN server killed at the same moment: the
 #      portal stays up and ends direct, the stream intact;
 #   3. control: the rule stays: the stream completes and the path is still
-#      relayed at the end (no direct path was invented).
+#      relayed at the end (no direct path was invented);
+#   4. as 1, but only the client has a TURN server: the client's own
+#      allocation carries to the server's address, the very address the
+#      direct pair validates (the relay stops carrying, QUIC migrates to the
+#      same address, the server follows the new source), where in 1 the
+#      server's allocation carried and the client moved to a new address.
 # Prints how long each side spent on the relay after the lift.
 #
 #   test_relay_upgrade.sh LAB_PEER_BINARY
@@ -91,13 +96,14 @@ wait_for() {
   return 1
 }
 
-# run ACTION: connect through the relay with the direct path blocked, start
+# run ACTION [SERVER_TURN]: connect through the relay with the direct path blocked, start
 # the stream, then ACTION (lift, lift+kill or keep) once both stream.
+# SERVER_TURN (default $TURN) is the server's TURN server ("" for none).
 run() {
-  local action=$1 session="s$RANDOM$RANDOM" spid cpid
+  local action=$1 server_turn=${2-$TURN} session="s$RANDOM$RANDOM" spid cpid
   out_s=$(mktemp) out_c=$(mktemp)
   block || return 1
-  env QUIC_PORTAL_LOG=info QP_LAB_TURN=$TURN QP_LAB_STREAM=$STREAM timeout 120 bash "$lab" exec a \
+  env QUIC_PORTAL_LOG=info QP_LAB_TURN=$server_turn QP_LAB_STREAM=$STREAM timeout 120 bash "$lab" exec a \
     "$peer" server "$LAB_REDIS" "$session" "$LAB_STUN" 6000 >"$out_s" 2>&1 &
   spid=$!
   env QUIC_PORTAL_LOG=info QP_LAB_TURN=$TURN QP_LAB_STREAM=$STREAM timeout 120 bash "$lab" exec b \
@@ -157,6 +163,12 @@ if lab_up; then
   run keep
   ok=0; results_ok && both relayed_first && both relayed_end && ok=1
   verdict "blocked throughout (control)" $ok
+
+  # 4. Only the client's allocation: it carried to the validated address.
+  run lift ""
+  ok=0; results_ok && both relayed_first && both changed_direct && both direct_end &&
+    grep -q "TURN allocation on $LAB_TURN_IP:$TURN_PORT released" "$out_c" && ok=1
+  verdict "client's relay only, lifted" $ok
 else
   results+=("lab port-restricted x port-restricted could not be built")
   failures=$((failures + 1))
