@@ -432,6 +432,10 @@ int trav_pair_send(trav_agent_t *a, int i, int64_t now_ms);
 /* Rebuild the pair list from the peer record's candidates. */
 void trav_pairs_from_record(trav_agent_t *a, const rdv_record *rec,
                             int64_t now_ms);
+/* The record we already use, published again: pairs for candidates it
+ * gained (a relayed one allocated late), the others kept as they are. */
+void trav_pairs_trickle(trav_agent_t *a, const rdv_record *rec,
+                        int64_t now_ms);
 /* Controlled side: the peer nominated pair i (USE-CANDIDATE from that
  * pair's address; i < 0: an address we have no pair for) and answer (len
  * bytes) is our success response. RFC 8445 section 7.3.1.5: the pair is

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/log.h"
 
 /* RFC 8445 section 6.1.2.3: "pair priority = 2^32*MIN(G,D) + 2*MAX(G,D) +
  * (G>D?1:0)" where G is the controlling agent's candidate priority and D
@@ -191,6 +192,22 @@ static bool family_reachable(const trav_agent_t *a, const udp_addr_t *remote) {
   return false;
 }
 
+/* The pairs of one remote candidate (existing ones are kept); false when
+ * its address is unusable. */
+static bool pairs_of(trav_agent_t *a, const rdv_candidate *c, int64_t now_ms) {
+  udp_addr_t addr;
+  if (udp_addr_from_ip(c->addr, c->port, &addr) != 0)
+    return true;
+  if (!trav_addr_usable(&addr))
+    return false;
+  /* Socket 0 and the relays: the birthday technique's extra sockets get
+   * a pair when a probe of the peer reaches them (trav_hard.c). */
+  if (trav_relay_direct_allowed(a, c->type) && family_reachable(a, &addr))
+    trav_pair_add(a, 0, &addr, c->type, c->priority, now_ms);
+  trav_relay_on_remote(a, &addr, c->type, c->priority, now_ms);
+  return true;
+}
+
 void trav_pairs_from_record(trav_agent_t *a, const rdv_record *rec,
                             int64_t now_ms) {
   a->pair_count = 0;
@@ -199,21 +216,19 @@ void trav_pairs_from_record(trav_agent_t *a, const rdv_record *rec,
   a->n.bad_candidates = 0;
   /* The record's decoder already bounds the count (RDV_RECORD_MAX_CANDIDATES,
    * which TRAV_MAX_PAIRS covers); the addresses are checked here. */
-  for (size_t i = 0; i < rec->candidate_count; i++) {
-    const rdv_candidate *c = &rec->candidates[i];
-    udp_addr_t addr;
-    if (udp_addr_from_ip(c->addr, c->port, &addr) != 0)
-      continue;
-    if (!trav_addr_usable(&addr)) {
+  for (size_t i = 0; i < rec->candidate_count; i++)
+    if (!pairs_of(a, &rec->candidates[i], now_ms))
       a->n.bad_candidates++;
-      continue;
-    }
-    /* Socket 0 and the relays: the birthday technique's extra sockets get
-     * a pair when a probe of the peer reaches them (trav_hard.c). */
-    if (trav_relay_direct_allowed(a, c->type) && family_reachable(a, &addr))
-      trav_pair_add(a, 0, &addr, c->type, c->priority, now_ms);
-    trav_relay_on_remote(a, &addr, c->type, c->priority, now_ms);
-  }
+}
+
+void trav_pairs_trickle(trav_agent_t *a, const rdv_record *rec,
+                        int64_t now_ms) {
+  size_t before = a->pair_count;
+  for (size_t i = 0; i < rec->candidate_count; i++)
+    pairs_of(a, &rec->candidates[i], now_ms);
+  if (a->pair_count > before)
+    QP_LOG_INFO("traversal: the %s record has new candidates: %zu more "
+                "pairs", trav_peer_key(a), a->pair_count - before);
 }
 
 int trav_pair_by_txid(const trav_agent_t *a, const uint8_t *txid) {

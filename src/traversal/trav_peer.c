@@ -223,6 +223,7 @@ int trav_peer_poll(trav_agent_t *a, int64_t now_ms) {
     if (rec.time_ms != a->peer_time_ms) { /* its heartbeat */
       a->peer_time_ms = rec.time_ms;
       a->peer_alive_ms = now_ms;
+      trav_pairs_trickle(a, &rec, now_ms); /* late candidates */
     }
     return 0; /* the record we already use */
   }

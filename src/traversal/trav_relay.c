@@ -34,6 +34,17 @@
  * a relayed pair waits this many graces for it. */
 #define TRAV_RELAY_BIRTHDAY_GRACE_FACTOR 4
 
+/* The peer's candidates remembered for an allocation that completes late
+ * (after gathering): as many as one record holds. */
+#define TRAV_RELAY_MAX_REMOTES RDV_RECORD_MAX_CANDIDATES
+
+/* A remote candidate, as the record gave it. */
+typedef struct trav_relay_remote {
+  udp_addr_t addr;
+  rdv_cand_type type;
+  uint32_t priority;
+} trav_relay_remote_t;
+
 typedef struct trav_relay trav_relay_t;
 
 typedef struct trav_relay_slot {
@@ -41,6 +52,7 @@ typedef struct trav_relay_slot {
   udp_socket_t vsock; /* fd -1; local = relayed address once allocated */
   bool published;     /* its relayed candidate is in our record */
   bool noted;         /* its outcome is in the note */
+  bool late;          /* allocated after gathering (publish_late ran) */
 } trav_relay_slot_t;
 
 struct trav_relay {
@@ -50,6 +62,11 @@ struct trav_relay {
   int64_t grace_until_ms; /* a relayed pair waits for a direct one; -1 */
   int grace_pair;         /* the best validated relayed pair, or -1 */
   char note[512];         /* what the TURN servers said */
+  bool gathered;          /* gathering is over: new allocations are late */
+  /* The peer's candidates so far (the oldest replaced when full), for the
+   * permissions and pairs of a late allocation. */
+  trav_relay_remote_t remote[TRAV_RELAY_MAX_REMOTES];
+  size_t remote_count, remote_next;
 };
 
 static uint64_t ms_to_ns_from(int64_t now_ms, int64_t when_ms) {
@@ -92,9 +109,11 @@ static void note(trav_relay_t *r, trav_relay_slot_t *s) {
     append(r->note, sizeof(r->note), r->note[0] ? "; " : "");
     append(r->note, sizeof(r->note), turn_client_error(&s->c));
   } else if (turn_client_state(&s->c) == TURN_STATE_ALLOCATED) {
-    QP_LOG_INFO("traversal: TURN server %s relays for us at %s",
-                server_text(&s->c, srv, sizeof(srv)),
-                udp_addr_to_string(&s->c.relayed, rel, sizeof(rel)));
+    /* Outside the log call: its arguments are not evaluated when the level
+     * is off, and the note needs both strings. */
+    server_text(&s->c, srv, sizeof(srv));
+    udp_addr_to_string(&s->c.relayed, rel, sizeof(rel));
+    QP_LOG_INFO("traversal: TURN server %s relays for us at %s", srv, rel);
     append(r->note, sizeof(r->note), r->note[0] ? "; " : "");
     append(r->note, sizeof(r->note), server_text(&s->c, srv, sizeof(srv)));
     append(r->note, sizeof(r->note), " relays at ");
@@ -177,6 +196,8 @@ bool trav_relay_gathering(const trav_agent_t *a, int64_t now_ms) {
   return false;
 }
 
+static void publish_late(trav_agent_t *a, size_t k, int64_t now_ms);
+
 int64_t trav_relay_poll(trav_agent_t *a, int64_t now_ms) {
   trav_relay_t *r = a->relay;
   if (r == NULL)
@@ -193,6 +214,12 @@ int64_t trav_relay_poll(trav_agent_t *a, int64_t now_ms) {
     if (turn_client_state(&s->c) == TURN_STATE_ALLOCATED &&
         r->first_alloc_ms < 0)
       r->first_alloc_ms = now_ms;
+    if (r->gathered && !s->published && !s->late &&
+        turn_client_state(&s->c) == TURN_STATE_ALLOCATED) {
+      s->late = true;
+      publish_late(a, k, now_ms);
+      next = now_ms; /* the loop publishes at once */
+    }
     note(r, s);
     uint64_t d = turn_client_deadline(&s->c);
     if (d == UINT64_MAX)
@@ -204,22 +231,30 @@ int64_t trav_relay_poll(trav_agent_t *a, int64_t now_ms) {
   return next;
 }
 
+/* Slot k's relayed address becomes a candidate and its virtual socket's
+ * address. false when the candidate list is full. */
+static bool add_candidate(trav_agent_t *a, trav_relay_slot_t *s, size_t k) {
+  s->vsock.local = s->c.relayed;
+  s->vsock.family = s->c.relayed.ss.ss_family;
+  if (trav_cand_add(a, RDV_CAND_RELAY, &s->c.relayed,
+                    (uint16_t)(TRAV_MAX_RELAYS - k),
+                    TRAV_RELAY_SOCK_BASE + k) != 0)
+    return false;
+  s->published = true;
+  return true;
+}
+
 int trav_relay_gather_finish(trav_agent_t *a) {
   trav_relay_t *r = a->relay;
   size_t relayed = 0;
   for (size_t k = 0; r != NULL && k < r->count; k++) {
     trav_relay_slot_t *s = &r->slot[k];
-    if (turn_client_state(&s->c) != TURN_STATE_ALLOCATED)
-      continue;
-    s->vsock.local = s->c.relayed;
-    s->vsock.family = s->c.relayed.ss.ss_family;
-    if (trav_cand_add(a, RDV_CAND_RELAY, &s->c.relayed,
-                      (uint16_t)(TRAV_MAX_RELAYS - k),
-                      TRAV_RELAY_SOCK_BASE + k) == 0) {
-      s->published = true;
+    if (turn_client_state(&s->c) == TURN_STATE_ALLOCATED &&
+        add_candidate(a, s, k))
       relayed++;
-    }
   }
+  if (r != NULL)
+    r->gathered = true;
   if (a->cfg->relay_policy != QP_RELAY_ONLY || a->cfg->turn_count == 0)
     return 0;
   if (relayed == 0)
@@ -265,29 +300,74 @@ bool trav_relay_on_datagram(trav_agent_t *a, size_t s, const udp_datagram_t *d,
   return false;
 }
 
+/* The permission and the pair for one remote candidate on slot k. */
+static void slot_on_remote(trav_agent_t *a, size_t k,
+                           const trav_relay_remote_t *c, int64_t now_ms) {
+  trav_relay_slot_t *s = &a->relay->slot[k];
+  /* A TURN server elsewhere relays to nobody's loopback (coturn
+   * answers 403); one on loopback may (--allow-loopback-peers). */
+  if (!s->published || c->addr.ss.ss_family != s->vsock.family ||
+      (udp_addr_is_loopback(&c->addr) &&
+       !udp_addr_is_loopback(turn_client_server(&s->c))))
+    return;
+  /* Permission by IP (any port): the peer's checks to our relayed
+   * address come from whatever port its NAT gives that destination. */
+  turn_client_permit(&s->c, &c->addr, ms_to_ns_from(now_ms, now_ms));
+  /* A pair through our relay only to the peer's relayed address: its
+   * other candidates reach our relay themselves (checks to our relayed
+   * address, learned as peer-reflexive pairs on it), and pairs that cannot
+   * work would slow every check down (one per TRAV_TA_MS). With relay
+   * "only", every candidate gets one, as no direct pair is checked. */
+  if (c->type == RDV_CAND_RELAY || !trav_relay_direct_allowed(a, c->type))
+    trav_pair_add(a, TRAV_RELAY_SOCK_BASE + k, &c->addr, c->type, c->priority,
+                  now_ms);
+}
+
+/* Keep c for an allocation that may complete later (once per address). */
+static void remember(trav_relay_t *r, const trav_relay_remote_t *c) {
+  for (size_t i = 0; i < r->remote_count; i++)
+    if (udp_addr_equal(&r->remote[i].addr, &c->addr)) {
+      r->remote[i] = *c;
+      return;
+    }
+  r->remote[r->remote_next] = *c;
+  r->remote_next = (r->remote_next + 1) % TRAV_RELAY_MAX_REMOTES;
+  if (r->remote_count < TRAV_RELAY_MAX_REMOTES)
+    r->remote_count++;
+}
+
 void trav_relay_on_remote(trav_agent_t *a, const udp_addr_t *addr,
                           rdv_cand_type type, uint32_t priority,
                           int64_t now_ms) {
   trav_relay_t *r = a->relay;
-  for (size_t k = 0; r != NULL && k < r->count; k++) {
-    trav_relay_slot_t *s = &r->slot[k];
-    /* A TURN server elsewhere relays to nobody's loopback (coturn
-     * answers 403); one on loopback may (--allow-loopback-peers). */
-    if (!s->published || addr->ss.ss_family != s->vsock.family ||
-        (udp_addr_is_loopback(addr) &&
-         !udp_addr_is_loopback(turn_client_server(&s->c))))
-      continue;
-    /* Permission by IP (any port): the peer's checks to our relayed
-     * address come from whatever port its NAT gives that destination. */
-    turn_client_permit(&s->c, addr, ms_to_ns_from(now_ms, now_ms));
-    /* A pair through our relay only to the peer's relayed address: its
-     * other candidates reach our relay themselves (checks to our relayed
-     * address, learned as peer-reflexive pairs on it), and pairs that cannot
-     * work would slow every check down (one per TRAV_TA_MS). With relay
-     * "only", every candidate gets one, as no direct pair is checked. */
-    if (type == RDV_CAND_RELAY || !trav_relay_direct_allowed(a, type))
-      trav_pair_add(a, TRAV_RELAY_SOCK_BASE + k, addr, type, priority, now_ms);
-  }
+  if (r == NULL)
+    return;
+  trav_relay_remote_t c = {.addr = *addr, .type = type, .priority = priority};
+  remember(r, &c);
+  for (size_t k = 0; k < r->count; k++)
+    slot_on_remote(a, k, &c, now_ms);
+}
+
+/* An allocation that completed after gathering (a slow TURN server): its
+ * relayed candidate joins our candidates, gets permissions and pairs for
+ * the peer's candidates known so far, and our record is published again at
+ * once (its heartbeat made due), so the peer learns the candidate (it adds
+ * the pairs of candidates new in a record it already uses). Without it, a
+ * pair that only this relay can join would never connect. */
+static void publish_late(trav_agent_t *a, size_t k, int64_t now_ms) {
+  trav_relay_t *r = a->relay;
+  trav_relay_slot_t *s = &r->slot[k];
+  char srv[UDP_ADDRSTRLEN], rel[UDP_ADDRSTRLEN];
+  if (!add_candidate(a, s, k))
+    return;
+  QP_LOG_INFO("traversal: TURN server %s allocated after gathering: relayed "
+              "candidate %s published late",
+              server_text(&s->c, srv, sizeof(srv)),
+              udp_addr_to_string(&s->c.relayed, rel, sizeof(rel)));
+  for (size_t i = 0; i < r->remote_count; i++)
+    slot_on_remote(a, k, &r->remote[i], now_ms);
+  if (a->published)
+    a->next_refresh_ms = now_ms;
 }
 
 bool trav_relay_direct_allowed(const trav_agent_t *a, rdv_cand_type type) {

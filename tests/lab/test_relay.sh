@@ -11,10 +11,15 @@
 #   - an easy pair (port-restricted x full-cone) given the TURN server still
 #     connects directly, and the path says so; with relay "only" it goes
 #     through the relay;
-#   - a wrong password fails with a message naming 401 and the server.
+#   - a wrong password fails with a message naming 401 and the server;
+#   - late: a TURN server that answers slowly (slow_turn.py) allocates after
+#     gathering; the relayed candidate is published late and the client
+#     (no TURN of its own) connects through it.
 # Prints connect and 10 MiB echo times (README's relay figures).
 #
 #   test_relay.sh LAB_PEER_BINARY
+#   QP_RELAY_CASES="late ..." test_relay.sh ...   only these cases (basic seq
+#                                                 loss easy late)
 # Exit: 0 all as expected, 1 a mismatch, 77 skipped (needs root + netns).
 set -uo pipefail
 
@@ -38,6 +43,7 @@ SECRET=lab-rest-secret
 failures=0
 results=()
 turn_pids=()
+run_dir=/run/natlab/$NATLAB_PREFIX
 
 stop_turn() {
   local p
@@ -55,6 +61,21 @@ start_turn() {
   return $rc
 }
 
+# start_slow_turn PORT TURN_PORT DELAY_MS: slow_turn.py in pub on PORT in
+# front of the coturn on TURN_PORT, waited for (at most 5 s).
+start_slow_turn() {
+  local i log=$run_dir/slow_turn$1.log
+  setsid ip netns exec "$NATLAB_PREFIX-pub" python3 "$here/slow_turn.py" \
+    "$TURN_IP:$1" "$TURN_IP:$2" "$3" </dev/null >/dev/null 2>"$log" &
+  turn_pids+=($!)
+  for ((i = 0; i < 50; i++)); do
+    grep -q "slow_turn: ready" "$log" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "slow_turn.py did not start:"; cat "$log"
+  return 1
+}
+
 lab_up() {
   stop_turn
   bash "$lab" down >/dev/null 2>&1
@@ -66,14 +87,23 @@ lab_up() {
 
 out_s="" out_c=""
 # run_pair ENV...: one traversal (server in A, client in B) with ENV set.
-run_pair() {
+run_pair() { run_split "$*" "$*"; }
+
+# run_split "SERVER_ENV" "CLIENT_ENV": like run_pair, each side with its own
+# environment (space-separated NAME=VALUE words).
+run_split() {
   local session="s$RANDOM$RANDOM"
   out_s=$(mktemp) out_c=$(mktemp)
-  env "$@" timeout 90 bash "$lab" exec a "$peer" server "$REDIS" "$session" "$STUN" "$PUNCH_MS" >"$out_s" 2>&1 &
+  # shellcheck disable=SC2086
+  env $1 timeout 90 bash "$lab" exec a "$peer" server "$REDIS" "$session" "$STUN" "$PUNCH_MS" >"$out_s" 2>&1 &
   local spid=$!
-  env "$@" timeout 90 bash "$lab" exec b "$peer" client "$REDIS" "$session" "$STUN" "$PUNCH_MS" >"$out_c" 2>&1
+  # shellcheck disable=SC2086
+  env $2 timeout 90 bash "$lab" exec b "$peer" client "$REDIS" "$session" "$STUN" "$PUNCH_MS" >"$out_c" 2>&1
   wait $spid
 }
+
+# wanted CASE: run it unless QP_RELAY_CASES (space-separated names) leaves it out.
+wanted() { [ -z "${QP_RELAY_CASES:-}" ] || [[ " $QP_RELAY_CASES " == *" $1 "* ]]; }
 
 field() { grep "^$1" "$2" | head -1; }
 
@@ -96,7 +126,8 @@ relayed() { field PATH "$1" | grep -q "^PATH 6 relayed via"; }
 direct() { field PATH "$1" | grep -q "^PATH [1-5] direct"; }
 
 # 1. symmetric x symmetric: only a relay joins them.
-if lab_up symmetric symmetric; then
+if ! wanted basic; then :
+elif lab_up symmetric symmetric; then
   run_pair QP_LAB_TURN=$TURN
   ok=0; both_ok && relayed "$out_s" && relayed "$out_c" && ok=1
   verdict "symmetric x symmetric, TURN" $ok
@@ -124,6 +155,7 @@ fi
 
 # 1b. sequential x random, both ways: no direct path either.
 for pair in "symmetric-seq symmetric" "symmetric symmetric-seq"; do
+  wanted seq || continue
   # shellcheck disable=SC2086
   if lab_up $pair; then
     run_pair QP_LAB_TURN=$TURN
@@ -135,7 +167,8 @@ for pair in "symmetric-seq symmetric" "symmetric symmetric-seq"; do
 done
 
 # 2. symmetric x symmetric with 3% loss on the internet router.
-if lab_up symmetric symmetric --loss 3; then
+if ! wanted loss; then :
+elif lab_up symmetric symmetric --loss 3; then
   run_pair QP_LAB_TURN=$TURN
   ok=0; both_ok && relayed "$out_c" && ok=1
   verdict "symmetric x symmetric, TURN, 3% loss" $ok
@@ -144,7 +177,8 @@ else
 fi
 
 # 3. An easy pair stays direct when given a TURN server; "only" relays it.
-if lab_up port-restricted full-cone; then
+if ! wanted easy; then :
+elif lab_up port-restricted full-cone; then
   run_pair QP_LAB_TURN=$TURN
   ok=0; both_ok && direct "$out_s" && direct "$out_c" && ok=1
   verdict "port-restricted x full-cone, TURN given" $ok
@@ -156,6 +190,26 @@ if lab_up port-restricted full-cone; then
   verdict "port-restricted x full-cone, relay only" $ok
 else
   results+=("lab port-restricted x full-cone could not be built"); failures=$((failures + 1))
+fi
+
+# 4. A TURN server that answers slowly (slow_turn.py holds its STUN answers
+# SLOW_TURN_MS; ChannelData passes at once): the server's Allocate (two round
+# trips) completes after gathering, when its record is already published. The
+# client has no TURN server, and between two symmetric NATs only the server's
+# relayed candidate joins them: the client must learn it from the record the
+# server publishes again (late allocations, docs/internals/turn.md).
+SLOW_TURN_PORT=3494
+SLOW_TURN_MS=400
+if ! wanted late; then :
+elif lab_up symmetric symmetric && start_slow_turn $SLOW_TURN_PORT $TURN_PORT $SLOW_TURN_MS; then
+  run_split "QP_LAB_TURN=U:P@$TURN_IP:$SLOW_TURN_PORT QUIC_PORTAL_LOG=info" "QP_LAB_RELAY=auto"
+  ok=0
+  grep -q "allocated after gathering: relayed candidate $TURN_IP:[0-9]* published late" "$out_s" &&
+    both_ok && field PATH "$out_s" | grep -q "^PATH 6 relayed via our TURN server $TURN_IP:$SLOW_TURN_PORT" &&
+    field PATH "$out_c" | grep -q "^PATH 6 relayed via the peer's TURN allocation $TURN_IP:" && ok=1
+  verdict "symmetric x symmetric, late allocation" $ok
+else
+  results+=("lab symmetric x symmetric (slow TURN) could not be built"); failures=$((failures + 1))
 fi
 
 echo
