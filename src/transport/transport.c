@@ -37,6 +37,15 @@
 /* Send buffer: one GSO batch of up to 64 segments (Linux limit). */
 #define TRANSPORT_SEND_BUF (UDP_GSO_MAX_BYTES)
 
+/* How far ngtcp2 may grow the receive windows past stream_receive_window and
+ * conn_receive_window. With random loss a lost packet holds up the credit for
+ * everything after it for about two RTTs (detection, then the retransmission):
+ * at 1% loss each way on a 20 ms, 1 Gbit/s path the default 5 MB window
+ * stalled the sender (bytes in flight half the congestion window; bulk
+ * 0.36 -> 0.48 Gbit/s, medians of 5, with this). It also bounds what a peer
+ * can make us buffer out of order: 4 x 5 MB by default. */
+#define TRANSPORT_WINDOW_GROWTH 4
+
 /* Packet size towards a loopback peer; equals what we advertise as
  * max_udp_payload_size, so two quic-portal peers can both use it. */
 #define TRANSPORT_LOOPBACK_PAYLOAD UDP_RECV_DATAGRAM_MAX
@@ -707,6 +716,10 @@ static void fill_settings(const transport_t *t, uint64_t now, ngtcp2_settings *s
    * followed RTT/8 later: two packets and two wake-ups per message. Bulk
    * flows are unchanged: ACKs go out once per read batch either way. */
   s->ack_thresh = 1;
+  /* ngtcp2's flow-control auto-tuning: a window the peer fills within two
+   * RTTs doubles, up to this many times the configured one. */
+  s->max_stream_window = TRANSPORT_WINDOW_GROWTH * o->stream_receive_window;
+  s->max_window = TRANSPORT_WINDOW_GROWTH * o->conn_receive_window;
   /* ngtcp2 probes only up to max_tx_udp_payload_size: raise it to what
    * discovery may find. Packets still start at max_udp_payload and grow
    * only once a probe of the larger size was acknowledged. */
