@@ -2,12 +2,12 @@
  * portal layer: the public qp_portal_* API. Checks arguments, owns the socket,
  * the clock, the lock and the I/O thread, and drives one sans-I/O transport.
  *
- * Threads: one I/O thread per portal polls the socket and a wake-up eventfd,
- * feeds datagrams and timer expiries to the transport and flushes it. The
- * application's threads block on one condition variable. Every transport
- * call happens under p->lock. send() flushes from the calling thread itself
- * (no hand-off latency) and wakes the I/O thread only if the transport's
- * next deadline moved earlier than the one it sleeps on.
+ * Threads: one I/O thread per portal polls the socket, a wake-up eventfd and
+ * a timerfd (its next deadline), feeds datagrams and timer expiries to the
+ * transport and flushes it. Every transport call happens under p->lock.
+ * send() flushes from the calling thread itself (no hand-off latency) and
+ * only moves the timerfd sooner if it must; a recv() with nothing ready
+ * drives the socket itself, and leaves the ACK for the caller's reply.
  */
 #include <errno.h>
 #include <stdarg.h>
