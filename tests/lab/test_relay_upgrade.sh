@@ -117,8 +117,8 @@ run() {
       keep) ;;
     esac
   fi
-  wait $cpid
-  wait $spid
+  wait $cpid; echo "EXIT $?" >>"$out_c"
+  wait $spid; echo "EXIT $?" >>"$out_s"
   unblock
 }
 
@@ -141,7 +141,9 @@ verdict() {
   rm -f "$out_s" "$out_c"
 }
 
-results_ok() { both stream_ok && field RESULT "$out_s" | grep -q "^RESULT ok" &&
+# Exit 0 too: a sanitizer's report after the RESULT line makes it nonzero.
+exit_ok() { field EXIT "$1" | grep -q "^EXIT 0$"; }
+results_ok() { both stream_ok && both exit_ok && field RESULT "$out_s" | grep -q "^RESULT ok" &&
   field RESULT "$out_c" | grep -q "^RESULT ok"; }
 
 # 1. The rule goes mid-transfer: relayed, then direct, nothing lost.

@@ -163,6 +163,26 @@ static void test_pacing_backoff_slow_phase(void **state) {
   assert_int_equal(trav_upgrade_checks_sent(f->a.u), n);
 }
 
+/* The relayed path stalls: every pair still checking is due at once, and
+ * its retries start again at 0.5 s; a validated pair stays quiet. */
+static void test_hurry(void **state) {
+  fixture_t *f = *state;
+  udp_addr_t other, dest;
+  assert_int_equal(udp_addr_from_ip("203.0.113.50", 1000, &other), 0);
+  assert_int_equal(trav_upgrade_add_pair(f->a.u, &other, QP_PATH_SRFLX), 0);
+  int64_t when[20];
+  udp_addr_t to[20];
+  size_t n = record(f->a.u, 10000, when, to, 20); /* 0, .5, 1.5, 3.5, 7.5 */
+  assert_int_equal(n, 5);
+  assert_int_equal(trav_upgrade_next_ms(f->a.u), 11500);
+  trav_upgrade_hurry(f->a.u);
+  assert_int_equal(trav_upgrade_next_ms(f->a.u), when[n - 1] + TRAV_UPGRADE_TA_MS);
+  uint8_t buf[TRAV_UPGRADE_CHECK_MAX];
+  assert_true(trav_upgrade_poll(f->a.u, 10000, buf, sizeof(buf), &dest) > 0);
+  assert_int_equal(trav_upgrade_next_ms(f->a.u), 10000 + TRAV_UPGRADE_RTO_MS);
+  trav_upgrade_hurry(NULL);
+}
+
 static void test_triggered_peer_reflexive(void **state) {
   fixture_t *f = *state;
   uint8_t check[TRAV_UPGRADE_CHECK_MAX], mine[TRAV_UPGRADE_CHECK_MAX];
@@ -358,6 +378,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_both_sides_validate, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pacing_backoff_slow_phase, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_hurry, setup, teardown),
       cmocka_unit_test_setup_teardown(test_triggered_peer_reflexive, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_answers_validate_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_error_answer_validates_nothing, setup, teardown),
