@@ -29,7 +29,7 @@ import logging as _logging
 import math as _math
 import numbers as _numbers
 import os as _os
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Collection, List, Optional, Sequence, Tuple, Union
 
 if _importlib_util.find_spec("quic_portal._core") is None:
     raise ImportError(
@@ -242,6 +242,26 @@ def _check_relay(value: Any, turn_count: int) -> int:
     return _RELAY_POLICIES[value]
 
 
+_PORTMAP_BITS = {"upnp": 1, "natpmp": 2, "pcp": 4}
+
+
+def _check_portmap(value: Any) -> int:
+    """portmap: True (all three protocols), False (none) or a collection of
+    "upnp", "natpmp", "pcp" -> the protocol bits the C binding takes."""
+    if isinstance(value, bool):
+        return 7 if value else 0
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"portmap must be True, False or a collection of 'upnp', "
+                        f"'natpmp', 'pcp', not {type(value).__name__}")
+    bits = 0
+    for name in value:
+        if name not in _PORTMAP_BITS:
+            raise ValueError(f"portmap: unknown protocol {name!r} (expected 'upnp', "
+                             f"'natpmp' or 'pcp')")
+        bits |= _PORTMAP_BITS[name]
+    return bits
+
+
 def _check_reconnect_timeout(value: Any) -> int:
     """reconnect_timeout seconds (None = the library's default) -> ms (-1)."""
     if value is None:
@@ -275,6 +295,7 @@ def _create(
     relay: Any = "auto",
     reconnect_timeout: Any = None,
     local_ip: Any = None,
+    portmap: Any = True,
 ) -> "Portal":
     """Check create_server/create_client's arguments, then rendezvous and
     traverse in the C library (or speak 0.1.x's protocol: legacy=True)."""
@@ -303,6 +324,7 @@ def _create(
     if local_ip is not None and not isinstance(local_ip, str):
         raise TypeError(f"local_ip must be an address string or None, not "
                         f"{type(local_ip).__name__}")
+    portmap_bits = _check_portmap(portmap)
     if legacy and (secret is not None or turn or turn_rest or relay != "auto"):
         raise ValueError("legacy=True speaks 0.1.x's protocol: it takes no secret, "
                          "TURN server or relay policy")
@@ -324,7 +346,7 @@ def _create(
     timeout_ms = max(1, int(_math.ceil(timeout * 1000)))
     return _core._create(cls, is_server, store, url, session, port, stun, timeout_ms,
                          wait_ms, no_pin, opts, secret, turn, turn_rest, relay_policy,
-                         reconnect_ms, local_ip)
+                         reconnect_ms, local_ip, portmap_bits)
 
 
 class LegacyPeerError(PortalError):
@@ -392,6 +414,12 @@ _CREATE_DOC = """{summary}
     ``local_ip`` (an address literal) binds traversal to that address and
     publishes only it as a local candidate: ``"127.0.0.1"`` keeps two
     programs on one machine on loopback. Default None: every address.
+    ``portmap`` (default True): when a STUN server beyond this machine is
+    given, also ask the gateway to forward a public UDP port to this side
+    (UPnP IGD, NAT-PMP and PCP at once, at most 250 ms more gathering); a
+    granted mapping becomes a candidate of its own and is deleted when the
+    portal closes. False asks nothing; a collection such as ``{{"pcp",
+    "natpmp"}}`` names the protocols to try.
 
     Returns a connected Portal (from create_client, ``server_ip`` and
     ``server_port`` name the server's address). Raises ConnectionError with
@@ -429,11 +457,12 @@ class Portal(_core.Portal):
         relay: str = "auto",
         reconnect_timeout: Optional[float] = None,
         local_ip: Optional[str] = None,
+        portmap: Union[bool, Collection[str]] = True,
     ) -> "Portal":
         return _create(Portal, True, dict, local_port, stun_servers, stun_server,
                        punch_timeout, transport_options, session, pin, legacy,
                        wait_timeout, secret, turn_servers, turn_secret_servers, relay,
-                       reconnect_timeout, local_ip)
+                       reconnect_timeout, local_ip, portmap)
 
     @staticmethod
     def create_client(
@@ -454,11 +483,12 @@ class Portal(_core.Portal):
         relay: str = "auto",
         reconnect_timeout: Optional[float] = None,
         local_ip: Optional[str] = None,
+        portmap: Union[bool, Collection[str]] = True,
     ) -> "Portal":
         return _create(Portal, False, dict, local_port, stun_servers, stun_server,
                        punch_timeout, transport_options, session, pin, legacy,
                        wait_timeout, secret, turn_servers, turn_secret_servers, relay,
-                       reconnect_timeout, local_ip)
+                       reconnect_timeout, local_ip, portmap)
 
     create_server.__func__.__doc__ = _CREATE_DOC.format(
         summary="Meet a client through ``dict``, traverse NATs, return a connected Portal."

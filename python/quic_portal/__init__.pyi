@@ -1,5 +1,5 @@
 import enum
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Collection, Dict, List, Optional, Sequence, Tuple, Union
 
 __version__: str
 __all__: List[str]
@@ -90,6 +90,7 @@ class Portal:
         relay: str = "auto",
         reconnect_timeout: Optional[float] = None,
         local_ip: Optional[str] = None,
+        portmap: Union[bool, Collection[str]] = True,
     ) -> Portal: ...
     @staticmethod
     def create_client(
@@ -110,6 +111,7 @@ class Portal:
         relay: str = "auto",
         reconnect_timeout: Optional[float] = None,
         local_ip: Optional[str] = None,
+        portmap: Union[bool, Collection[str]] = True,
     ) -> Portal: ...
     def listen(
         self,

@@ -1653,6 +1653,7 @@ typedef struct {
   PyObject *secret, *turn, *turn_secret; /* str or None, list, list */
   int relay, reconnect_ms;
   PyObject *local_ip; /* str or None */
+  int portmap; /* protocol bits: 1 UPnP, 2 NAT-PMP, 4 PCP; 0 = none */
 } create_req;
 
 static int check_create_types(const create_req *r) {
@@ -1689,6 +1690,11 @@ static int check_create_values(const create_req *r) {
     PyErr_Format(PyExc_ValueError, "at most %d TURN servers, got %zd",
                  QP_MAX_TURN_SERVERS,
                  PyList_GET_SIZE(r->turn) + PyList_GET_SIZE(r->turn_secret));
+    return -1;
+  }
+  if (r->portmap < 0 || r->portmap > 7) {
+    PyErr_Format(PyExc_ValueError, "_create: portmap bits %d out of range 0-7",
+                 r->portmap);
     return -1;
   }
   if (PyList_GET_SIZE(r->stun) > MAX_STUN_SERVERS) {
@@ -1771,6 +1777,10 @@ static void create_args_options(create_args *a, const create_req *r) {
    * URLs) recover. */
   a->o.reconnect_timeout_ms = a->rendezvous != NULL ? r->reconnect_ms : 0;
   a->o.local_ip = a->local_ip;
+  a->o.no_portmap = r->portmap == 0;
+  a->o.no_upnp = !(r->portmap & 1);
+  a->o.no_natpmp = !(r->portmap & 2);
+  a->o.no_pcp = !(r->portmap & 4);
   a->o.transport = &a->transport;
   a->o.cancel = create_cancelled;
   a->o.cancel_user = a;
@@ -1814,18 +1824,18 @@ static PyObject *create_result(bg_call *c, create_args *a, PyObject *cls) {
  * _create(cls, is_server, store, rendezvous, session, local_port,
  *         stun_servers, punch_timeout_ms, wait_timeout_ms, no_pin,
  *         transport_options, secret, turn_servers, turn_secret_servers,
- *         relay, reconnect_timeout_ms, local_ip)
+ *         relay, reconnect_timeout_ms, local_ip, portmap)
  * The package (quic_portal.Portal.create_server/create_client) checks the
  * arguments and calls this; it is not a public API.
  */
 static PyObject *mod_create(PyObject *m, PyObject *args) {
   (void)m;
   create_req r;
-  if (!PyArg_ParseTuple(args, "OpOOOiOiipOOOOiiO:_create", &r.cls, &r.is_server,
+  if (!PyArg_ParseTuple(args, "OpOOOiOiipOOOOiiOi:_create", &r.cls, &r.is_server,
                         &r.store, &r.url, &r.session, &r.local_port, &r.stun,
                         &r.punch_ms, &r.wait_ms, &r.no_pin, &r.opts, &r.secret,
                         &r.turn, &r.turn_secret, &r.relay, &r.reconnect_ms,
-                        &r.local_ip))
+                        &r.local_ip, &r.portmap))
     return NULL;
   if (check_create_types(&r) < 0 || check_create_values(&r) < 0)
     return NULL;
@@ -1945,7 +1955,7 @@ static PyMethodDef module_methods[] = {
      "_create($module, cls, is_server, store, rendezvous, session, "
      "local_port, stun_servers, punch_timeout_ms, wait_timeout_ms, no_pin, "
      "transport_options, secret, turn_servers, turn_secret_servers, relay, "
-     "reconnect_timeout_ms, local_ip, /)\n--\n\n"
+     "reconnect_timeout_ms, local_ip, portmap, /)\n--\n\n"
      "Rendezvous and NAT traversal (used by Portal.create_server/create_client)."},
     {NULL, NULL, 0, NULL},
 };

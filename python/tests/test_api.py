@@ -408,6 +408,10 @@ def test_create_signatures():
     (dict(dict={}, pin="yes"), TypeError, "pin"),
     (dict(dict={}, legacy=1), TypeError, "legacy"),
     (dict(dict={}, stun_servers=[("stun.example.org", 3478)] * 17), ValueError, "16"),
+    (dict(dict={}, portmap=1), TypeError, "portmap"),
+    (dict(dict={}, portmap="pcp"), TypeError, "portmap"),
+    (dict(dict={}, portmap=None), TypeError, "portmap"),
+    (dict(dict={}, portmap={"pcp", "upnp2"}), ValueError, "upnp2"),
 ])
 def test_create_bad_arguments(create, kw, exc, what):
     with pytest.raises(exc, match=what):

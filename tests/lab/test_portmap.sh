@@ -144,7 +144,7 @@ start_client() {
 }
 
 stop_client() {
-  exec {CLIENT[1]}>&- 2>/dev/null
+  { exec {CLIENT[1]}>&-; } 2>/dev/null  # exec alone would keep 2>/dev/null for the script
   wait "$CLIENT_PID" 2>/dev/null
   CLIENT_PID=
 }
@@ -361,6 +361,74 @@ TIMES+=("stop while UPnP discovery still runs: ${stop_ms:-?} ms")
 if grep -E -q "Sanitizer|runtime error" "$RUN/client.err"; then
   fail "the client's sanitizer report:"; cat "$RUN/client.err"
 fi
+# The Python package (QP_LAB_PYTHONPATH, default python/ of this tree) as
+# the server in A, lab_peer as the client in B, in the symmetric x
+# symmetric lab with miniupnpd on A's router:
+#   portmap on: B connects through A's mapping; after Portal.close() the
+#     rule is gone while the Portal object (and the process) still live;
+#   portmap=False: no rule appears while it runs, and the pair fails with
+#     the punch error (no direct path joins two random symmetric NATs).
+PY_PEER="$here/py_portmap_peer.py"
+py_run() { # py_run on|off -> PY_OUT, CLIENT_OUT files; SEEN: rules seen
+  local mode=$1 session="py$RANDOM$RANDOM"
+  PY_OUT="$RUN/py_$mode.out" CLIENT_OUT="$RUN/py_client_$mode.out"
+  : >"$RUN/py_seen"
+  coproc PY { exec ip netns exec "$NS_A" env PYTHONPATH="$pydir" QP_PY_NO_BUILD=1 \
+    python3 "$PY_PEER" redis://203.0.113.10:6379/0 "$session" 203.0.113.10:3478 "$mode" 3 2>&1; }
+  local py_pid=$PY_PID
+  timeout 40 ip netns exec "$NS_B" "$peer" client redis://203.0.113.10:6379/0 "$session" \
+    203.0.113.10:3478 3000 >"$CLIENT_OUT" 2>&1 &
+  local cpid=$!
+  local line first=
+  while [ -n "${PY[0]:-}" ] && read -r -t 40 line <&"${PY[0]}"; do
+    echo "$line" >>"$PY_OUT"
+    [[ $line == PATH* ]] && rules >>"$RUN/py_seen"
+    [[ $line == RESULT* || $line == CLOSED ]] && { first=$line; break; }
+  done
+  wait "$cpid"
+  if [[ $first == CLOSED ]]; then # the Portal is closed, not yet freed
+    if rule_gone "[0-9]*"; then PY_CLOSE_CLEAN=1; else PY_CLOSE_CLEAN=0; fi
+  fi
+  SEEN=$(cat "$RUN/py_seen")
+  # SIGPIPE ignored: Python may be gone already (coproc fds do not reach
+  # subshells, so the write must be this shell's).
+  trap '' PIPE
+  [ -n "${PY[1]:-}" ] && { echo exit >&"${PY[1]}"; } 2>/dev/null
+  trap - PIPE
+  wait "$py_pid" 2>/dev/null
+}
+
+py_checks() {
+  pydir=${QP_LAB_PYTHONPATH:-$here/../../python}
+  if ! PYTHONPATH="$pydir" QP_PY_NO_BUILD=1 python3 -c 'import sys, quic_portal
+sys.exit("portmap" not in (quic_portal._core._create.__text_signature__ or ""))' 2>/dev/null; then
+    echo "skip: Python checks (no quic_portal with portmap= importable from $pydir; build it: make -C python)"
+    return
+  fi
+  PY_CLOSE_CLEAN=
+  py_run on
+  sed 's/^/   py: /' "$PY_OUT"; grep -h '^RESULT\|^PATH' "$CLIENT_OUT" | sed 's/^/   client: /'
+  if grep -q '^RESULT ok' "$CLIENT_OUT" && grep -q "^PATH .*$EXT_IP:" "$CLIENT_OUT" && [ -n "$SEEN" ]; then
+    ok "Python portmap on: B connected through A's mapping"
+  else
+    fail "Python portmap on: no connection through the mapping"
+  fi
+  [ "$PY_CLOSE_CLEAN" = 1 ] && ok "Python: rule gone after Portal.close(), the Portal still alive" ||
+    fail "Python: rule still there after Portal.close(): $(rules)"
+  # portmap=False: sample the router's rules for the whole run.
+  : >"$RUN/py_seen_off"
+  ( for ((i = 0; i < 100; i++)); do rules >>"$RUN/py_seen_off"; sleep 0.1; done ) &
+  local sampler=$!
+  py_run off
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
+  sed 's/^/   py: /' "$PY_OUT"
+  if grep -q '^RESULT fail' "$PY_OUT" && ! grep -q . "$RUN/py_seen_off"; then
+    ok "Python portmap=False: no mapping asked for (no rule during the run), no direct path"
+  else
+    fail "Python portmap=False: $(cat "$RUN/py_seen_off" | head -3)"
+  fi
+}
+
 # Traversal through the mapping (with LAB_PEER): both sites behind
 # symmetric NATs with random ports, which no direct path joins without
 # help; miniupnpd on A's router only. A publishes its mapping as a
@@ -390,6 +458,7 @@ if [ -n "$peer" ]; then
   fi
   rule_gone "[0-9]*" && ok "traversal: no rule left after both closed" ||
     fail "traversal: rules left after close: $(rules)"
+  py_checks
 fi
 
 echo "timings:"; printf '  %s\n' "${TIMES[@]}"
