@@ -7,13 +7,15 @@
  *   IPv6, 1 KiB echoed byte for byte, qp_portal_path says
  *   "direct (host, IPv6) to [::1]:port", the peer address is "::1";
  * - a portal listening on "::" (dual-stack) and a client from 127.0.0.1:
- *   QUIC over an IPv4-mapped path, and the server names its peer in IPv4.
+ *   QUIC over an IPv4-mapped path, and the server names its peer in IPv4;
+ * - an embedded STUN server on [::1]: an IPv6 server-reflexive candidate.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "stun/stun_server.h"
 #include "tu.h"
 #include "test_trav_tu.h"
 
@@ -161,11 +163,48 @@ static void dual_stack_listener_and_ipv4_client(void **state) {
   qp_portal_destroy(server);
 }
 
+/* STUN over IPv6: the answer's XOR-MAPPED-ADDRESS (IPv6) becomes an srflx
+ * candidate in the record, next to the host one. */
+static void srflx_from_an_ipv6_stun_server(void **state) {
+  (void)state;
+  if (!have_ipv6_loopback())
+    TU_SKIP("cannot bind ::1 (IPv6 disabled)");
+  stun_server_t *stun;
+  TU_RC_EQ(stun_server_start("[::1]:0", NULL, &stun), 0, qp_last_error());
+  udp_addr_t sa;
+  assert_int_equal(stun_server_address(stun, 0, &sa), 0);
+  char server[UDP_ADDRSTRLEN];
+  udp_addr_to_string(&sa, server, sizeof(server));
+  tt_side_t srv;
+  side_on_v6(&srv, "v6-srflx", true);
+  srv.stun[0] = server;
+  srv.cfg.stun_server_count = 1;
+  tt_side_start(&srv);
+  rdv_t *rdv;
+  rdv_record rec;
+  assert_int_equal(rdv_open(URL, "v6-srflx", &rdv), 0);
+  assert_true(tt_wait_record(rdv, "server", TIMEOUT_MS, &rec));
+  bool srflx = false;
+  for (size_t i = 0; i < rec.candidate_count; i++)
+    if (rec.candidates[i].type == RDV_CAND_SRFLX) {
+      assert_string_equal(rec.candidates[i].addr, "::1");
+      assert_int_equal(rec.candidates[i].port, udp_addr_port(&srv.sock.local));
+      srflx = true;
+    }
+  assert_true(srflx);
+  atomic_store(&srv.cancel, true);
+  TU_RC_EQ(tt_side_join(&srv), QP_ERR_INTERRUPTED, srv.err);
+  rdv_close(rdv);
+  tt_side_cleanup(&srv);
+  stun_server_stop(stun);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(traversal_on_ipv6_loopback),
       cmocka_unit_test(portals_on_ipv6_loopback),
       cmocka_unit_test(dual_stack_listener_and_ipv4_client),
+      cmocka_unit_test(srflx_from_an_ipv6_stun_server),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 #include "traversal/trav_internal.h"
 #include "tu.h"
 #include "udp/udp.h"
+#include "udp/udp_resolve.h"
 
 /* What a datagram on loopback may take to arrive on a loaded machine. */
 #define WAIT_MS 2000
@@ -169,6 +170,32 @@ static void taken_port_is_not_a_fallback(void **state) {
   udp_socket_close(&first);
 }
 
+/* Each name in the family asked, strictly: a dual-stack socket asks a STUN
+ * server once per family. No DNS server is involved (literals,
+ * localhost, RFC 6761 .invalid). */
+static void resolve_per_family(void **state) {
+  (void)state;
+  const char *names[] = {"192.0.2.1:3478", "192.0.2.1:3478", "[2001:db8::1]:3478",
+                         "[2001:db8::1]", "name.invalid"};
+  int families[] = {AF_INET, AF_INET6, AF_INET, AF_INET6, AF_INET6};
+  udp_resolved_t out[5];
+  assert_int_equal(udp_resolve_names_in(names, families, 5, 3478, 2000, NULL, NULL, out),
+                   5);
+  assert_int_equal(out[0].rc, 0);
+  assert_string_equal(out[0].text, "192.0.2.1:3478");
+  assert_int_equal(out[1].rc, QP_ERR_RESOLVE);
+  TU_ASSERT_CONTAINS(out[1].message, "not an IPv6 address");
+  assert_int_equal(out[2].rc, QP_ERR_RESOLVE);
+  TU_ASSERT_CONTAINS(out[2].message, "not an IPv4 address");
+  assert_int_equal(out[3].rc, 0); /* a literal keeps its text; the port defaults */
+  assert_int_equal(out[3].addr.ss.ss_family, AF_INET6);
+  assert_int_equal(udp_addr_port(&out[3].addr), 3478);
+  assert_int_not_equal(out[4].rc, 0);
+  /* The old call keeps literals of any family. */
+  assert_int_equal(udp_resolve_names(names + 2, 1, 3478, AF_INET, 2000, NULL, NULL, out), 1);
+  assert_int_equal(out[0].rc, 0);
+}
+
 static bool is_ula(const udp_addr_t *a) {
   const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&a->ss;
   return a->ss.ss_family == AF_INET6 && (s6->sin6_addr.s6_addr[0] & 0xfe) == 0xfc;
@@ -249,6 +276,7 @@ int main(void) {
       cmocka_unit_test(stun_writes_mapped_as_ipv4),
       cmocka_unit_test(dual_stack_socket_carries_ipv4),
       cmocka_unit_test(taken_port_is_not_a_fallback),
+      cmocka_unit_test(resolve_per_family),
       cmocka_unit_test(host_candidates_of_both_families),
       cmocka_unit_test(host_candidate_of_a_bound_ipv6_socket),
   };
