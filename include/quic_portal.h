@@ -428,8 +428,10 @@ typedef enum qp_path_kind {
  * socket too) or "relayed via our TURN
  * server 203.0.113.10:3478 (relayed address 203.0.113.10:40123)" or
  * "relayed via the peer's TURN allocation 203.0.113.10:40555".
- * *changed_ns (may be NULL) gets when it took effect (CLOCK_MONOTONIC ns).
- * QP_ERR_INVALID for a NULL portal. Thread-safe.
+ * *changed_ns (may be NULL) gets when it took effect (CLOCK_MONOTONIC ns):
+ * it changes after a recovery, and when a relayed connection moved to a
+ * direct path ("direct (server-reflexive, IPv4) to ..., after 3.7 s through
+ * the relay"). QP_ERR_INVALID for a NULL portal. Thread-safe.
  */
 #define QP_PATH_DESC_SIZE 160
 QP_EXPORT int qp_portal_path(const qp_portal_t *portal, char *desc,
@@ -538,7 +540,9 @@ typedef struct qp_traverse_options {
    * addresses as the lowest-priority candidates and checks them like any
    * pair; when a relayed pair validates first, the server side waits
    * QP_RELAY_GRACE_MS for a direct pair before it nominates the relay.
-   * QUIC then runs through the relay (ChannelData, 4 bytes per packet).
+   * QUIC then runs through the relay (ChannelData, 4 bytes per packet),
+   * while both sides keep checking the direct pairs: when one opens, QUIC
+   * migrates onto it (qp_portal_path changes) and the allocation goes.
    * A server that fails is logged and skipped; with relay = QP_RELAY_ONLY
    * and no allocation, qp_create_* fails with QP_ERR_RELAY and the
    * server's message ("TURN server 203.0.113.10:3478 answered 401 to user

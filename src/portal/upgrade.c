@@ -121,8 +121,9 @@ static void describe(const portal_upgrade_t *g, const udp_addr_t *peer, int kind
   chg->peer = *peer;
   chg->kind = kind;
   snprintf(chg->desc, sizeof(chg->desc),
-           "direct (%s) to %s, after %.1f s through the relay",
+           "direct (%s, %s) to %s, after %.1f s through the relay",
            trav_upgrade_kind_name(kind),
+           udp_addr_family(peer) == AF_INET6 ? "IPv6" : "IPv4",
            udp_addr_to_string(peer, who, sizeof(who)),
            (double)(now_ns - g->start_ns) / 1e9);
 }
