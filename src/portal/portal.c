@@ -1284,10 +1284,19 @@ int portal_recovery_adopt(qp_portal_t *p, trav_result_t *res) {
 }
 
 void portal_recovery_fail(qp_portal_t *p, int code, const char *fmt, ...) {
+  /* Leaves room for the relayed path's description in front. */
+  char why[sizeof(p->io_msg) - QP_PATH_DESC_SIZE - 32];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(p->io_msg, sizeof(p->io_msg), fmt, ap);
+  vsnprintf(why, sizeof(why), fmt, ap);
   va_end(ap);
+  /* A relayed path dies with its TURN server: name it first (the message
+   * may be cut at the end). */
+  if (p->path_kind == QP_PATH_RELAYED)
+    snprintf(p->io_msg, sizeof(p->io_msg), "path lost (%s): %s",
+             p->path_desc, why);
+  else
+    snprintf(p->io_msg, sizeof(p->io_msg), "%s", why);
   p->io_err = code;
   QP_LOG_WARN("%s", p->io_msg);
   wake_all(p);

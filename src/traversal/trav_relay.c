@@ -63,6 +63,7 @@ struct trav_relay {
   int grace_pair;         /* the best validated relayed pair, or -1 */
   char note[512];         /* what the TURN servers said */
   bool gathered;          /* gathering is over: new allocations are late */
+  uint64_t start_ns;      /* when the Allocates went out */
   /* The peer's candidates so far (the oldest replaced when full), for the
    * permissions and pairs of a late allocation. */
   trav_relay_remote_t remote[TRAV_RELAY_MAX_REMOTES];
@@ -124,6 +125,23 @@ static void note(trav_relay_t *r, trav_relay_slot_t *s) {
   s->noted = true;
 }
 
+/* At the end of gathering: the servers whose Allocate is still unanswered
+ * (dead, or slow: they may still be published late). */
+static void note_unanswered(trav_relay_t *r) {
+  long long ms = (long long)((clock_now_ns() - r->start_ns) / CLOCK_NS_PER_MS);
+  for (size_t k = 0; k < r->count; k++) {
+    const trav_relay_slot_t *s = &r->slot[k];
+    if (s->noted || turn_client_state(&s->c) != TURN_STATE_ALLOCATING)
+      continue;
+    char srv[UDP_ADDRSTRLEN], text[UDP_ADDRSTRLEN + TURN_USERNAME_MAX + 96];
+    snprintf(text, sizeof(text), "%sTURN server %s had not answered the "
+             "Allocate request of user '%s' after %lld ms",
+             r->note[0] ? "; " : "", server_text(&s->c, srv, sizeof(srv)),
+             s->c.cfg.username, ms);
+    append(r->note, sizeof(r->note), text);
+  }
+}
+
 int trav_send(trav_agent_t *a, size_t s, const udp_addr_t *to,
               const uint8_t *buf, size_t len) {
   trav_relay_slot_t *r = slot_of(a, s);
@@ -156,6 +174,7 @@ int trav_relay_start(trav_agent_t *a, int64_t now_ms, int64_t until_ms) {
   r->grace_until_ms = -1;
   r->grace_pair = -1;
   uint64_t now = clock_now_ns();
+  r->start_ns = now;
   for (size_t k = 0; k < cfg->turn_count; k++) {
     trav_relay_slot_t *s = &r->slot[r->count];
     turn_config tc = cfg->turn[k];
@@ -253,8 +272,10 @@ int trav_relay_gather_finish(trav_agent_t *a) {
         add_candidate(a, s, k))
       relayed++;
   }
-  if (r != NULL)
+  if (r != NULL) {
     r->gathered = true;
+    note_unanswered(r);
+  }
   if (a->cfg->relay_policy != QP_RELAY_ONLY || a->cfg->turn_count == 0)
     return 0;
   if (relayed == 0)
@@ -434,6 +455,8 @@ static const char *kind_text(const trav_pair_t *p) {
     return "predicted";
   case RDV_CAND_RELAY:
     return "relay";
+  case RDV_CAND_MAPPED:
+    return trav_mapped_text(p->remote_via);
   }
   return "?";
 }

@@ -9,6 +9,7 @@
  *   lab_peer server|client RENDEZVOUS_URL SESSION STUN_HOST:PORT TIMEOUT_MS
  *
  * QP_LAB_STUN2="HOST:PORT" adds a second STUN server (test_ipv6.sh).
+ * QP_LAB_RECONNECT_MS sets reconnect_timeout_ms (recovery's budget).
  * TURN (issue 10) from the environment: QP_LAB_TURN="U:P@HOST:PORT",
  * QP_LAB_TURN_SECRET="SECRET@HOST:PORT", QP_LAB_RELAY=auto|never|only.
  *
@@ -222,6 +223,10 @@ int main(int argc, char **argv) {
    * birthday technique probes only a peer whose record opened with it or
    * who already sent an authenticated check from the probed IP. */
   o.no_portmap = getenv("QP_LAB_NO_PORTMAP") != NULL;
+  /* QP_LAB_RECONNECT_MS: recovery's budget (test_relay.sh, relay killed). */
+  const char *reconnect = getenv("QP_LAB_RECONNECT_MS");
+  if (reconnect != NULL && *reconnect)
+    o.reconnect_timeout_ms = atoi(reconnect);
   const char *secret = getenv("QP_LAB_SECRET");
   o.secret = secret == NULL ? "quic-portal lab secret" : *secret ? secret : NULL;
   const char *turn[1] = {getenv("QP_LAB_TURN")};

@@ -14,12 +14,18 @@
 #   - a wrong password fails with a message naming 401 and the server;
 #   - late: a TURN server that answers slowly (slow_turn.py) allocates after
 #     gathering; the relayed candidate is published late and the client
-#     (no TURN of its own) connects through it.
+#     (no TURN of its own) connects through it;
+#   - killed: coturn killed (SIGKILL) during a 64 MiB stream between two
+#     symmetric NATs: both sides end within 15 s (recovery budget 8 s) with
+#     QP_ERR_PUNCH saying "path lost (relayed via ... TURN server ...)", and
+#     every message received was whole and correct;
+#   - dead: a TURN server that does not answer: QP_ERR_PUNCH naming it (and
+#     QP_ERR_RELAY at the end of gathering with relay "only").
 # Prints connect and 10 MiB echo times (README's relay figures).
 #
 #   test_relay.sh LAB_PEER_BINARY
 #   QP_RELAY_CASES="late ..." test_relay.sh ...   only these cases (basic seq
-#                                                 loss easy late)
+#                                                 loss easy late killed dead)
 # Exit: 0 all as expected, 1 a mismatch, 77 skipped (needs root + netns).
 set -uo pipefail
 
@@ -210,6 +216,74 @@ elif lab_up symmetric symmetric && start_slow_turn $SLOW_TURN_PORT $TURN_PORT $S
   verdict "symmetric x symmetric, late allocation" $ok
 else
   results+=("lab symmetric x symmetric (slow TURN) could not be built"); failures=$((failures + 1))
+fi
+
+# 5. The relay killed mid-transfer, no direct path (symmetric x symmetric):
+# a stream of KILL_STREAM messages (lab_peer QP_LAB_STREAM: numbered, each
+# checked byte for byte by the server and again in its echo by the client)
+# runs through coturn, which is killed (SIGKILL) once echoes flow. Both sides
+# must end within KILL_BOUND_S with a failure that names the lost relayed
+# path (the TURN server's address), and every message either side received
+# was whole and correct (no "message N: ..." mismatch, no QP_ERR_PROTOCOL).
+KILL_STREAM=1000:65536:2 # 64 MiB in 64 KiB messages, at most 16 outstanding
+KILL_RECONNECT_MS=8000   # recovery's budget (reconnect_timeout_ms; default 30 s)
+KILL_BOUND_S=15          # dead path noticed (2-3 s), recovery's budget, slack
+if ! wanted killed; then :
+elif lab_up symmetric symmetric; then
+  session="k$RANDOM$RANDOM" out_s=$(mktemp) out_c=$(mktemp)
+  QP_LAB_TURN=$TURN QP_LAB_STREAM=$KILL_STREAM QP_LAB_RECONNECT_MS=$KILL_RECONNECT_MS \
+    timeout 90 bash "$lab" exec a "$peer" server \
+    "$REDIS" "$session" "$STUN" "$PUNCH_MS" >"$out_s" 2>&1 &
+  spid=$!
+  QP_LAB_TURN=$TURN QP_LAB_STREAM=$KILL_STREAM QP_LAB_RECONNECT_MS=$KILL_RECONNECT_MS \
+    timeout 90 bash "$lab" exec b "$peer" client \
+    "$REDIS" "$session" "$STUN" "$PUNCH_MS" >"$out_c" 2>&1 &
+  cpid=$!
+  for ((i = 0; i < 300; i++)); do
+    grep -q "^STREAMING" "$out_c" && break
+    kill -0 $cpid 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -KILL "${turn_pids[0]}"; t_kill=$(date +%s%N)
+  wait $cpid; wait $spid; t_end=$(date +%s%N)
+  took=$(( (t_end - t_kill) / 1000000 ))
+  ok=1
+  for f in "$out_s" "$out_c"; do
+    field RESULT "$f" | grep -q "^RESULT fail .*after connecting, QP_ERR_[A-Z_]*: path lost (relayed via [^)]*$TURN_IP:" || ok=0
+    field RESULT "$f" | grep -q QP_ERR_PROTOCOL && ok=0
+    grep -q "^message [0-9]*: " "$f" && ok=0
+    field "STREAM " "$f" | grep -q "^STREAM fail [1-9][0-9]* " || ok=0
+  done
+  cat "$out_s" "$out_c" | grep "^RESULT" | grep -q "$TURN_IP:$TURN_PORT" || ok=0
+  [ "$took" -le $((KILL_BOUND_S * 1000)) ] || ok=0
+  echo "relay killed: both ended $took ms after the kill; client: $(field "STREAM " "$out_c"); $(field RESULT "$out_c" | cut -c1-160)"
+  verdict "symmetric x symmetric, relay killed mid-transfer" $ok
+else
+  results+=("lab symmetric x symmetric (relay killed) could not be built"); failures=$((failures + 1))
+fi
+
+# 6. A dead TURN server (nothing listens on DEAD_TURN_PORT) where only a
+# relay joins the pair: both sides fail within the punch timeout and
+# gathering, saying the TURN server did not answer; with relay "only" the
+# client fails at the end of gathering with QP_ERR_RELAY naming it.
+DEAD_TURN_PORT=3499
+DEAD_BOUND_MS=$((PUNCH_MS + 3000)) # the punch timeout, gathering (2 s) and slack
+if ! wanted dead; then :
+elif lab_up symmetric symmetric; then
+  run_pair QP_LAB_TURN=U:P@$TURN_IP:$DEAD_TURN_PORT
+  ok=1
+  for f in "$out_s" "$out_c"; do
+    field RESULT "$f" | grep -q "^RESULT fail [0-9]* QP_ERR_PUNCH: .*TURN server $TURN_IP:$DEAD_TURN_PORT did not answer" || ok=0
+    [ "$(field RESULT "$f" | awk '{print $3}')" -le $DEAD_BOUND_MS ] 2>/dev/null || ok=0
+  done
+  verdict "symmetric x symmetric, dead TURN server" $ok
+  run_pair QP_LAB_TURN=U:P@$TURN_IP:$DEAD_TURN_PORT QP_LAB_RELAY=only
+  ok=0
+  field RESULT "$out_c" | grep -q "^RESULT fail [0-9]* QP_ERR_RELAY: .*TURN server $TURN_IP:$DEAD_TURN_PORT had not answered" &&
+    [ "$(field RESULT "$out_c" | awk '{print $3}')" -le 3000 ] && ok=1
+  verdict "relay only, dead TURN server" $ok
+else
+  results+=("lab symmetric x symmetric (dead TURN) could not be built"); failures=$((failures + 1))
 fi
 
 echo
