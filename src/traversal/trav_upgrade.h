@@ -56,6 +56,9 @@
 /* Direct pairs checked at most: the traversal's direct pairs on the
  * portal's socket plus peer-reflexive ones learned from the peer's checks. */
 #define TRAV_UPGRADE_MAX_PAIRS 24
+/* Relay IPs remembered at most (trav_upgrade_exclude_ip): the TURN
+ * servers (QP_MAX_TURN_SERVERS = 8) and relayed addresses of both sides. */
+#define TRAV_UPGRADE_MAX_EXCLUDED 24
 /* Room for one check (USERNAME of two ufrags, PRIORITY, role, integrity,
  * fingerprint: about 100 bytes). */
 #define TRAV_UPGRADE_CHECK_MAX 256
@@ -72,11 +75,19 @@ typedef enum trav_upgrade_rx {
 
 /* A pair to check: the peer's address as the portal's socket sends to it
  * (family already matched) and its qp_path_kind (QP_PATH_HOST, _SRFLX,
- * _PRFLX, _PREDICTED). 0, QP_ERR_INVALID (unusable address or kind) or
+ * _PRFLX, _PREDICTED). 0, QP_ERR_INVALID (unusable address or kind, or a
+ * relay's IP) or
  * QP_ERR_TOO_LARGE (TRAV_UPGRADE_MAX_PAIRS reached). A pair already there
  * is not added twice (0). */
 int trav_upgrade_add_pair(trav_upgrade_t *u, const udp_addr_t *remote,
                           int kind);
+
+/* A relay's IP (a TURN server, or a relayed address of either side): no
+ * pair to it is direct, whatever its type (a check of the peer sent
+ * through its allocation reaches us from there, and would teach a
+ * "peer-reflexive" pair through the relay). 0, or QP_ERR_TOO_LARGE beyond
+ * TRAV_UPGRADE_MAX_EXCLUDED. Before trav_upgrade_add_pair. */
+int trav_upgrade_exclude_ip(trav_upgrade_t *u, const udp_addr_t *addr);
 
 /* A datagram that arrived on the portal's socket DIRECTLY (not through the
  * relay) from `from`, at now_ms (any monotonic ms clock, the same for

@@ -346,6 +346,27 @@ static void test_argument_errors(void **state) {
   assert_int_equal(trav_upgrade_add_pair(f->a.u, &f->b.addr, QP_PATH_RELAYED), QP_ERR_INVALID);
   assert_int_equal(trav_upgrade_add_pair(f->a.u, &f->b.addr, QP_PATH_NONE), QP_ERR_INVALID);
   assert_int_equal(trav_upgrade_pair_count(f->a.u), 0);
+  /* A relay's IP is never direct: not as a pair, nor learned from a check
+   * of the peer that came through its allocation. */
+  udp_addr_t turn, relayed;
+  assert_int_equal(udp_addr_from_ip("203.0.113.10", 3478, &turn), 0);
+  assert_int_equal(udp_addr_from_ip("203.0.113.10", 41000, &relayed), 0);
+  assert_int_equal(trav_upgrade_exclude_ip(f->a.u, &turn), 0);
+  assert_int_equal(trav_upgrade_exclude_ip(f->a.u, &turn), 0); /* once */
+  assert_int_equal(trav_upgrade_add_pair(f->a.u, &relayed, QP_PATH_PRFLX), QP_ERR_INVALID);
+  assert_non_null(strstr(qp_last_error(), "relay"));
+  uint8_t check[TRAV_UPGRADE_CHECK_MAX];
+  assert_int_equal(trav_upgrade_add_pair(f->b.u, &f->a.addr, QP_PATH_SRFLX), 0);
+  size_t cn = trav_upgrade_poll(f->b.u, 0, check, sizeof(check), &a);
+  assert_int_equal(trav_upgrade_on_datagram(f->a.u, check, cn, &relayed, 0),
+                   TRAV_UPGRADE_REQUEST); /* authenticated: the responder answers */
+  assert_int_equal(trav_upgrade_pair_count(f->a.u), 0);
+  for (int i = 0; i < TRAV_UPGRADE_MAX_EXCLUDED; i++) {
+    assert_int_equal(udp_addr_from_ip("198.18.0.0", 1, &a), 0); /* none excluded */
+    ((uint8_t *)&((struct sockaddr_in *)&a.ss)->sin_addr)[3] = (uint8_t)i;
+    int rc = trav_upgrade_exclude_ip(f->a.u, &a);
+    assert_int_equal(rc, i < TRAV_UPGRADE_MAX_EXCLUDED - 1 ? 0 : QP_ERR_TOO_LARGE);
+  }
   for (int i = 0; i < TRAV_UPGRADE_MAX_PAIRS; i++) {
     assert_int_equal(udp_addr_from_ip("203.0.113.7", (uint16_t)(2000 + i), &a), 0);
     assert_int_equal(trav_upgrade_add_pair(f->a.u, &a, QP_PATH_SRFLX), 0);
