@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "traversal/trav_internal.h"
+#include "turn/turn_client.h"
 
 typedef enum up_state {
   UP_CHECKING = 0, /* checks go out on its schedule */
@@ -40,6 +41,8 @@ struct trav_upgrade {
   bool stopped;
   up_pair pairs[TRAV_UPGRADE_MAX_PAIRS];
   size_t count;
+  udp_addr_t excluded[TRAV_UPGRADE_MAX_EXCLUDED]; /* relay IPs */
+  size_t excluded_count;
   uint64_t sent, answered, requests, unauthenticated;
 };
 
@@ -99,12 +102,29 @@ static int find(const trav_upgrade_t *u, const udp_addr_t *remote) {
   return -1;
 }
 
+static bool excluded(const trav_upgrade_t *u, const udp_addr_t *addr) {
+  for (size_t i = 0; i < u->excluded_count; i++)
+    if (udp_addr_same_ip(&u->excluded[i], addr))
+      return true;
+  return false;
+}
+
+int trav_upgrade_exclude_ip(trav_upgrade_t *u, const udp_addr_t *addr) {
+  if (excluded(u, addr))
+    return 0;
+  if (u->excluded_count >= TRAV_UPGRADE_MAX_EXCLUDED)
+    return err_fail(QP_ERR_TOO_LARGE, "more than %d relay addresses",
+                    TRAV_UPGRADE_MAX_EXCLUDED);
+  u->excluded[u->excluded_count++] = *addr;
+  return 0;
+}
+
 int trav_upgrade_add_pair(trav_upgrade_t *u, const udp_addr_t *remote,
                           int kind) {
   char who[UDP_ADDRSTRLEN];
-  if (rank_of(kind) < 0 || !trav_addr_usable(remote))
+  if (rank_of(kind) < 0 || !trav_addr_usable(remote) || excluded(u, remote))
     return err_fail(QP_ERR_INVALID, "direct pair to %s (kind %d) refused: not "
-                                    "a usable direct candidate",
+                                    "a usable direct candidate (or a relay's)",
                     udp_addr_to_string(remote, who, sizeof(who)), kind);
   if (find(u, remote) >= 0)
     return 0;
@@ -357,6 +377,20 @@ trav_upgrade_t *trav_upgrade_from_agent(const trav_agent_t *a) {
     QP_LOG_WARN("the connection stays on the relay: %s", qp_last_error());
     return NULL;
   }
+  /* Relays are not direct, whatever a pair's type says: the TURN servers,
+   * our relayed addresses, the peer's (a check it sent through its
+   * allocation made a "peer-reflexive" pair from there). */
+  udp_addr_t ip;
+  for (size_t k = 0; k < a->cfg->turn_count; k++)
+    if (trav_addr_for_family(&a->cfg->turn[k].server, a->socks[0]->family, &ip))
+      (void)trav_upgrade_exclude_ip(u, &ip);
+  for (size_t i = 0; i < a->cand_count; i++)
+    if (a->cands[i].type == RDV_CAND_RELAY &&
+        trav_addr_for_family(&a->cands[i].addr, a->socks[0]->family, &ip))
+      (void)trav_upgrade_exclude_ip(u, &ip);
+  for (size_t i = 0; i < a->pair_count; i++)
+    if (a->pairs[i].remote_type == RDV_CAND_RELAY)
+      (void)trav_upgrade_exclude_ip(u, &a->pairs[i].remote);
   /* The traversal's direct pairs on the portal's socket (socket 0), best
    * first; the birthday technique's extra sockets are closed by now. */
   for (size_t i = 0; i < a->pair_count; i++) {
