@@ -7,7 +7,8 @@
 #   (a) IPv4 NATs symmetric (random ports) on both sides, no TURN, IPv6 on both:
 #       the peers connect directly over IPv6 (QP_RUNS times, default 5: median
 #       time to connect), echo 1 KiB and 10 MiB byte for byte, and both paths say
-#       "direct (..., IPv6)";
+#       "direct (..., IPv6)"; each side got an IPv6 server-reflexive address from
+#       the IPv6 STUN server and still learned its IPv4 NAT as random;
 #   (b) port-restricted NATs, IPv6 only in site A: they connect over IPv4 and the
 #       path says so;
 #   (c) the firewall really drops unsolicited IPv6: a datagram from pub to a socket
@@ -56,7 +57,8 @@ out_s="$tmp/server" out_c="$tmp/client"
 # no port mapping (no gateway answers in this lab: it would only add 250 ms).
 run_pair() {
   local session="v6$RANDOM$RANDOM" spid
-  export QP_LAB_STUN2=$STUN6 QP_LAB_NO_PORTMAP=1
+  # info: the traversal summary (STUN answers, NAT behavior) goes to the logs.
+  export QP_LAB_STUN2=$STUN6 QP_LAB_NO_PORTMAP=1 QUIC_PORTAL_LOG=info
   timeout 90 bash "$lab" exec a "$peer" server "$REDIS" "$session" "$STUN" "$PUNCH_MS" >"$out_s" 2>&1 &
   spid=$!
   timeout 90 bash "$lab" exec b "$peer" client "$REDIS" "$session" "$STUN" "$PUNCH_MS" >"$out_c" 2>&1
@@ -68,6 +70,12 @@ both_ok() { field RESULT "$out_s" | grep -q "^RESULT ok" && field RESULT "$out_c
 # direct_in FAMILY FILE: the path is direct in that family.
 direct_in() { field PATH "$2" | grep -q "^PATH [1-5] direct (.*, $1) to "; }
 connect_ms() { field RESULT "$out_c" | awk '{print $3}'; }
+# v6_srflx_and_v4_nat SITE FILE: an IPv6 mapped address of that site from the
+# IPv6 STUN server, and the NAT behavior learned from IPv4 alone (random).
+v6_srflx_and_v4_nat() {
+  grep -qF "STUN $STUN6: mapped [2001:db8:$1::2]:" "$2" &&
+    grep -q "NAT: ports random per destination" "$2"
+}
 
 # verdict LABEL OK(0/1): record, and show the logs on a mismatch.
 verdict() {
@@ -91,7 +99,8 @@ if lab_up symmetric symmetric a b; then
   times=()
   for ((i = 1; i <= RUNS; i++)); do
     run_pair
-    ok=0; both_ok && direct_in IPv6 "$out_s" && direct_in IPv6 "$out_c" && ok=1
+    ok=0; both_ok && direct_in IPv6 "$out_s" && direct_in IPv6 "$out_c" &&
+      v6_srflx_and_v4_nat a "$out_s" && v6_srflx_and_v4_nat b "$out_c" && ok=1
     verdict "(a) symmetric x symmetric, IPv6 both, run $i" $ok
     [ $ok = 1 ] && times+=("$(connect_ms)")
   done
