@@ -417,12 +417,16 @@ typedef enum qp_path_kind {
   QP_PATH_PREDICTED = 4, /* direct, to a predicted port (sequential NAT) */
   QP_PATH_BIRTHDAY = 5,  /* direct, found by the birthday technique */
   QP_PATH_RELAYED = 6,   /* through a TURN relay */
+  QP_PATH_MAPPED = 7,    /* direct, to a public port the peer's gateway
+                            forwards to it (UPnP IGD, NAT-PMP or PCP) */
 } qp_path_kind;
 
 /*
  * The path in use. Returns its kind (>= 0) and writes a description into
  * desc (NUL-terminated; may be NULL when desc_size is 0), e.g.
- * "direct (server-reflexive, IPv4) to 198.51.100.7:4242" or
+ * "direct (server-reflexive, IPv4) to 198.51.100.7:4242",
+ * "direct (port mapping, UPnP, IPv4) to 203.0.113.7:4242" (the peer's
+ * gateway forwards that port: QP_PATH_MAPPED) or
  * "direct (host, IPv6) to [2001:db8:1::2]:4242" (a direct path names its
  * address family; an IPv4 peer is written as IPv4 on the dual-stack
  * socket too) or "relayed via our TURN

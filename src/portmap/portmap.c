@@ -80,6 +80,18 @@ const char *portmap_proto_name(portmap_proto_t proto) {
   return "?";
 }
 
+const char *portmap_proto_token(portmap_proto_t proto) {
+  switch (proto) {
+  case PORTMAP_UPNP:
+    return "upnp";
+  case PORTMAP_NATPMP:
+    return "natpmp";
+  case PORTMAP_PCP:
+    return "pcp";
+  }
+  return "?";
+}
+
 static void unref_locked(portmap_t *pm) {
   if (--pm->refs > 0) {
     pthread_mutex_unlock(&pm->lock);

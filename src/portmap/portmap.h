@@ -108,5 +108,7 @@ void portmap_stop(portmap_t *pm);
 
 /* "UPnP", "NAT-PMP", "PCP". */
 const char *portmap_proto_name(portmap_proto_t proto);
+/* "upnp", "natpmp", "pcp": the name in a rendezvous record ("mapped"). */
+const char *portmap_proto_token(portmap_proto_t proto);
 
 #endif

@@ -21,8 +21,8 @@
 #define RECORD_TIME_MAX ((UINT64_C(1) << 53) - 1)
 
 static const char *const role_names[] = {"server", "client"};
-static const char *const cand_names[] = {"host", "srflx", "prflx", "predicted",
-                                         "relay"};
+static const char *const cand_names[] = {"host",  "srflx", "prflx", "predicted",
+                                         "relay", "mapped"};
 #define ROLE_COUNT (sizeof(role_names) / sizeof(role_names[0]))
 #define CAND_COUNT (sizeof(cand_names) / sizeof(cand_names[0]))
 
@@ -163,6 +163,13 @@ static int check_candidate(const rdv_candidate *c, size_t i, int code,
                    i);
   if (c->port == 0)
     return err_fail(code, "%s: candidate %zu has port 0", prefix, i);
+  if (c->type == RDV_CAND_MAPPED
+          ? !field_ok(c->via, TOKEN, 1, RDV_RECORD_VIA_MAX)
+          : c->via[0] != '\0')
+    return err_fail(code, "%s: candidate %zu: \"mapped\" must be 1 to %d "
+                          "characters of a-z 0-9 - on a mapped (or srflx) "
+                          "candidate, and only there", prefix, i,
+                   RDV_RECORD_VIA_MAX);
   return 0;
 }
 
@@ -210,7 +217,13 @@ static int validate(const rdv_record *rec, int code, const char *prefix) {
 static void write_candidate(rdv_json_writer *w, const rdv_candidate *c) {
   rdv_json_begin_object(w);
   rdv_json_name(w, "type");
-  rdv_json_string(w, rdv_cand_type_to_string(c->type));
+  /* A mapping as srflx plus "mapped": readers before the type parse it. */
+  rdv_json_string(w, rdv_cand_type_to_string(
+                         c->type == RDV_CAND_MAPPED ? RDV_CAND_SRFLX : c->type));
+  if (c->type == RDV_CAND_MAPPED) {
+    rdv_json_name(w, "mapped");
+    rdv_json_string(w, c->via);
+  }
   rdv_json_name(w, "addr");
   rdv_json_string(w, c->addr);
   rdv_json_name(w, "port");
@@ -323,9 +336,11 @@ static int read_enum(rdv_json_reader *r, const char *what,
   return 0;
 }
 
-enum { CAND_TYPE, CAND_ADDR, CAND_PORT, CAND_PRIORITY, CAND_FIELDS };
+/* "mapped" is optional (RDV_CAND_MAPPED). */
+enum { CAND_TYPE, CAND_ADDR, CAND_PORT, CAND_PRIORITY, CAND_VIA, CAND_FIELDS };
+#define CAND_REQUIRED CAND_VIA
 static const char *const cand_fields[CAND_FIELDS] = {"type", "addr", "port",
-                                                     "priority"};
+                                                     "priority", "mapped"};
 
 typedef struct cand_ctx {
   rdv_candidate *cand;
@@ -366,6 +381,9 @@ static int on_candidate_member(rdv_json_reader *r, const char *name,
     rc = rdv_json_read_int(r, "\"priority\"", 0, UINT32_MAX, &v);
     ctx->cand->priority = (uint32_t)v;
     return rc;
+  case CAND_VIA:
+    return rdv_json_read_string(r, "\"mapped\"", ctx->cand->via,
+                                sizeof(ctx->cand->via));
   default:
     return rdv_json_skip_member(r, name);
   }
@@ -374,10 +392,14 @@ static int on_candidate_member(rdv_json_reader *r, const char *name,
 static int on_candidate(rdv_json_reader *r, size_t index, void *arg) {
   rdv_record *rec = arg;
   cand_ctx ctx = {.cand = &rec->candidates[index],
-                  .seen = {cand_fields, CAND_FIELDS, 0, CAND_FIELDS}};
+                  .seen = {cand_fields, CAND_FIELDS, 0, CAND_REQUIRED}};
+  memset(ctx.cand, 0, sizeof(*ctx.cand));
   int rc = rdv_json_read_object(r, "a candidate", on_candidate_member, &ctx);
   if (rc < 0)
     return rc;
+  /* srflx with "mapped": a port mapping (write_candidate). */
+  if (ctx.cand->type == RDV_CAND_SRFLX && ctx.cand->via[0] != '\0')
+    ctx.cand->type = RDV_CAND_MAPPED;
   rec->candidate_count = index + 1;
   return check_all_seen(&ctx.seen, "a candidate");
 }

@@ -9,6 +9,9 @@
  *    "candidates":[{"type":"srflx","addr":"203.0.113.7","port":4242,
  *                   "priority":1694498815}],
  *    "time_ms":1700000000000,"answers":"<server ufrag>"}
+ * A port mapping's candidate (RDV_CAND_MAPPED) is written as
+ *   {"type":"srflx",...,"mapped":"upnp"}: readers before it take it for the
+ * srflx candidate it also is (they skip the unknown member).
  * All members but "answers" (client records only) are required; members
  * this version does not know are skipped,
  * so version 1 can grow optional members; a member twice is an error.
@@ -59,13 +62,23 @@ typedef enum rdv_cand_type {
   RDV_CAND_PRFLX = 2,
   RDV_CAND_PREDICTED = 3,
   RDV_CAND_RELAY = 4, /* a TURN relayed address (RFC 8445 "relay") */
+  /* A public port the gateway forwards to the peer's socket (UPnP IGD,
+   * NAT-PMP, PCP; src/portmap), ranked between host and srflx. On the wire
+   * "type":"srflx" plus "mapped":"<via>", so that readers that do not know
+   * this type still parse the record; "type":"mapped" is read too. */
+  RDV_CAND_MAPPED = 5,
 } rdv_cand_type;
+
+/* "upnp", "natpmp", "pcp": 1 to 16 of a-z 0-9 -. */
+#define RDV_RECORD_VIA_MAX 16
 
 typedef struct rdv_candidate {
   rdv_cand_type type;
   char addr[RDV_RECORD_ADDR_MAX]; /* numeric, canonical */
   uint16_t port;                  /* 1 to 65535 */
   uint32_t priority;              /* ICE priority */
+  /* RDV_CAND_MAPPED only (else ""): the protocol that made the mapping. */
+  char via[RDV_RECORD_VIA_MAX + 1];
 } rdv_candidate;
 
 typedef struct rdv_nat {
@@ -135,7 +148,8 @@ int rdv_record_check(const rdv_record *rec, const char *session, rdv_role role,
 /* CLOCK_REALTIME in ms, for time_ms. */
 uint64_t rdv_record_now_unix_ms(void);
 
-/* "server"/"client"; "host"/"srflx"/"prflx"/"predicted"; "?" if invalid. */
+/* "server"/"client"; "host"/"srflx"/"prflx"/"predicted"/"relay"/"mapped";
+ * "?" if invalid. */
 const char *rdv_role_to_string(rdv_role role);
 const char *rdv_cand_type_to_string(rdv_cand_type type);
 

@@ -44,6 +44,9 @@ uint32_t trav_cand_priority(rdv_cand_type type, uint16_t local_pref) {
   case RDV_CAND_RELAY:
     type_pref = TRAV_PREF_RELAY;
     break;
+  case RDV_CAND_MAPPED:
+    type_pref = TRAV_PREF_MAPPED;
+    break;
   }
   return (type_pref << 24) | ((uint32_t)local_pref << 8) | (256u - TRAV_COMPONENT_ID);
 }
@@ -301,6 +304,36 @@ static void start_portmap(trav_agent_t *a) {
   a->portmap_pending = true;
 }
 
+/* The mapping as a candidate of its own type. If STUN found the same
+ * address (a gateway that also sends from the mapped port), that srflx
+ * candidate becomes the mapped one: one address, one candidate. */
+static void add_mapped(trav_agent_t *a, const udp_addr_t *addr,
+                       const char *via) {
+  trav_cand_t *c = NULL;
+  for (size_t i = 0; i < a->cand_count && c == NULL; i++)
+    if (a->cands[i].type == RDV_CAND_SRFLX &&
+        udp_addr_equal(&a->cands[i].addr, addr))
+      c = &a->cands[i];
+  if (c == NULL) {
+    if (trav_cand_add(a, RDV_CAND_MAPPED, addr, TRAV_LOCAL_PREF_MAX, 0) != 0)
+      return;
+    c = &a->cands[a->cand_count - 1];
+  }
+  c->type = RDV_CAND_MAPPED;
+  c->priority = trav_cand_priority(RDV_CAND_MAPPED, TRAV_LOCAL_PREF_MAX);
+  snprintf(c->via, sizeof(c->via), "%s", via);
+}
+
+const char *trav_mapped_text(const char *via) {
+  if (strcmp(via, "upnp") == 0)
+    return "port mapping, UPnP";
+  if (strcmp(via, "natpmp") == 0)
+    return "port mapping, NAT-PMP";
+  if (strcmp(via, "pcp") == 0)
+    return "port mapping, PCP";
+  return "port mapping";
+}
+
 int64_t trav_gather_portmap(trav_agent_t *a, int64_t now_ms) {
   if (!a->portmap_pending)
     return -1;
@@ -313,16 +346,8 @@ int64_t trav_gather_portmap(trav_agent_t *a, int64_t now_ms) {
   size_t used = strlen(a->stun_note);
   if (rc == 0) {
     udp_addr_t addr;
-    if (trav_addr_for_family(&r.external, a->socks[0]->family, &addr) &&
-        trav_cand_add(a, RDV_CAND_SRFLX, &addr, TRAV_LOCAL_PREF_MAX, 0) == 0) {
-      /* Added, or the same address STUN found: rank it as a mapping. */
-      for (size_t i = 0; i < a->cand_count; i++)
-        if (a->cands[i].type == RDV_CAND_SRFLX &&
-            udp_addr_equal(&a->cands[i].addr, &addr))
-          a->cands[i].priority = (TRAV_PREF_MAPPED << 24) |
-                                 ((uint32_t)TRAV_LOCAL_PREF_MAX << 8) |
-                                 (256u - TRAV_COMPONENT_ID);
-    }
+    if (trav_addr_for_family(&r.external, a->socks[0]->family, &addr))
+      add_mapped(a, &addr, portmap_proto_token(r.proto));
     snprintf(a->stun_note + used, sizeof(a->stun_note) - used,
              "%s%s mapping %s in %lld ms", used ? "; " : "",
              portmap_proto_name(r.proto),
@@ -361,6 +386,10 @@ int trav_gather_start(trav_agent_t *a, int64_t now_ms, int64_t deadline_ms) {
 
 static void add_srflx(trav_agent_t *a, const stun_client_result *r) {
   udp_addr_t addr = r->mapped;
+  for (size_t i = 0; i < a->cand_count; i++)
+    if (a->cands[i].type == RDV_CAND_MAPPED &&
+        udp_addr_equal(&a->cands[i].addr, &addr))
+      return; /* the gateway's mapping, published as such (add_mapped) */
   /* Kept even when equal to a host address: the record then tells the
    * peer (and the logs) that this side is not behind a NAT. */
   if (trav_cand_add(a, RDV_CAND_SRFLX, &addr, TRAV_LOCAL_PREF_MAX, 0) != 0)

@@ -135,8 +135,8 @@
  * candidates (ours) rank below server-reflexive ones. */
 #define TRAV_PREF_HOST 126
 #define TRAV_PREF_PRFLX 110
-/* A gateway's port mapping (src/portmap): published as srflx, ranked
- * between host and STUN's srflx (issue 11). */
+/* A gateway's port mapping (src/portmap): a candidate of its own type
+ * (RDV_CAND_MAPPED), ranked between host and STUN's srflx (issue 11). */
 #define TRAV_PREF_MAPPED 115
 #define TRAV_PREF_SRFLX 100
 #define TRAV_PREF_PREDICTED 90
@@ -193,6 +193,7 @@ typedef struct trav_cand {
   udp_addr_t addr;
   uint32_t priority;
   size_t sock_index; /* the agent socket it belongs to */
+  char via[RDV_RECORD_VIA_MAX + 1]; /* RDV_CAND_MAPPED: "upnp", ... */
 } trav_cand_t;
 
 typedef enum trav_pair_state {
@@ -206,6 +207,7 @@ typedef struct trav_pair {
   size_t sock_index;
   udp_addr_t remote;
   rdv_cand_type remote_type;
+  char remote_via[RDV_RECORD_VIA_MAX + 1]; /* RDV_CAND_MAPPED: its protocol */
   uint32_t remote_priority;
   uint64_t priority; /* RFC 8445 section 6.1.2.3 */
   trav_pair_state state;
@@ -353,6 +355,9 @@ int trav_gather_host(trav_agent_t *a, size_t sock_index);
 /* The gateway's port mapping: -1 when answered (a candidate added if
  * granted), else when to look again. */
 int64_t trav_gather_portmap(trav_agent_t *a, int64_t now_ms);
+/* "port mapping, UPnP" (NAT-PMP, PCP) for a mapped candidate's via, for
+ * the path text. */
+const char *trav_mapped_text(const char *via);
 int trav_gather_start(trav_agent_t *a, int64_t now_ms, int64_t deadline_ms);
 /* Feed a datagram to the STUN client; true when it was a STUN server's
  * answer (the srflx candidate is then added). */

@@ -202,8 +202,12 @@ static bool pairs_of(trav_agent_t *a, const rdv_candidate *c, int64_t now_ms) {
     return false;
   /* Socket 0 and the relays: the birthday technique's extra sockets get
    * a pair when a probe of the peer reaches them (trav_hard.c). */
-  if (trav_relay_direct_allowed(a, c->type) && family_reachable(a, &addr))
-    trav_pair_add(a, 0, &addr, c->type, c->priority, now_ms);
+  if (trav_relay_direct_allowed(a, c->type) && family_reachable(a, &addr)) {
+    int i = trav_pair_add(a, 0, &addr, c->type, c->priority, now_ms);
+    if (i >= 0 && c->type == RDV_CAND_MAPPED) /* for the path text */
+      snprintf(a->pairs[i].remote_via, sizeof(a->pairs[i].remote_via), "%s",
+               c->via);
+  }
   trav_relay_on_remote(a, &addr, c->type, c->priority, now_ms);
   return true;
 }

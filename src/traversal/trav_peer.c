@@ -51,6 +51,8 @@ static int fill_record(const trav_agent_t *a, rdv_record *rec) {
                                       udp_addr_port(&c->addr), c->priority);
     if (rc != 0)
       return rc;
+    snprintf(rec->candidates[rec->candidate_count - 1].via,
+             sizeof(rec->candidates[0].via), "%s", c->via);
   }
   if (!a->controlling && a->have_remote)
     snprintf(rec->answers, sizeof(rec->answers), "%s", a->remote.ufrag);

@@ -63,6 +63,7 @@ static void assert_same_record(const rdv_record *a, const rdv_record *b) {
     assert_string_equal(a->candidates[i].addr, b->candidates[i].addr);
     assert_int_equal(a->candidates[i].port, b->candidates[i].port);
     assert_int_equal(a->candidates[i].priority, b->candidates[i].priority);
+    assert_string_equal(a->candidates[i].via, b->candidates[i].via);
   }
   assert_int_equal(a->time_ms, b->time_ms);
 }
@@ -342,6 +343,48 @@ static void unknown_members_and_escapes_are_accepted(void **state) {
   roundtrip(&rec);
 }
 
+/* A port mapping's candidate: written as srflx plus "mapped", so that a
+ * reader that does not know the type (it skips unknown members) still
+ * parses the record and sees a srflx candidate; read back as mapped. */
+static void mapped_candidates(void **state) {
+  (void)state;
+  rdv_record rec, back;
+  make_record(&rec);
+  assert_int_equal(rdv_record_add_candidate(&rec, RDV_CAND_MAPPED, "11.0.1.2",
+                                            4000, 1946157055),
+                   0);
+  rdv_candidate *m = &rec.candidates[rec.candidate_count - 1];
+  char text[TEXT_MAX];
+  size_t len;
+  /* No protocol named: refused when writing. */
+  assert_int_equal(rdv_record_encode(&rec, text, TEXT_MAX, &len), QP_ERR_INVALID);
+  snprintf(m->via, sizeof(m->via), "upnp");
+  len = encode(&rec, text);
+  assert_non_null(strstr(text, "{\"type\":\"srflx\",\"mapped\":\"upnp\","
+                               "\"addr\":\"11.0.1.2\",\"port\":4000,"));
+  assert_null(strstr(text, "\"type\":\"mapped\""));
+  assert_int_equal(rdv_record_decode(text, len, &back), 0);
+  assert_same_record(&rec, &back);
+  assert_int_equal(back.candidates[back.candidate_count - 1].type, RDV_CAND_MAPPED);
+  assert_string_equal(back.candidates[back.candidate_count - 1].via, "upnp");
+  /* The other candidates carry no "mapped". */
+  assert_int_equal(back.candidates[1].type, RDV_CAND_SRFLX);
+  assert_string_equal(back.candidates[1].via, "");
+  /* "type":"mapped" is read too. */
+  char alt[TEXT_MAX];
+  char *at = strstr(text, "\"type\":\"srflx\",\"mapped\"");
+  len = (size_t)snprintf(alt, sizeof(alt), "%.*s\"type\":\"mapped\",\"mapped\"%s",
+                         (int)(at - text), text,
+                         at + strlen("\"type\":\"srflx\",\"mapped\""));
+  assert_int_equal(rdv_record_decode(alt, len, &back), 0);
+  assert_int_equal(back.candidates[back.candidate_count - 1].type, RDV_CAND_MAPPED);
+  /* "mapped" on a host candidate, or not a token: rejected. */
+  len = variant("{\"type\":\"host\",", "{\"type\":\"host\",\"mapped\":\"pcp\",", text);
+  expect_decode_error(text, len, QP_ERR_PROTOCOL, "\"mapped\" must be");
+  len = variant("{\"type\":\"srflx\",", "{\"type\":\"srflx\",\"mapped\":\"UPnP!\",", text);
+  expect_decode_error(text, len, QP_ERR_PROTOCOL, "\"mapped\" must be");
+}
+
 static void other_versions_are_named(void **state) {
   (void)state;
   char text[TEXT_MAX];
@@ -435,6 +478,7 @@ int main(void) {
       cmocka_unit_test(malformed_records_are_rejected),
       cmocka_unit_test(every_truncation_is_rejected),
       cmocka_unit_test(unknown_members_and_escapes_are_accepted),
+      cmocka_unit_test(mapped_candidates),
       cmocka_unit_test(other_versions_are_named),
       cmocka_unit_test(oversized_records_are_rejected),
       cmocka_unit_test(stale_and_foreign_records_are_rejected),
