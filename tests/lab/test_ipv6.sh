@@ -11,6 +11,9 @@
 #       the IPv6 STUN server and still learned its IPv4 NAT as random;
 #   (b) port-restricted NATs, IPv6 only in site A: they connect over IPv4 and the
 #       path says so;
+#   (d) in the lab of (a), a deprecated IPv6 address in site A (preferred lifetime 0)
+#       is not published, while one more ordinary address (the control) is: the
+#       client's pairs name it and not the deprecated one;
 #   (c) the firewall really drops unsolicited IPv6: a datagram from pub to a socket
 #       in site A does not arrive (and the router's "unsolicited" counter grows),
 #       while the answer to a datagram that socket sent first does.
@@ -106,6 +109,14 @@ if lab_up symmetric symmetric a b; then
   done
   results+=("(a) median time to connect over IPv6: $(printf '%s\n' "${times[@]}" | median) ms of ${#times[@]} runs")
   results+=("(a) unsolicited IPv6 packets dropped (checks that came before the side's own): site A $(drops ra), site B $(drops rb)")
+  # (d) a deprecated address is no candidate, an ordinary one is (the client's
+  # summary lists a pair per candidate of the server's record).
+  ip -n "$NATLAB_PREFIX-a" -6 addr add 2001:db8:a::98/64 dev eth0 nodad
+  ip -n "$NATLAB_PREFIX-a" -6 addr add 2001:db8:a::99/64 dev eth0 preferred_lft 0 nodad
+  run_pair
+  ok=0; both_ok && direct_in IPv6 "$out_c" && grep -qF -- "-> [2001:db8:a::98]:" "$out_c" &&
+    ! grep -qF "2001:db8:a::99" "$out_c" && ok=1
+  verdict "(d) deprecated 2001:db8:a::99 in A is not published" $ok
 else
   results+=("lab symmetric x symmetric with IPv6 could not be built"); failures=$((failures + 1))
 fi
