@@ -12,6 +12,7 @@
  * QP_LAB_RECONNECT_MS sets reconnect_timeout_ms (recovery's budget).
  * TURN (issue 10) from the environment: QP_LAB_TURN="U:P@HOST:PORT",
  * QP_LAB_TURN_SECRET="SECRET@HOST:PORT", QP_LAB_RELAY=auto|never|only.
+ * Port mapping: QP_LAB_NO_PORTMAP (none), QP_LAB_PORTMAP=upnp|natpmp|pcp.
  *
  * QP_LAB_STREAM="COUNT:SIZE:GAP_MS" replaces the two echoes with a stream
  * (test_relay_upgrade.sh): the client sends COUNT numbered messages of SIZE
@@ -223,6 +224,13 @@ int main(int argc, char **argv) {
    * birthday technique probes only a peer whose record opened with it or
    * who already sent an authenticated check from the probed IP. */
   o.no_portmap = getenv("QP_LAB_NO_PORTMAP") != NULL;
+  /* QP_LAB_PORTMAP=upnp|natpmp|pcp: that protocol only (nat_matrix.sh). */
+  const char *only = getenv("QP_LAB_PORTMAP");
+  if (only != NULL) {
+    o.no_upnp = strcmp(only, "upnp") != 0;
+    o.no_natpmp = strcmp(only, "natpmp") != 0;
+    o.no_pcp = strcmp(only, "pcp") != 0;
+  }
   /* QP_LAB_RECONNECT_MS: recovery's budget (test_relay.sh, relay killed). */
   const char *reconnect = getenv("QP_LAB_RECONNECT_MS");
   if (reconnect != NULL && *reconnect)
