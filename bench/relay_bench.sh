@@ -6,9 +6,14 @@
 # between two symmetric NATs) and relay "never" (direct), each with
 # lab_peer's 1 KiB and 10 MiB echo. Then ROUNDS symmetric x symmetric traversals (relay "auto": the
 # relay is the only path). Prints time to connect and the 10 MiB echo time
-# (20 MiB moved) of every run, and the medians.
+# (20 MiB moved) of every run, with the datagrams coturn's sockets dropped
+# (UdpRcvbufErrors in pub) and the CPU time coturn used, and the medians.
 #
 #   sudo bench/relay_bench.sh BUILD_DIR [ROUNDS]
+#   RELAY_BENCH_TURN_SCHED=default|fifo (default: default): "fifo" runs
+#     coturn with SCHED_FIFO priority 10 (chrt -f 10), as on a relay host
+#     where it never waits for a CPU; "default" shares the CPUs on equal
+#     terms (docs/internals/turn.md, "Running coturn for speed").
 # Needs root, ip netns, nft, turnserver and redis-server (exit 77 otherwise).
 set -uo pipefail
 
@@ -28,6 +33,11 @@ TURN_IP=203.0.113.10
 TURN_PORT=3490
 run_dir=/run/natlab/$NATLAB_PREFIX
 turn_pid=""
+case ${RELAY_BENCH_TURN_SCHED:-default} in
+fifo) turn_sched=(chrt -f 10) ;;
+default) turn_sched=() ;;
+*) echo "RELAY_BENCH_TURN_SCHED must be fifo or default"; exit 2 ;;
+esac
 
 stop_turn() { [ -n "$turn_pid" ] && kill "$turn_pid" 2>/dev/null && wait "$turn_pid" 2>/dev/null; turn_pid=""; }
 cleanup() { stop_turn; bash "$lab" down >/dev/null 2>&1; }
@@ -39,7 +49,7 @@ lab_up() {
   bash "$lab" down >/dev/null 2>&1
   bash "$lab" up "$@" >/dev/null && bash "$lab" stun-up >/dev/null &&
     bash "$lab" redis-up >/dev/null || return 1
-  setsid ip netns exec "$NATLAB_PREFIX-pub" turnserver -n --lt-cred-mech --user U:P \
+  setsid ip netns exec "$NATLAB_PREFIX-pub" "${turn_sched[@]}" turnserver -n --lt-cred-mech --user U:P \
     --realm R --listening-ip $TURN_IP --listening-port $TURN_PORT --relay-ip $TURN_IP \
     --min-port 40000 --max-port 49999 --no-tls --no-dtls --no-cli --no-tcp-relay \
     --simple-log --log-file "$run_dir/turn.log" --no-stdout-log </dev/null >/dev/null 2>&1 &
@@ -51,11 +61,16 @@ lab_up() {
   return 1
 }
 
+# Datagrams dropped at full receive buffers in pub (coturn's sockets).
+pub_drops() { ip netns exec "$NATLAB_PREFIX-pub" awk '/^Udp:/ && n++ {print $6}' /proc/net/snmp; }
+# coturn's CPU time so far (clock ticks, user + system).
+turn_ticks() { awk '{print $14 + $15}' "/proc/$turn_pid/stat"; }
+
 # one SERVER_RELAY CLIENT_RELAY: prints "<connect ms> <10 MiB echo ms> path-kind
-# <qp_path_kind> <client's stats>" or "fail".
+# <qp_path_kind> coturn_drops N coturn_cpu_ms N <client's stats>" or "fail".
 one() {
-  local s="b$RANDOM$RANDOM" out
-  out=$(mktemp)
+  local s="b$RANDOM$RANDOM" out d0 c0
+  out=$(mktemp) d0=$(pub_drops) c0=$(turn_ticks)
   QP_LAB_TURN=U:P@$TURN_IP:$TURN_PORT QP_LAB_RELAY=$1 timeout 90 bash "$lab" exec a \
     "$peer" server "$REDIS" "$s" "$STUN" 6000 >/dev/null 2>&1 &
   local spid=$!
@@ -64,7 +79,9 @@ one() {
   wait $spid
   if grep -q "^RESULT ok" "$out"; then
     echo "$(awk '/^RESULT/{print $3}' "$out") $(awk '/^BULK/{print $2}' "$out") path-kind" \
-      "$(awk '/^PATH/{print $2}' "$out") $(grep '^STATS' "$out" | cut -d' ' -f2-)"
+      "$(awk '/^PATH/{print $2}' "$out") coturn_drops $(($(pub_drops) - d0))" \
+      "coturn_cpu_ms $((($(turn_ticks) - c0) * 1000 / $(getconf CLK_TCK)))" \
+      "$(grep '^STATS' "$out" | cut -d' ' -f2-)"
   else
     echo fail; cat "$out" >&2
   fi
@@ -100,3 +117,8 @@ echo
 report "direct (relay never)"
 report "through coturn (client relay only)"
 report "symmetric x symmetric (relay auto)"
+med() { tr ' ' '\n' <<<"${bulk[$1]}" | grep . | median; }
+d=$(med "direct (relay never)") r=$(med "through coturn (client relay only)")
+[ "$d" != - ] && [ "$r" != - ] &&
+  echo "bulk through coturn / direct: $(awk -v d="$d" -v r="$r" 'BEGIN {printf "%.0f%%", 100 * d / r}')" \
+    "(echo time direct / relayed; coturn scheduling: ${RELAY_BENCH_TURN_SCHED:-default})"
