@@ -274,6 +274,8 @@ static bool wants_portmap(const trav_agent_t *a) {
   if (cfg->portmap_protocols == 0 ||
       (cfg->relay_policy == QP_RELAY_ONLY && cfg->turn_count > 0))
     return false; /* relay only: nothing but relayed candidates */
+  if (cfg->portmap_gateway != NULL)
+    return true; /* a gateway named by the caller (tests) */
   for (size_t i = 0; i < cfg->stun_server_count; i++) {
     udp_addr_t server;
     if (cfg->stun_servers[i] && parse_server(cfg->stun_servers[i], &server) == 0 &&
@@ -288,7 +290,8 @@ static bool wants_portmap(const trav_agent_t *a) {
  * only. */
 static void start_portmap(trav_agent_t *a) {
   const udp_socket_t *s = a->socks[0];
-  portmap_config_t pc = {.protocols = a->cfg->portmap_protocols};
+  portmap_config_t pc = {.protocols = a->cfg->portmap_protocols,
+                         .gateway = a->cfg->portmap_gateway};
   if (!wants_portmap(a))
     return;
   if (s->local.ss.ss_family == AF_INET)
@@ -334,29 +337,75 @@ const char *trav_mapped_text(const char *via) {
   return "port mapping";
 }
 
-int64_t trav_gather_portmap(trav_agent_t *a, int64_t now_ms) {
+/* A granted mapping becomes our candidate; the note says when it came. */
+static void take_mapping(trav_agent_t *a, const portmap_result_t *r,
+                         bool late) {
+  char ext[UDP_ADDRSTRLEN];
+  size_t used = strlen(a->stun_note);
+  udp_addr_t addr;
+  if (trav_addr_for_family(&r->external, a->socks[0]->family, &addr))
+    add_mapped(a, &addr, portmap_proto_token(r->proto));
+  snprintf(a->stun_note + used, sizeof(a->stun_note) - used,
+           "%s%s mapping %s in %lld ms%s", used ? "; " : "",
+           portmap_proto_name(r->proto),
+           udp_addr_to_string(&r->external, ext, sizeof(ext)),
+           (long long)r->elapsed_ms,
+           late ? " (after gathering: published late)" : "");
+}
+
+int64_t trav_gather_portmap(trav_agent_t *a, int64_t now_ms,
+                            int64_t stun_done_ms) {
   if (!a->portmap_pending)
     return -1;
   portmap_result_t r;
   int rc = portmap_wait(a->portmap, 0, &r);
+  if (rc == PORTMAP_PENDING) {
+    if (stun_done_ms < 0)
+      return now_ms + TRAV_PORTMAP_POLL_MS;
+    /* STUN is done: the gateway gets a short grace, not the whole
+     * PORTMAP_DEADLINE_MS; what it grants later is published late
+     * (trav_portmap_late). */
+    int64_t until = stun_done_ms + TRAV_PORTMAP_AFTER_STUN_MS;
+    if (now_ms >= until)
+      return -1;
+    int64_t next = now_ms + TRAV_PORTMAP_POLL_MS;
+    return next < until ? next : until;
+  }
+  a->portmap_pending = false;
+  if (rc == 0)
+    take_mapping(a, &r, false);
+  else
+    QP_LOG_DEBUG("traversal: %s", qp_last_error());
+  return -1;
+}
+
+/* The mapping granted after gathering ended (UPnP's first search takes
+ * 55-65 ms, a slow gateway longer) joins our candidates, and our record is
+ * published again at once (its heartbeat made due), as a late TURN
+ * allocation is (trav_relay.c): the peer adds the pairs of candidates new
+ * in a record it already uses (trav_pairs_trickle). A gateway that has not
+ * answered is looked at every TRAV_PORTMAP_POLL_MS until the portmap's own
+ * deadline, then at each wake-up of the loop, as a UPnP grant can still
+ * come (its search lasts up to 2 s). */
+int64_t trav_portmap_late(trav_agent_t *a, int64_t now_ms) {
+  if (!a->portmap_pending)
+    return INT64_MAX;
+  portmap_result_t r;
+  int rc = portmap_status(a->portmap, &r);
   if (rc == PORTMAP_PENDING)
     return now_ms + TRAV_PORTMAP_POLL_MS;
+  if (rc != QP_OK)
+    return INT64_MAX; /* no answer within its deadline; a grant may follow */
   a->portmap_pending = false;
+  take_mapping(a, &r, true);
   char ext[UDP_ADDRSTRLEN];
-  size_t used = strlen(a->stun_note);
-  if (rc == 0) {
-    udp_addr_t addr;
-    if (trav_addr_for_family(&r.external, a->socks[0]->family, &addr))
-      add_mapped(a, &addr, portmap_proto_token(r.proto));
-    snprintf(a->stun_note + used, sizeof(a->stun_note) - used,
-             "%s%s mapping %s in %lld ms", used ? "; " : "",
-             portmap_proto_name(r.proto),
-             udp_addr_to_string(&r.external, ext, sizeof(ext)),
-             (long long)r.elapsed_ms);
-  } else {
-    QP_LOG_DEBUG("traversal: %s", qp_last_error());
-  }
-  return -1;
+  QP_LOG_INFO("traversal: %s mapping %s granted %lld ms after the start, "
+              "after gathering: published late", portmap_proto_name(r.proto),
+              udp_addr_to_string(&r.external, ext, sizeof(ext)),
+              (long long)r.elapsed_ms);
+  if (a->published)
+    a->next_refresh_ms = now_ms;
+  return now_ms;
 }
 
 int trav_gather_start(trav_agent_t *a, int64_t now_ms, int64_t deadline_ms) {

@@ -157,6 +157,14 @@
  * no relay by the whole gathering budget. 500 ms covers an Allocate's two
  * round trips (401, then with credentials) to a server 200 ms away. */
 #define TRAV_RELAY_AFTER_STUN_MS 500
+/* Once STUN gathering is over, gathering waits at most this much longer
+ * for the gateway's port mapping (src/portmap); a mapping granted later is
+ * published late (trav_portmap_late) instead. What no gateway costs: at
+ * most this, not PORTMAP_DEADLINE_MS (250). In the lab, miniupnpd answers
+ * NAT-PMP in 3-21 ms and PCP in 2-13 ms from the start, before STUN is
+ * done; a fresh process's UPnP (SSDP search, description, SOAP) takes
+ * 55-65 ms and usually comes late (docs/internals/portmap.md). */
+#define TRAV_PORTMAP_AFTER_STUN_MS 20
 
 /* ---- state ------------------------------------------------------------- */
 
@@ -352,9 +360,17 @@ int trav_cand_add(trav_agent_t *a, rdv_cand_type type, const udp_addr_t *addr,
 /* Host candidates of socket sock_index (getifaddrs or its bound address). */
 int trav_gather_host(trav_agent_t *a, size_t sock_index);
 /* Start STUN transactions to every configured server (gathering). */
-/* The gateway's port mapping: -1 when answered (a candidate added if
- * granted), else when to look again. */
-int64_t trav_gather_portmap(trav_agent_t *a, int64_t now_ms);
+/* The gateway's port mapping while gathering: -1 when gathering need not
+ * wait for it (answered, a candidate added if granted; or
+ * TRAV_PORTMAP_AFTER_STUN_MS passed since STUN was done at stun_done_ms,
+ * -1 while STUN runs), else when to look again. */
+int64_t trav_gather_portmap(trav_agent_t *a, int64_t now_ms,
+                            int64_t stun_done_ms);
+/* After gathering: a mapping granted since becomes a candidate and our
+ * record is made due for publishing. Returns when to look again (now_ms
+ * when it took one, INT64_MAX when nothing is pending any more or only a
+ * grant after the portmap's deadline may come: looked at each wake-up). */
+int64_t trav_portmap_late(trav_agent_t *a, int64_t now_ms);
 /* "port mapping, UPnP" (NAT-PMP, PCP) for a mapped candidate's via, for
  * the path text. */
 const char *trav_mapped_text(const char *via);

@@ -204,9 +204,13 @@ static bool pairs_of(trav_agent_t *a, const rdv_candidate *c, int64_t now_ms) {
    * a pair when a probe of the peer reaches them (trav_hard.c). */
   if (trav_relay_direct_allowed(a, c->type) && family_reachable(a, &addr)) {
     int i = trav_pair_add(a, 0, &addr, c->type, c->priority, now_ms);
-    if (i >= 0 && c->type == RDV_CAND_MAPPED) /* for the path text */
+    if (i >= 0 && c->type == RDV_CAND_MAPPED) { /* for the path text */
+      /* also a pair made before: a srflx address that a late mapping
+       * turned into the mapped one (trav_portmap_late) */
+      a->pairs[i].remote_type = RDV_CAND_MAPPED;
       snprintf(a->pairs[i].remote_via, sizeof(a->pairs[i].remote_via), "%s",
                c->via);
+    }
   }
   trav_relay_on_remote(a, &addr, c->type, c->priority, now_ms);
   return true;

@@ -259,7 +259,8 @@ static int gather(trav_agent_t *a) {
     int64_t relay_next = trav_relay_poll(a, now);
     bool relay = trav_relay_gathering(a, now) &&
                  (stun_done < 0 || now < stun_done + TRAV_RELAY_AFTER_STUN_MS);
-    int64_t pm_next = trav_gather_portmap(a, now);
+    /* The gateway gets a short grace after STUN; later, trav_portmap_late. */
+    int64_t pm_next = trav_gather_portmap(a, now, stun_done);
     if ((next < 0 && !relay && pm_next < 0) || now >= until)
       break;
     if (pm_next >= 0 && (next < 0 || pm_next < next))
@@ -338,6 +339,7 @@ static int meet(trav_agent_t *a) {
     if (held >= 0)
       nominate(a, held, now);
     relay_due = min64(trav_relay_poll(a, now), grace_due);
+    relay_due = min64(relay_due, trav_portmap_late(a, now));
     spray_due = min64(spray_due, relay_due);
     if ((rc = service(a, next_wake(a, spray_due) - now)) != 0)
       return rc;

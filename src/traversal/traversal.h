@@ -66,6 +66,10 @@ typedef struct trav_config {
   int relay_policy; /* QP_RELAY_AUTO / _NEVER / _ONLY */
   /* Port mapping while gathering (src/portmap): PORTMAP_* bits, 0 = none. */
   unsigned portmap_protocols;
+  /* "ip[:port]" of the gateway to ask (tests: a fake one on loopback);
+   * NULL = the default route's, and only with a STUN server beyond this
+   * machine. */
+  const char *portmap_gateway;
 } trav_config_t;
 
 /* Our ufrag/pwd and the peer's ufrag, to keep answering checks after QUIC
