@@ -563,8 +563,10 @@ typedef struct qp_traverse_options {
   int relay;
   /* Port mapping (docs/internals/portmap.md): while gathering, traversal
    * asks the gateway for a public UDP port for the portal's socket by UPnP
-   * IGD, NAT-PMP and PCP at once; a gateway that answers none of them adds
-   * at most 250 ms. The mapped address is published as a candidate ranked
+   * IGD, NAT-PMP and PCP at once; gathering waits for the gateway at most
+   * 20 ms after STUN is done (so a gateway that answers none of them adds
+   * at most that), and a mapping granted later is published as soon as it
+   * comes. The mapped address is published as a candidate ranked
    * between host and server-reflexive; the mapping is renewed while the
    * portal lives and deleted when it is destroyed. Only asked when a STUN
    * server beyond this machine is given (no STUN server: peers on one
