@@ -10,8 +10,9 @@
  * mapping granted later by another protocol is deleted at once, unless the
  * gateway gave it the same public port (one rule, as miniupnpd does): then
  * it is deleted on stop too.
- * Gathering waits at most deadline_ms (250 ms by default) for an answer, so
- * a gateway that speaks none of them costs at most that.
+ * portmap_wait answers within deadline_ms (250 ms by default); gathering
+ * itself waits less (TRAV_PORTMAP_AFTER_STUN_MS after STUN) and publishes
+ * a later grant when portmap_status shows it.
  *
  * Thread safety: a portmap_t is used by one thread (the gatherer); its
  * worker threads share state with it under its own lock.
@@ -24,9 +25,9 @@
 
 #include "udp/udp.h"
 
-/* Gathering waits this long for the gateway: the issue's bound on what a
- * gateway that answers none of the protocols may cost. A LAN gateway that
- * speaks one of them answers in a few ms (docs/internals/portmap.md). */
+/* portmap_wait's answer comes by this long after the start (NAT-PMP and
+ * PCP give up then). A LAN gateway that speaks one of the protocols
+ * answers in a few ms (docs/internals/portmap.md). */
 #define PORTMAP_DEADLINE_MS 250
 /* Lifetime asked for: RFC 6886 section 3.3 recommends 7200 s; PCP and UPnP
  * get the same so that all three behave alike. */
@@ -89,7 +90,8 @@ int portmap_start(const portmap_config_t *cfg, portmap_t **out);
  * without a mapping: QP_ERR_TIMEOUT (nothing answered within deadline_ms)
  * or QP_ERR_NOT_SUPPORTED (every protocol was refused or unsupported), the
  * message naming the gateway and each protocol's reason. A mapping granted
- * after that moment is deleted rather than used.
+ * after that moment (UPnP's search goes on) is still held, with late set,
+ * and portmap_status returns it.
  */
 int portmap_wait(portmap_t *pm, int wait_ms, portmap_result_t *out);
 
