@@ -598,7 +598,7 @@ int trav_upgrade_create(const trav_creds_t *local, const trav_creds_t *remote,
  * upgrader, or NULL (out of memory: logged, the path stays relayed). */
 struct trav_upgrade *trav_upgrade_from_agent(const trav_agent_t *a);
 /* The qp_path_kind of a direct pair to a candidate of this type (anything
- * but host, srflx and predicted is peer-reflexive). */
+ * but host, mapped, srflx and predicted is peer-reflexive). */
 int trav_direct_kind(rdv_cand_type type);
 
 #endif

@@ -466,8 +466,6 @@ static int kind_of(const trav_pair_t *p) {
     return QP_PATH_RELAYED;
   if (p->birthday)
     return QP_PATH_BIRTHDAY;
-  if (p->remote_type == RDV_CAND_MAPPED)
-    return QP_PATH_MAPPED;
   return trav_direct_kind(p->remote_type);
 }
 

@@ -77,19 +77,21 @@ static int rank_of(int kind) {
   switch (kind) {
   case QP_PATH_HOST:
     return 0;
-  case QP_PATH_SRFLX:
+  case QP_PATH_MAPPED:
     return 1;
-  case QP_PATH_PREDICTED:
+  case QP_PATH_SRFLX:
     return 2;
-  case QP_PATH_PRFLX:
+  case QP_PATH_PREDICTED:
     return 3;
+  case QP_PATH_PRFLX:
+    return 4;
   default:
     return -1;
   }
 }
 
 const char *trav_upgrade_kind_name(int kind) {
-  static const char *const names[] = {"host", "server-reflexive",
+  static const char *const names[] = {"host", "port mapping", "server-reflexive",
                                       "predicted", "peer-reflexive"};
   int r = rank_of(kind);
   return r < 0 ? "?" : names[r];
@@ -365,6 +367,8 @@ int trav_direct_kind(rdv_cand_type type) {
     return QP_PATH_SRFLX;
   case RDV_CAND_PREDICTED:
     return QP_PATH_PREDICTED;
+  case RDV_CAND_MAPPED:
+    return QP_PATH_MAPPED;
   default:
     return QP_PATH_PRFLX;
   }

@@ -74,8 +74,8 @@ typedef enum trav_upgrade_rx {
 } trav_upgrade_rx;
 
 /* A pair to check: the peer's address as the portal's socket sends to it
- * (family already matched) and its qp_path_kind (QP_PATH_HOST, _SRFLX,
- * _PRFLX, _PREDICTED). 0, QP_ERR_INVALID (unusable address or kind, or a
+ * (family already matched) and its qp_path_kind (QP_PATH_HOST, _MAPPED,
+ * _SRFLX, _PRFLX, _PREDICTED). 0, QP_ERR_INVALID (unusable address or kind, or a
  * relay's IP) or
  * QP_ERR_TOO_LARGE (TRAV_UPGRADE_MAX_PAIRS reached). A pair already there
  * is not added twice (0). */
@@ -106,8 +106,8 @@ size_t trav_upgrade_poll(trav_upgrade_t *u, int64_t now_ms, uint8_t *buf,
 /* When trav_upgrade_poll has something next (INT64_MAX: never). */
 int64_t trav_upgrade_next_ms(const trav_upgrade_t *u);
 
-/* The best validated direct pair (host, server-reflexive, predicted, then
- * peer-reflexive; the first validated of a kind): true with *addr and
+/* The best validated direct pair (host, port mapping, server-reflexive,
+ * predicted, then peer-reflexive; the first validated of a kind): true with *addr and
  * *kind set, else false. */
 bool trav_upgrade_validated(const trav_upgrade_t *u, udp_addr_t *addr,
                             int *kind);
@@ -134,7 +134,8 @@ void trav_upgrade_describe(const trav_upgrade_t *u, char *buf, size_t size);
 size_t trav_upgrade_pair_count(const trav_upgrade_t *u);
 uint64_t trav_upgrade_checks_sent(const trav_upgrade_t *u);
 
-/* "host", "server-reflexive", "peer-reflexive", "predicted". */
+/* "host", "port mapping", "server-reflexive", "peer-reflexive",
+ * "predicted". */
 const char *trav_upgrade_kind_name(int kind);
 
 /* Accepts NULL. Wipes the credentials. */

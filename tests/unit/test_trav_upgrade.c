@@ -329,6 +329,7 @@ static void test_prefers_host(void **state) {
   assert_true(udp_addr_equal(&got, &host));
   assert_string_equal(trav_upgrade_kind_name(kind), "host");
   assert_string_equal(trav_upgrade_kind_name(QP_PATH_RELAYED), "?");
+  assert_string_equal(trav_upgrade_kind_name(QP_PATH_MAPPED), "port mapping");
 }
 
 static void test_argument_errors(void **state) {
