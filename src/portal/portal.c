@@ -501,9 +501,16 @@ static void upgrade_round(qp_portal_t *p) {
  * ACK) to the caller's next send or recv, or to the I/O thread at the
  * deadline (PORTAL_ACK_HOLD_NS). */
 static void hold_ack(qp_portal_t *p) {
+  uint64_t now = clock_now_ns();
+  if (p->ack_held && now >= p->ack_held_until) {
+    /* The receiver has not taken its message yet (starved of CPU): send
+     * now, or the I/O thread would wake for the past deadline at once. */
+    flush_locked(p);
+    return;
+  }
   if (!p->ack_held) {
     p->ack_held = true;
-    p->ack_held_until = clock_now_ns() + PORTAL_ACK_HOLD_NS;
+    p->ack_held_until = now + PORTAL_ACK_HOLD_NS;
   }
   io_schedule(p);
 }
