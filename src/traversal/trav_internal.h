@@ -327,6 +327,7 @@ typedef struct trav_agent {
                              time_ms in its record), an authenticated check */
   uint64_t peer_time_ms;  /* time_ms of the adopted record as last read */
   int64_t next_refresh_ms; /* our next heartbeat */
+  uint64_t own_time_ms;    /* time_ms of our last published record */
   /* A record dropped as stale: ignored until it changes. */
   char stale_ufrag[sizeof(((trav_creds_t *)0)->ufrag)];
   uint64_t stale_time_ms;

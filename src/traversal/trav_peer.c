@@ -66,6 +66,12 @@ int trav_peer_publish(trav_agent_t *a) {
   char sealed[RDV_SEALED_MAX + 1];
   size_t len = 0, sealed_len = 0;
   int rc = fill_record(a, &rec);
+  /* Each publish gets a new time_ms: the peer looks for new candidates
+   * only in a record whose time changed, and a late candidate (a mapping,
+   * an allocation) may be published within the millisecond of the last. */
+  if (rec.time_ms <= a->own_time_ms)
+    rec.time_ms = a->own_time_ms + 1;
+  a->own_time_ms = rec.time_ms;
   if (rc == 0)
     rc = rdv_record_encode(&rec, text, sizeof(text), &len);
   if (rc == 0 && a->cfg->seal != NULL)

@@ -209,7 +209,13 @@ static void put_server_record(rdv_t *rdv, const trav_creds_t *c,
                          trav_cand_priority(RDV_CAND_MAPPED, 65535)), 0);
     snprintf(rec.candidates[1].via, sizeof(rec.candidates[1].via), "upnp");
   }
+  /* A new time_ms, also within the same millisecond: the client looks
+   * for new candidates only in a record whose time changed. */
+  static uint64_t last;
   rec.time_ms = rdv_record_now_unix_ms();
+  if (rec.time_ms <= last)
+    rec.time_ms = last + 1;
+  last = rec.time_ms;
   char text[RDV_RECORD_MAX_SIZE + 1];
   size_t len;
   assert_int_equal(rdv_record_encode(&rec, text, sizeof(text), &len), 0);
