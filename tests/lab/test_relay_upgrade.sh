@@ -19,7 +19,8 @@
 #      direct pair validates (the relay stops carrying, QUIC migrates to the
 #      same address, the server follows the new source), where in 1 the
 #      server's allocation carried and the client moved to a new address.
-# Prints how long each side spent on the relay after the lift.
+# Prints each side's final path; a direct one says how long after the
+# portal was made it left the relay (the rule goes about 2.1 s after it).
 #
 #   test_relay_upgrade.sh LAB_PEER_BINARY
 # Exit: 0 all as expected, 1 a mismatch, 77 skipped (needs root + netns).
