@@ -264,6 +264,9 @@ static int start_one_server(trav_agent_t *a, const char *text, int64_t now_ms) {
 /* How often gathering looks at the port-mapping answer: the workers do
  * not signal on the socket. */
 #define TRAV_PORTMAP_POLL_MS 10
+/* After the portmap's deadline passed without a grant, only UPnP may
+ * still be granted (its search lasts up to 2 s): looked at this often. */
+#define TRAV_PORTMAP_LATE_POLL_MS 50
 
 /* A mapping is worth asking for where a server-reflexive address is: with
  * a STUN server beyond this machine. No STUN server means peers on one
@@ -385,17 +388,20 @@ int64_t trav_gather_portmap(trav_agent_t *a, int64_t now_ms,
  * allocation is (trav_relay.c): the peer adds the pairs of candidates new
  * in a record it already uses (trav_pairs_trickle). A gateway that has not
  * answered is looked at every TRAV_PORTMAP_POLL_MS until the portmap's own
- * deadline, then at each wake-up of the loop, as a UPnP grant can still
- * come (its search lasts up to 2 s). */
+ * deadline, then every TRAV_PORTMAP_LATE_POLL_MS until traversal ends. */
 int64_t trav_portmap_late(trav_agent_t *a, int64_t now_ms) {
   if (!a->portmap_pending)
     return INT64_MAX;
+  if (now_ms < a->portmap_look_ms)
+    return a->portmap_look_ms;
   portmap_result_t r;
   int rc = portmap_status(a->portmap, &r);
-  if (rc == PORTMAP_PENDING)
-    return now_ms + TRAV_PORTMAP_POLL_MS;
-  if (rc != QP_OK)
-    return INT64_MAX; /* no answer within its deadline; a grant may follow */
+  if (rc != QP_OK) { /* pending, or no grant within its deadline */
+    a->portmap_look_ms = now_ms + (rc == PORTMAP_PENDING
+                                       ? TRAV_PORTMAP_POLL_MS
+                                       : TRAV_PORTMAP_LATE_POLL_MS);
+    return a->portmap_look_ms;
+  }
   a->portmap_pending = false;
   take_mapping(a, &r, true);
   char ext[UDP_ADDRSTRLEN];

@@ -348,6 +348,7 @@ typedef struct trav_agent {
   trav_counters_t n;
   struct portmap *portmap; /* asking the gateway (trav_cand.c) */
   bool portmap_pending;     /* its answer not taken yet */
+  int64_t portmap_look_ms;  /* next look after gathering (trav_portmap_late) */
 } trav_agent_t;
 
 /* ---- trav_cand.c ------------------------------------------------------- */
@@ -368,9 +369,8 @@ int trav_gather_host(trav_agent_t *a, size_t sock_index);
 int64_t trav_gather_portmap(trav_agent_t *a, int64_t now_ms,
                             int64_t stun_done_ms);
 /* After gathering: a mapping granted since becomes a candidate and our
- * record is made due for publishing. Returns when to look again (now_ms
- * when it took one, INT64_MAX when nothing is pending any more or only a
- * grant after the portmap's deadline may come: looked at each wake-up). */
+ * record is made due for publishing. Returns when to call it again (now_ms
+ * when it took one, INT64_MAX when nothing is pending any more). */
 int64_t trav_portmap_late(trav_agent_t *a, int64_t now_ms);
 /* "port mapping, UPnP" (NAT-PMP, PCP) for a mapped candidate's via, for
  * the path text. */
