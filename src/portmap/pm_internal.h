@@ -70,17 +70,27 @@ typedef bool (*pm_ssdp_accept_fn)(const char *url, void *ctx);
 /* Search for the IGD until until_ms (or job->stopping): M-SEARCH to the
  * gateway's port 1900 and to the multicast group, resent; each new URL
  * answered goes to accept, and the first one accepted ends the search.
- * QP_OK, QP_ERR_NOT_SUPPORTED (no answer accepted) or QP_ERR_SOCKET. */
+ * QP_OK, QP_ERR_TIMEOUT (no answer accepted), QP_ERR_NOT_SUPPORTED (the
+ * gateway answered the unicast search with ICMP port unreachable: no
+ * UPnP there; message set) or QP_ERR_SOCKET. */
 int pm_ssdp_search(pm_job_t *job, int64_t until_ms, pm_ssdp_accept_fn accept,
                    void *ctx);
 /* The LOCATION of an SSDP "HTTP/1.1 200" answer (an http:// URL) into
  * url; QP_ERR_PROTOCOL for anything else. */
 int pm_ssdp_location(const uint8_t *buf, size_t len, char *url, size_t size);
 
-/* Wait for one datagram until until_ms: 1 with it in buf (*len, *from),
- * 0 at until_ms, or QP_ERR_SOCKET (the message names who). */
-int pm_recv_until(udp_socket_t *sock, int64_t until_ms, uint8_t *buf,
-                  size_t cap, size_t *len, udp_addr_t *from, const char *who);
+/* Wait for one datagram on any of n sockets (at most PM_RECV_MAX_SOCKS)
+ * until until_ms: 1 with it in buf (*len, *from), 0 at until_ms,
+ * QP_ERR_NOT_SUPPORTED when a connected socket got ICMP port unreachable
+ * (nothing listens on the gateway's port), or QP_ERR_SOCKET; the message
+ * names who. */
+#define PM_RECV_MAX_SOCKS 2
+int pm_recv_until(udp_socket_t *const *socks, int n, int64_t until_ms,
+                  uint8_t *buf, size_t cap, size_t *len, udp_addr_t *from,
+                  const char *who);
+/* Connect sock to the gateway, so that its ICMP port unreachable reaches
+ * us (pm_recv_until). QP_ERR_SOCKET on failure. */
+int pm_connect(udp_socket_t *sock, const udp_addr_t *to);
 
 /* The default route's IPv4 gateway (Linux: /proc/net/route), port 0.
  * QP_ERR_SOCKET when there is none. */

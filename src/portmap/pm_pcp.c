@@ -191,8 +191,8 @@ static int await_answer(udp_socket_t *sock, const pm_job_t *job,
     uint8_t buf[PCP_RECV_MAX];
     size_t len = 0;
     udp_addr_t from;
-    int got = pm_recv_until(sock, until_ms, buf, sizeof(buf), &len, &from,
-                            "PCP");
+    int got = pm_recv_until(&sock, 1, until_ms, buf, sizeof(buf), &len,
+                            &from, "PCP");
     if (got <= 0)
       return got;
     /* Only the gateway's own answers count (RFC 6887 section 8.3). */
@@ -235,8 +235,12 @@ static int exchange(pm_job_t *job, uint32_t lifetime_s, int64_t deadline_ms,
   udp_addr_set_port(&bind_addr, 0);
   udp_socket_t sock;
   int rc = udp_socket_open(&bind_addr, &sock);
-  if (rc != QP_OK)
+  if (rc == QP_OK)
+    rc = pm_connect(&sock, &job->gateway); /* hears "port unreachable" */
+  if (rc != QP_OK) {
+    udp_socket_close(&sock);
     return rc;
+  }
   int64_t start = clock_now_ms();
   int64_t wait = PCP_RESEND_FIRST_MS;
   int got = 0;

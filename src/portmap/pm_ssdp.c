@@ -80,34 +80,44 @@ int pm_ssdp_location(const uint8_t *buf, size_t len, char *url, size_t size) {
   return QP_OK;
 }
 
-static int send_searches(udp_socket_t *sock, const udp_addr_t *gateway) {
-  char gw_ip[UDP_ADDRSTRLEN];
-  udp_addr_t gw = *gateway, group;
-  udp_addr_set_port(&gw, SSDP_PORT);
+/* The unicast search on uni (connected to the gateway's port 1900), the
+ * multicast one on multi. */
+static int send_searches(udp_socket_t *uni, udp_socket_t *multi,
+                         const udp_addr_t *gw) {
+  char gw_text[UDP_ADDRSTRLEN];
+  udp_addr_t group;
   udp_addr_from_ip(SSDP_MCAST_IP, SSDP_PORT, &group);
-  udp_addr_to_string(&gw, gw_ip, sizeof(gw_ip));
+  udp_addr_to_string(gw, gw_text, sizeof(gw_text));
   char msg[256];
   int n = snprintf(msg, sizeof(msg),
                    "M-SEARCH * HTTP/1.1\r\nHOST: %s\r\nMAN: \"ssdp:discover\"\r\n"
                    "ST: %s\r\n\r\n",
-                   gw_ip, PM_UPNP_IGD_TYPE);
-  int rc = udp_send(sock, &gw, (const uint8_t *)msg, (size_t)n, 0);
+                   gw_text, PM_UPNP_IGD_TYPE);
+  int rc = udp_send(uni, gw, (const uint8_t *)msg, (size_t)n, 0);
   n = snprintf(msg, sizeof(msg),
                "M-SEARCH * HTTP/1.1\r\nHOST: %s:%d\r\nMAN: \"ssdp:discover\"\r\n"
                "MX: %d\r\nST: %s\r\n\r\n",
                SSDP_MCAST_IP, SSDP_PORT, SSDP_MX_S, PM_UPNP_IGD_TYPE);
   /* The multicast one may fail where no multicast route exists: the
    * unicast search alone is enough then. */
-  if (udp_send(sock, &group, (const uint8_t *)msg, (size_t)n, 0) != QP_OK &&
+  if (udp_send(multi, &group, (const uint8_t *)msg, (size_t)n, 0) != QP_OK &&
       rc != QP_OK)
     return rc;
   return QP_OK;
 }
 
-static int open_search_socket(const pm_job_t *job, udp_socket_t *sock) {
+static int open_search_sockets(const pm_job_t *job, udp_socket_t *uni,
+                               udp_socket_t *multi, udp_addr_t *gw) {
   udp_addr_t bind_addr = job->internal;
   udp_addr_set_port(&bind_addr, 0);
-  int rc = udp_socket_open(&bind_addr, sock);
+  *gw = job->gateway;
+  udp_addr_set_port(gw, SSDP_PORT);
+  uni->fd = multi->fd = -1;
+  int rc = udp_socket_open(&bind_addr, uni);
+  if (rc == QP_OK)
+    rc = pm_connect(uni, gw); /* hears "port unreachable": no UPnP there */
+  if (rc == QP_OK)
+    rc = udp_socket_open(&bind_addr, multi);
   if (rc != QP_OK)
     return rc;
   unsigned char ttl = SSDP_TTL;
@@ -115,22 +125,22 @@ static int open_search_socket(const pm_job_t *job, udp_socket_t *sock) {
       ((const struct sockaddr_in *)&job->internal.ss)->sin_addr;
   /* Best effort: without them the kernel's defaults (TTL 1, the route's
    * interface) still reach a gateway on our link. */
-  (void)setsockopt(sock->fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof(ttl));
-  (void)setsockopt(sock->fd, IPPROTO_IP, IP_MULTICAST_IF, &ifaddr,
+  (void)setsockopt(multi->fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof(ttl));
+  (void)setsockopt(multi->fd, IPPROTO_IP, IP_MULTICAST_IF, &ifaddr,
                    sizeof(ifaddr));
   return QP_OK;
 }
 
 /* Wait for one answer until until_ms: 1 with its URL, 0 at until_ms, or
- * an error code. */
-static int next_answer(udp_socket_t *sock, int64_t until_ms, char *url,
-                       size_t size) {
+ * an error code (QP_ERR_NOT_SUPPORTED: the gateway's port 1900 is closed). */
+static int next_answer(udp_socket_t *const *socks, int64_t until_ms,
+                       char *url, size_t size) {
   for (;;) {
     uint8_t buf[SSDP_ANSWER_MAX];
     size_t len = 0;
     udp_addr_t from;
-    int got = pm_recv_until(sock, until_ms, buf, sizeof(buf), &len, &from,
-                            "UPnP");
+    int got = pm_recv_until(socks, 2, until_ms, buf, sizeof(buf), &len,
+                            &from, "UPnP: SSDP to the gateway");
     if (got <= 0)
       return got;
     if (pm_ssdp_location(buf, len, url, size) == QP_OK)
@@ -148,22 +158,22 @@ static bool tried_before(char tried[][PM_UPNP_URL_MAX], int n,
 
 int pm_ssdp_search(pm_job_t *job, int64_t until_ms, pm_ssdp_accept_fn accept,
                    void *ctx) {
-  udp_socket_t sock;
-  int rc = open_search_socket(job, &sock);
-  if (rc != QP_OK)
-    return rc;
+  udp_socket_t uni, multi;
+  udp_addr_t gw;
+  int rc = open_search_sockets(job, &uni, &multi, &gw);
+  udp_socket_t *const socks[2] = {&uni, &multi};
   char tried[SSDP_MAX_TRIED][PM_UPNP_URL_MAX];
   int ntried = 0, found = 0;
   int64_t wait = SSDP_RESEND_FIRST_MS;
   while (found == 0 && rc == QP_OK && clock_now_ms() < until_ms &&
          !atomic_load(&job->stopping)) {
-    rc = send_searches(&sock, &job->gateway);
+    rc = send_searches(&uni, &multi, &gw);
     int64_t resend = clock_now_ms() + wait;
     wait *= 2;
     char url[PM_UPNP_URL_MAX];
     int got;
     while (rc == QP_OK && found == 0 && !atomic_load(&job->stopping) &&
-           (got = next_answer(&sock, resend < until_ms ? resend : until_ms,
+           (got = next_answer(socks, resend < until_ms ? resend : until_ms,
                               url, sizeof(url))) != 0) {
       if (got < 0) {
         rc = got;
@@ -173,8 +183,9 @@ int pm_ssdp_search(pm_job_t *job, int64_t until_ms, pm_ssdp_accept_fn accept,
       }
     }
   }
-  udp_socket_close(&sock);
+  udp_socket_close(&uni);
+  udp_socket_close(&multi);
   if (rc != QP_OK)
     return rc;
-  return found ? QP_OK : QP_ERR_NOT_SUPPORTED;
+  return found ? QP_OK : QP_ERR_TIMEOUT;
 }

@@ -80,8 +80,9 @@ static bool accept_url(const char *url, void *ctx) {
 static int discover(pm_job_t *job, upnp_state_t *st, const char *gw) {
   int64_t start = clock_now_ms();
   int rc = pm_ssdp_search(job, start + UPNP_SEARCH_MS, accept_url, st);
-  if (rc == QP_ERR_NOT_SUPPORTED)
-    return err_fail(rc, "UPnP: no Internet Gateway Device answered SSDP in "
+  if (rc == QP_ERR_TIMEOUT)
+    return err_fail(QP_ERR_NOT_SUPPORTED,
+                    "UPnP: no Internet Gateway Device answered SSDP in "
                         "%lld ms (gateway %s)",
                     (long long)(clock_now_ms() - start), gw);
   if (rc != QP_OK)

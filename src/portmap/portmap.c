@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "common/clock.h"
 #include "common/error.h"
@@ -433,21 +434,42 @@ int pm_default_gateway(udp_addr_t *out) {
   return QP_OK;
 }
 
-int pm_recv_until(udp_socket_t *sock, int64_t until_ms, uint8_t *buf,
-                  size_t cap, size_t *len, udp_addr_t *from, const char *who) {
+int pm_recv_until(udp_socket_t *const *socks, int n, int64_t until_ms,
+                  uint8_t *buf, size_t cap, size_t *len, udp_addr_t *from,
+                  const char *who) {
   for (;;) {
     int64_t left = until_ms - clock_now_ms();
     if (left <= 0)
       return 0;
-    struct pollfd pfd = {.fd = sock->fd, .events = POLLIN};
-    int n = poll(&pfd, 1, (int)left);
-    if (n < 0 && errno != EINTR)
+    struct pollfd pfd[PM_RECV_MAX_SOCKS];
+    for (int i = 0; i < n && i < PM_RECV_MAX_SOCKS; i++)
+      pfd[i] = (struct pollfd){.fd = socks[i]->fd, .events = POLLIN};
+    int ready = poll(pfd, (nfds_t)n, (int)left);
+    if (ready < 0 && errno != EINTR)
       return err_fail(QP_ERR_SOCKET, "%s: poll failed: %s", who,
                       strerror(errno));
-    if (n <= 0)
-      continue;
-    int got = udp_recv_one(sock, buf, cap, len, from);
-    if (got != 0)
-      return got;
+    for (int i = 0; ready > 0 && i < n; i++) {
+      if (!(pfd[i].revents & (POLLIN | POLLERR)))
+        continue;
+      int got = udp_recv_one(socks[i], buf, cap, len, from);
+      if (got != 0)
+        return got;
+      /* A connected socket hears the gateway's ICMP port unreachable:
+       * nothing listens there, no need to wait for the deadline. */
+      if (errno == ECONNREFUSED)
+        return err_fail(QP_ERR_NOT_SUPPORTED, "%s: the gateway refused "
+                                              "(ICMP port unreachable)",
+                        who);
+    }
   }
+}
+
+int pm_connect(udp_socket_t *sock, const udp_addr_t *to) {
+  if (connect(sock->fd, (const struct sockaddr *)&to->ss, to->len) != 0) {
+    char where[UDP_ADDRSTRLEN];
+    return err_fail(QP_ERR_SOCKET, "port mapping: connect to %s failed: %s",
+                    udp_addr_to_string(to, where, sizeof(where)),
+                    strerror(errno));
+  }
+  return QP_OK;
 }

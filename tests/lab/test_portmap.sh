@@ -35,13 +35,9 @@ export NATLAB_PREFIX=${NATLAB_PREFIX:-qpu$$}
 lab_skip_unless_ready
 command -v miniupnpd >/dev/null || { echo "SKIP: miniupnpd (miniupnpd-nftables) not installed"; exit 77; }
 
-NS_A=$NATLAB_PREFIX-a NS_B=$NATLAB_PREFIX-b NS_R=$NATLAB_PREFIX-ra NS_I=$NATLAB_PREFIX-inet
-RUN=${NATLAB_RUN_DIR:-/run/natlab}/$NATLAB_PREFIX
-# miniupnpd refuses to map on a "reserved" external address, and the lab's
-# public ranges are the RFC 5737 documentation ones, so the router gets one
-# more address that miniupnpd takes as public. Traffic to it never leaves
-# the lab's namespaces (inet routes it to the router).
-EXT_IP=11.0.1.2
+NS_A=$NATLAB_PREFIX-a NS_B=$NATLAB_PREFIX-b
+# shellcheck source=portmap_lab.sh
+. "$here/portmap_lab.sh"  # NS_R, NS_I, RUN, EXT_IP, miniupnpd
 B_ADDR=198.51.100.2
 DEADLINE_MS=250      # the issue's bound for a gateway that does not answer
 PM_SLACK_MS=50       # scheduling slack on a shared 2-core machine
@@ -62,67 +58,9 @@ trap cleanup EXIT
 
 # ------------------------------------------------------------- the router
 
-# The tables miniupnpd fills (what Debian's nft_init.sh sets up for the
-# system daemon), with policy accept: the lab's own table decides the rest.
-pm_tables() {
-  cat <<'EOF'
-table inet pmlab {
-  chain forward { type filter hook forward priority filter; policy accept; jump miniupnpd; }
-  chain miniupnpd { }
-  chain prerouting { type nat hook prerouting priority dstnat; policy accept; jump prerouting_miniupnpd; }
-  chain postrouting { type nat hook postrouting priority srcnat; policy accept; jump postrouting_miniupnpd; }
-  chain prerouting_miniupnpd { }
-  chain postrouting_miniupnpd { }
-}
-EOF
-}
 
-# Its own configuration: never /etc/miniupnpd, never the system daemon.
-pm_conf() {
-  cat <<EOF
-ext_ifname=wan
-ext_ip=$EXT_IP
-listening_ip=lan
-enable_upnp=yes
-enable_natpmp=yes
-secure_mode=yes
-min_lifetime=2
-max_lifetime=86400
-upnp_table_name=pmlab
-upnp_nat_table_name=pmlab
-upnp_forward_chain=miniupnpd
-upnp_nat_chain=prerouting_miniupnpd
-upnp_nat_postrouting_chain=postrouting_miniupnpd
-lease_file=$RUN/miniupnpd.leases
-uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07d
-allow 1024-65535 10.0.1.0/24 1024-65535
-deny 0-65535 0.0.0.0/0 0-65535
-EOF
-}
 
-start_miniupnpd() {
-  pm_conf >"$RUN/miniupnpd.conf"
-  setsid ip netns exec "$NS_R" miniupnpd -f "$RUN/miniupnpd.conf" -d -P "$RUN/miniupnpd.pid" \
-    </dev/null >"$RUN/miniupnpd.log" 2>&1 &
-  echo $! >"$RUN/miniupnpd.spid"
-  local i
-  for ((i = 0; i < 50; i++)); do
-    ip netns exec "$NS_R" ss -Hlun 'sport = :5351' | grep -q . && return 0
-    sleep 0.1
-  done
-  cat "$RUN/miniupnpd.log"
-  return 1
-}
 
-stop_miniupnpd() {
-  local f pid i
-  f="$RUN/miniupnpd.spid"
-  [ -r "$f" ] || return 0
-  pid=$(cat "$f"); rm -f "$f"
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 30; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null
-}
 
 # The DNAT rules miniupnpd holds now, one per line.
 rules() { ip netns exec "$NS_R" nft list chain inet pmlab prerouting_miniupnpd | grep dnat; }
@@ -212,11 +150,7 @@ lab_up() {
   if ! bash "$lab" up "$1" "$2" >/dev/null; then
     echo "FAIL: the lab ($1 / $2) could not be built"; exit 1
   fi
-  mkdir -p "$RUN"
-  ip -n "$NS_R" addr add "$EXT_IP/32" dev wan
-  ip -n "$NS_I" route add "$EXT_IP/32" via 192.0.2.2
-  pm_tables | ip netns exec "$NS_R" nft -f - || { echo "FAIL: nft tables"; exit 1; }
-  start_miniupnpd || { echo "FAIL: miniupnpd did not listen on 5351"; exit 1; }
+  pm_router_up || { echo "FAIL: miniupnpd on the router (nft table, or no listener on 5351)"; exit 1; }
 }
 
 lab_up port-restricted none
@@ -334,27 +268,42 @@ done
 stop_client
 
 # A router without miniupnpd: gathering waits at most the deadline. Three
-# fresh processes; the best must be within the bound (the machine is shared:
-# a stalled scheduler can stretch any one run), and all are reported.
+# fresh processes each; the best must be within the bound (the machine is
+# shared: a stalled scheduler can stretch any one run), and all are
+# reported. A router that answers with ICMP port unreachable (nothing on
+# 1900 and 5351) ends all three protocols at once (QP_ERR_NOT_SUPPORTED;
+# the kernel rate-limits those ICMP messages, so a run right after another
+# may see none and wait the deadline: the best run must be at once); one
+# that drops silently costs the deadline (QP_ERR_TIMEOUT).
+no_gateway_runs() { # CODE_REGEX BOUND_MS LABEL
+  local k ms runs=() best=999999
+  for ((k = 0; k < 3; k++)); do
+    start_client || exit 1
+    ask "map upnp,natpmp,pcp $DEADLINE_MS 60"
+    ms=$(awk '{print $3}' <<<"$REPLY_LINE")
+    [[ "$REPLY_LINE" =~ ^NOMAPPED\ ($1)\  ]] || fail "$3: $REPLY_LINE"
+    runs+=("${ms:-?}")
+    [[ "$ms" =~ ^[0-9]+$ ]] && ((ms < best)) && best=$ms
+    ask stop
+    stop_ms=${REPLY_LINE#STOPPED }
+    stop_client
+  done
+  if ((best <= $2)); then
+    ok "$3: gave up after ${runs[*]} ms"
+  else
+    fail "$3: gave up after ${runs[*]} ms, bound $2 ms"
+  fi
+  TIMES+=("$3: ${runs[*]} ms")
+}
 stop_miniupnpd
-runs=() best=999999
-for ((k = 0; k < 3; k++)); do
-  start_client || exit 1
-  ask "map upnp,natpmp,pcp $DEADLINE_MS 60"
-  ms=$(awk '{print $3}' <<<"$REPLY_LINE")
-  [[ "$REPLY_LINE" == "NOMAPPED QP_ERR_TIMEOUT"* ]] || fail "no miniupnpd: $REPLY_LINE"
-  runs+=("${ms:-?}")
-  [[ "$ms" =~ ^[0-9]+$ ]] && ((ms < best)) && best=$ms
-  ask stop
-  stop_ms=${REPLY_LINE#STOPPED }
-  stop_client
-done
-if ((best <= DEADLINE_MS + PM_SLACK_MS)); then
-  ok "no miniupnpd: gave up after ${runs[*]} ms"
-else
-  fail "no miniupnpd: gave up after ${runs[*]} ms, bound $DEADLINE_MS + $PM_SLACK_MS"
-fi
-TIMES+=("no miniupnpd: ${runs[*]} ms")
+no_gateway_runs "QP_ERR_NOT_SUPPORTED|QP_ERR_TIMEOUT" $PM_SLACK_MS "no miniupnpd, ports refused"
+ip netns exec "$NS_R" nft -f - <<'EOF'
+table inet pmdrop {
+  chain input { type filter hook input priority filter - 10; policy accept; udp dport { 1900, 5351 } drop; }
+}
+EOF
+no_gateway_runs QP_ERR_TIMEOUT $((DEADLINE_MS + PM_SLACK_MS)) "no miniupnpd, ports dropped silently"
+ip netns exec "$NS_R" nft delete table inet pmdrop
 TIMES+=("stop while UPnP discovery still runs: ${stop_ms:-?} ms")
 
 # A sanitizer build reports at exit, on stderr.
@@ -408,7 +357,7 @@ sys.exit("portmap" not in (quic_portal._core._create.__text_signature__ or ""))'
   PY_CLOSE_CLEAN=
   py_run on
   sed 's/^/   py: /' "$PY_OUT"; grep -h '^RESULT\|^PATH' "$CLIENT_OUT" | sed 's/^/   client: /'
-  if grep -q '^RESULT ok' "$CLIENT_OUT" && grep -q "^PATH .*$EXT_IP:" "$CLIENT_OUT" && [ -n "$SEEN" ]; then
+  if grep -q '^RESULT ok' "$CLIENT_OUT" && grep -q "^PATH 7 direct (port mapping, .*) to $EXT_IP:" "$CLIENT_OUT" && [ -n "$SEEN" ]; then
     ok "Python portmap on: B connected through A's mapping"
   else
     fail "Python portmap on: no connection through the mapping"
@@ -448,7 +397,7 @@ if [ -n "$peer" ]; then
   got=$(grep -h '^RESULT\|^PATH' "$RUN/peer_server.log" "$RUN/peer_client.log")
   echo "$got" | sed 's/^/   /'
   if grep -q '^RESULT ok' "$RUN/peer_server.log" && grep -q '^RESULT ok' "$RUN/peer_client.log" &&
-     grep -q "^PATH .*direct.* $EXT_IP:" "$RUN/peer_client.log"; then
+     grep -q "^PATH 7 direct (port mapping, [A-Za-z-]*, IPv4) to $EXT_IP:" "$RUN/peer_client.log"; then
     ms=$(grep '^RESULT' "$RUN/peer_client.log" | awk '{print $3}')
     ok "symmetric x symmetric, miniupnpd on A: direct through A's mapping in $ms ms"
     TIMES+=("traversal through the mapping: $ms ms to connect")

@@ -159,7 +159,7 @@ static void test_refused_url_then_deadline(void **state) {
   int rc = pm_ssdp_search(&job, t0 + SILENT_MS, log_accept, &l);
   int64_t took = clock_now_ms() - t0;
   igd_stop(&g);
-  assert_int_equal(rc, QP_ERR_NOT_SUPPORTED);
+  assert_int_equal(rc, QP_ERR_TIMEOUT);
   assert_int_equal(l.calls, 1); /* one URL is tried once */
   assert_true(took >= SILENT_MS);
   assert_true(took < SILENT_MS + 1000);
@@ -173,9 +173,29 @@ static void test_stop_ends_search(void **state) {
   accept_log_t l = {.verdict = true};
   int64_t t0 = clock_now_ms();
   int rc = pm_ssdp_search(&job, t0 + 2000, log_accept, &l);
-  assert_int_equal(rc, QP_ERR_NOT_SUPPORTED);
+  assert_int_equal(rc, QP_ERR_TIMEOUT);
   assert_int_equal(l.calls, 0);
   assert_true(clock_now_ms() - t0 < 1000);
+}
+
+/* Nothing listens on the gateway's port 1900: its ICMP port unreachable
+ * ends the search at once instead of at the deadline (a gateway without
+ * UPnP costs gathering nothing). */
+static void test_closed_port_ends_search(void **state) {
+  (void)state;
+  fake_igd_t g;
+  if (!igd_start(&g, 0)) /* only to learn that 127.0.0.1:1900 is free */
+    skip();
+  igd_stop(&g);
+  pm_job_t job;
+  job_on_loopback(&job);
+  accept_log_t l = {.verdict = true};
+  int64_t t0 = clock_now_ms();
+  int rc = pm_ssdp_search(&job, t0 + 2000, log_accept, &l);
+  assert_int_equal(rc, QP_ERR_NOT_SUPPORTED);
+  assert_non_null(strstr(qp_last_error(), "ICMP port unreachable"));
+  assert_int_equal(l.calls, 0);
+  assert_true(clock_now_ms() - t0 < 500);
 }
 
 int main(void) {
@@ -184,6 +204,7 @@ int main(void) {
       cmocka_unit_test(test_search_ends_at_answer),
       cmocka_unit_test(test_refused_url_then_deadline),
       cmocka_unit_test(test_stop_ends_search),
+      cmocka_unit_test(test_closed_port_ends_search),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
