@@ -10,7 +10,7 @@ JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
 CMAKE_ARGS ?=
 
-.PHONY: build-san build-tsan all deps deps-test build test test-fast test-san bench bench-nat bench-path bench-cli fuzz soak install demo demo-nat clean
+.PHONY: build-san build-tsan all deps deps-test build test test-fast test-san bench bench-nat bench-nat-matrix bench-path bench-cli fuzz soak install demo demo-nat clean
 
 all: build
 
@@ -76,6 +76,11 @@ bench: build
 # Time to connect through the NAT lab (needs root).
 bench-nat: deps-test build
 	bash bench/traversal_bench.sh $(BUILD)
+
+# README's NAT lab matrix: every NAT pair, port mapping (UPnP, NAT-PMP), TURN
+# and IPv6 rows; path kind per side, median of 5 (needs root; about 5 min).
+bench-nat-matrix: deps-test build
+	flock -o /tmp/qp-lab.lock bash bench/nat_matrix.sh $(BUILD)
 
 # QUIC against TCP between two namespaces over a 1500-byte-MTU path: direct,
 # and through a delay/rate/loss forwarder at 20 ms RTT, 1 Gbit/s, with 0, 1
