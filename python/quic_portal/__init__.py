@@ -416,9 +416,10 @@ _CREATE_DOC = """{summary}
     programs on one machine on loopback. Default None: every address.
     ``portmap`` (default True): when a STUN server beyond this machine is
     given, also ask the gateway to forward a public UDP port to this side
-    (UPnP IGD, NAT-PMP and PCP at once, at most 250 ms more gathering); a
-    granted mapping becomes a candidate of its own and is deleted when the
-    portal closes. False asks nothing; a collection such as ``{{"pcp",
+    (UPnP IGD, NAT-PMP and PCP at once; gathering waits at most 20 ms
+    after STUN for it, a later mapping is published late); a granted
+    mapping becomes a candidate of its own and is deleted when the portal
+    closes. False asks nothing; a collection such as ``{{"pcp",
     "natpmp"}}`` names the protocols to try.
 
     Returns a connected Portal (from create_client, ``server_ip`` and
