@@ -396,6 +396,10 @@ int64_t trav_portmap_late(trav_agent_t *a, int64_t now_ms) {
     return a->portmap_look_ms;
   portmap_result_t r;
   int rc = portmap_status(a->portmap, &r);
+  if (rc == QP_ERR_NOT_SUPPORTED) { /* every protocol refused: none asks */
+    a->portmap_pending = false;
+    return INT64_MAX;
+  }
   if (rc != QP_OK) { /* pending, or no grant within its deadline */
     a->portmap_look_ms = now_ms + (rc == PORTMAP_PENDING
                                        ? TRAV_PORTMAP_POLL_MS
