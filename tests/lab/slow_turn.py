@@ -3,12 +3,12 @@
 
 A UDP forwarder in front of a real TURN server (coturn): every datagram from
 a client goes on at once (from one upstream socket per client), and what
-the server sends back is held DELAY_MS when it is a STUN message (first
-byte 0-3: the answers to Allocate, Refresh, CreatePermission, ChannelBind,
-and Data indications), while ChannelData (0x40-0x4F) passes at once. So an
-Allocate, which takes two round trips (401, then the authenticated one),
-completes about 2 * DELAY_MS late, after gathering, while QUIC through a
-bound channel runs at full speed.
+the server sends back is held DELAY_MS when it is a STUN answer (a success
+or error response: to Allocate, Refresh, CreatePermission, ChannelBind),
+while Data indications and ChannelData (the peer's traffic) pass at once.
+So an Allocate, which takes two round trips (401, then the authenticated
+one), completes about 2 * DELAY_MS late, after gathering, while the relayed
+checks and QUIC run at full speed.
 
     slow_turn.py LISTEN_IP:PORT SERVER_IP:PORT DELAY_MS
 
@@ -29,6 +29,14 @@ DATAGRAM_MAX = 65535
 def hostport(text):
     host, port = text.rsplit(":", 1)
     return host, int(port)
+
+
+def is_answer(data):
+    """A STUN success or error response (RFC 8489 section 5: class bits)."""
+    if len(data) < 2 or data[0] >= 4:
+        return False
+    msg_type = data[0] << 8 | data[1]
+    return bool(msg_type & 0x0100)  # C1 set: success (10) or error (11)
 
 
 def main():
@@ -58,7 +66,7 @@ def main():
                     upstream[src] = up
                     client_of[up.fileno()] = src
                 up.sendto(data, server)
-            elif data and data[0] < 4:
+            elif is_answer(data):
                 seq += 1
                 heapq.heappush(held, (time.monotonic() + delay, seq, data, client_of[sock.fileno()]))
             else:

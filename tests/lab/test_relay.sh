@@ -199,7 +199,7 @@ else
 fi
 
 # 4. A TURN server that answers slowly (slow_turn.py holds its STUN answers
-# SLOW_TURN_MS; ChannelData passes at once): the server's Allocate (two round
+# SLOW_TURN_MS; the relayed traffic passes at once): the server's Allocate (two round
 # trips) completes after gathering, when its record is already published. The
 # client has no TURN server, and between two symmetric NATs only the server's
 # relayed candidate joins them: the client must learn it from the record the
