@@ -217,6 +217,13 @@ bool trav_relay_gathering(const trav_agent_t *a, int64_t now_ms) {
 
 static void publish_late(trav_agent_t *a, size_t k, int64_t now_ms);
 
+/* Gathering's budget capped the Allocate (a dead server must not outlast
+ * gathering), but turn_config.timeout_ms caps every transaction of the
+ * client: once allocated, CreatePermission, ChannelBind and the Refreshes
+ * of a long connection get the full RFC 8489 schedule (39.5 s), not 3
+ * transmissions in 2 s, which a loaded host or a lossy path can miss. */
+static void uncap(turn_client *c) { c->cfg.timeout_ms = 0; }
+
 int64_t trav_relay_poll(trav_agent_t *a, int64_t now_ms) {
   trav_relay_t *r = a->relay;
   if (r == NULL)
@@ -230,9 +237,11 @@ int64_t trav_relay_poll(trav_agent_t *a, int64_t now_ms) {
     udp_addr_t to;
     while (turn_client_poll(&s->c, now, out, sizeof(out), &len, &to) == 1)
       udp_send(a->socks[0], &to, out, len, 0); /* lost: retransmitted */
-    if (turn_client_state(&s->c) == TURN_STATE_ALLOCATED &&
-        r->first_alloc_ms < 0)
-      r->first_alloc_ms = now_ms;
+    if (turn_client_state(&s->c) == TURN_STATE_ALLOCATED) {
+      if (r->first_alloc_ms < 0)
+        r->first_alloc_ms = now_ms;
+      uncap(&s->c);
+    }
     if (r->gathered && !s->published && !s->late &&
         turn_client_state(&s->c) == TURN_STATE_ALLOCATED) {
       s->late = true;
@@ -516,6 +525,7 @@ void trav_relay_finish(trav_agent_t *a, trav_result_t *out) {
     }
     if (turn_client_binding(&s->c, &a->winner) == TURN_PEER_NONE)
       turn_client_bind(&s->c, &a->winner, clock_now_ns());
+    uncap(&s->c);
     *c = s->c;
     memset(&s->c, 0, sizeof(s->c)); /* moved (state IDLE: nothing to close) */
     out->turn = c;
