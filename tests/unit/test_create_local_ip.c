@@ -25,30 +25,12 @@
 #define SESSION "local-ip"
 #define TIMEOUT_MS 5000
 
-typedef struct side {
-  qp_traverse_options opts;
-  bool server;
-  qp_portal_t *portal;
-  int rc;
-  char err[512];
-} side_t;
-
-static void *side_main(void *arg) {
-  side_t *s = arg;
-  s->rc = s->server ? qp_create_server(&s->opts, &s->portal)
-                    : qp_create_client(&s->opts, &s->portal);
-  snprintf(s->err, sizeof(s->err), "%s", qp_last_error());
-  return NULL;
-}
-
-static void side_init(side_t *s, bool server) {
-  memset(s, 0, sizeof(*s));
-  qp_traverse_options_init(&s->opts);
+static void side_init(tu_create_side_t *s, bool server) {
+  tu_create_side_init(s, server);
   s->opts.rendezvous = URL;
   s->opts.session = SESSION;
   s->opts.punch_timeout_ms = TIMEOUT_MS;
   s->opts.local_ip = "127.0.0.1";
-  s->server = server;
 }
 
 /* The server's record, read as the client would (before it starts). */
@@ -74,15 +56,14 @@ static void assert_only_loopback_candidates(void) {
 
 static void pair_on_loopback_only(void **state) {
   (void)state;
-  side_t srv, cli;
+  tu_create_side_t srv, cli;
   side_init(&srv, true);
   side_init(&cli, false);
-  pthread_t a, b;
-  assert_int_equal(pthread_create(&a, NULL, side_main, &srv), 0);
+  tu_create_side_start(&srv);
   assert_only_loopback_candidates();
-  assert_int_equal(pthread_create(&b, NULL, side_main, &cli), 0);
-  pthread_join(a, NULL);
-  pthread_join(b, NULL);
+  tu_create_side_start(&cli);
+  tu_create_side_join(&srv);
+  tu_create_side_join(&cli);
   TU_RC_EQ(srv.rc, QP_OK, srv.err);
   TU_RC_EQ(cli.rc, QP_OK, cli.err);
   tu_send_ok(cli.portal, "loop", 4, TIMEOUT_MS);
@@ -93,7 +74,7 @@ static void pair_on_loopback_only(void **state) {
 
 static void bad_local_ip(void **state) {
   (void)state;
-  side_t s;
+  tu_create_side_t s;
   side_init(&s, true);
   s.opts.local_ip = "localhost";
   assert_int_equal(qp_create_server(&s.opts, &s.portal), QP_ERR_INVALID);

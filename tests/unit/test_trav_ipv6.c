@@ -74,44 +74,25 @@ static void traversal_on_ipv6_loopback(void **state) {
   tt_side_cleanup(&cli);
 }
 
-typedef struct side {
-  qp_traverse_options opts;
-  bool server;
-  qp_portal_t *portal;
-  int rc;
-  char err[512];
-} side_t;
-
-static void *side_main(void *arg) {
-  side_t *s = arg;
-  s->rc = s->server ? qp_create_server(&s->opts, &s->portal)
-                    : qp_create_client(&s->opts, &s->portal);
-  snprintf(s->err, sizeof(s->err), "%s", qp_last_error());
-  return NULL;
-}
-
-static void side_init(side_t *s, bool server) {
-  memset(s, 0, sizeof(*s));
-  qp_traverse_options_init(&s->opts);
+static void side_init(tu_create_side_t *s, bool server) {
+  tu_create_side_init(s, server);
   s->opts.rendezvous = URL;
   s->opts.session = "v6-create";
   s->opts.punch_timeout_ms = TIMEOUT_MS;
   s->opts.local_ip = "::1";
-  s->server = server;
 }
 
 static void portals_on_ipv6_loopback(void **state) {
   (void)state;
   if (!have_ipv6_loopback())
     TU_SKIP("cannot bind ::1 (IPv6 disabled)");
-  side_t srv, cli;
+  tu_create_side_t srv, cli;
   side_init(&srv, true);
   side_init(&cli, false);
-  pthread_t a, b;
-  assert_int_equal(pthread_create(&a, NULL, side_main, &srv), 0);
-  assert_int_equal(pthread_create(&b, NULL, side_main, &cli), 0);
-  pthread_join(a, NULL);
-  pthread_join(b, NULL);
+  tu_create_side_start(&srv);
+  tu_create_side_start(&cli);
+  tu_create_side_join(&srv);
+  tu_create_side_join(&cli);
   TU_RC_EQ(srv.rc, QP_OK, srv.err);
   TU_RC_EQ(cli.rc, QP_OK, cli.err);
 

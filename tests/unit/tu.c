@@ -596,3 +596,26 @@ char *tu_read_all(int fd, int timeout_ms) {
   s[n] = '\0';
   return s;
 }
+
+static void *create_side_main(void *arg) {
+  tu_create_side_t *s = arg;
+  s->rc = s->server ? qp_create_server(&s->opts, &s->portal)
+                    : qp_create_client(&s->opts, &s->portal);
+  snprintf(s->err, sizeof(s->err), "%s", qp_last_error());
+  return NULL;
+}
+
+void tu_create_side_init(tu_create_side_t *s, bool server) {
+  memset(s, 0, sizeof(*s));
+  qp_traverse_options_init(&s->opts);
+  s->server = server;
+}
+
+void tu_create_side_start(tu_create_side_t *s) {
+  assert_int_equal(pthread_create(&s->thread, NULL, create_side_main, s), 0);
+}
+
+int tu_create_side_join(tu_create_side_t *s) {
+  pthread_join(s->thread, NULL);
+  return s->rc;
+}

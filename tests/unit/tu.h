@@ -128,6 +128,24 @@ uint16_t tu_wait_local_port(const qp_portal_t *p, int timeout_ms);
 int64_t tu_wait_connected(const qp_portal_t *p, bool want, int timeout_ms);
 
 /*
+ * qp_create_server / qp_create_client on a thread of its own: the two
+ * sides of a traversal run at the same time. Fill opts after
+ * tu_create_side_init, then start; join returns the call's code and keeps
+ * its error text in err.
+ */
+typedef struct tu_create_side {
+  qp_traverse_options opts;
+  bool server;
+  qp_portal_t *portal;
+  int rc;
+  char err[512];
+  pthread_t thread;
+} tu_create_side_t;
+void tu_create_side_init(tu_create_side_t *s, bool server);
+void tu_create_side_start(tu_create_side_t *s);
+int tu_create_side_join(tu_create_side_t *s);
+
+/*
  * qp_portal_listen on a thread of its own, so that the test can read the
  * port (qp_portal_local_port) and connect from another thread.
  */
