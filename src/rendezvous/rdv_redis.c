@@ -7,7 +7,9 @@
  * timeout, and every command has a timeout too. After an I/O error hiredis
  * marks the context unusable; the next call then reconnects once.
  */
+#include <errno.h>
 #include <hiredis/hiredis.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,8 +109,16 @@ static int parse_url(const char *url, redis_store *r) {
 /* Fail with the context's error and drop the context, which hiredis has
  * marked unusable. */
 static int fail_io(redis_store *r, const char *what) {
-  int rc = err_fail(QP_ERR_RENDEZVOUS, "Redis %s:%d: %s: %s", r->host, r->port,
-                   what, r->ctx->errstr);
+  /* hiredis 0.14 reports a socket timeout as the bare EAGAIN text
+   * ("Resource temporarily unavailable"), which reads like a local fault. */
+  bool timed_out = r->ctx->err == REDIS_ERR_IO &&
+                   strcmp(r->ctx->errstr, strerror(EAGAIN)) == 0;
+  int rc = timed_out
+               ? err_fail(QP_ERR_RENDEZVOUS,
+                          "Redis %s:%d: %s: no answer within %d ms", r->host,
+                          r->port, what, REDIS_COMMAND_TIMEOUT_MS)
+               : err_fail(QP_ERR_RENDEZVOUS, "Redis %s:%d: %s: %s", r->host,
+                          r->port, what, r->ctx->errstr);
   redisFree(r->ctx);
   r->ctx = NULL;
   return rc;

@@ -75,6 +75,7 @@ static void stop_redis(redis_server *s) {
   if (s->pid <= 0)
     return;
   kill(s->pid, SIGTERM);
+  kill(s->pid, SIGCONT); /* a frozen server must wake to die */
   waitpid(s->pid, NULL, 0);
   s->pid = 0;
 }
@@ -233,6 +234,32 @@ static void redis_dying_midway_is_reported(void **state) {
   rdv_close(rdv);
 }
 
+/* A server that accepts but never answers (frozen with SIGSTOP): the call
+ * ends after the command timeout and says so, not with the bare EAGAIN
+ * text "Resource temporarily unavailable". */
+static void redis_frozen_server_times_out(void **state) {
+  (void)state;
+  NEED_REDIS();
+  redis_server *own = &dying;
+  assert_true(start_redis(own));
+  rdv_t *rdv;
+  assert_int_equal(rdv_open(own->url, "s", &rdv), 0);
+  assert_int_equal(kill(own->pid, SIGSTOP), 0);
+  int64_t t0 = tu_now_ms();
+  char *value;
+  size_t len;
+  assert_int_equal(rdv_get(rdv, "k", &value, &len), QP_ERR_RENDEZVOUS);
+  int64_t waited = tu_now_ms() - t0;
+  print_message("%s (after %lld ms)\n", qp_last_error(), (long long)waited);
+  char want[96];
+  snprintf(want, sizeof(want), "Redis 127.0.0.1:%u: GET: no answer within ",
+           own->port);
+  assert_memory_equal(qp_last_error(), want, strlen(want));
+  assert_true(waited >= 1500);
+  rdv_close(rdv);
+  stop_redis(own);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(redis_backend_basics),
@@ -240,6 +267,7 @@ int main(void) {
       cmocka_unit_test(redis_databases_are_separate),
       cmocka_unit_test(redis_down_gives_a_clear_message),
       cmocka_unit_test(redis_dying_midway_is_reported),
+      cmocka_unit_test(redis_frozen_server_times_out),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
