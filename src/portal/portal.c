@@ -7,7 +7,10 @@
  * transport and flushes it. Every transport call happens under p->lock.
  * send() flushes from the calling thread itself (no hand-off latency) and
  * only moves the timerfd sooner if it must; a recv() with nothing ready
- * drives the socket itself, and leaves the ACK for the caller's reply.
+ * drives the socket itself, and leaves the ACK for the caller's reply. It
+ * also wakes at the idle deadline and ends the connection itself if the
+ * I/O thread has not (that thread may be late: held in a log handler,
+ * starved of CPU), so recv's idle timeout never waits for it.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -998,6 +1001,14 @@ int qp_portal_send(qp_portal_t *p, const void *buf, size_t len, int timeout_ms) 
   return rc;
 }
 
+/* When the driver ends the connection itself if the I/O thread has not:
+ * the idle timeout recv promises, while the transport's timers run. */
+static uint64_t driver_idle_deadline(qp_portal_t *p) {
+  if (p->tr == NULL || transport_expiry(p->tr) == UINT64_MAX)
+    return UINT64_MAX; /* closed, or timers held during a recovery */
+  return transport_idle_deadline(p->tr);
+}
+
 /*
  * Wait for a message as the socket's driver when no other receiver is: poll
  * the socket from this thread and process what arrives here, so a message
@@ -1014,6 +1025,14 @@ static bool wait_for_message(qp_portal_t *p, uint64_t deadline) {
   uint64_t wait_ns = deadline - now;
   if (wait_ns > PORTAL_MAX_SLEEP_NS)
     wait_ns = PORTAL_MAX_SLEEP_NS;
+  /* The I/O thread handles the idle timeout, but it may come late (busy in
+   * the user's log handler, starved of CPU): the driver wakes for it too,
+   * once per idle period (no wake-up per message or per timer). */
+  uint64_t idle = driver_idle_deadline(p);
+  if (idle <= now)
+    wait_ns = 0;
+  else if (idle - now < wait_ns)
+    wait_ns = idle - now;
   struct timespec ts = {.tv_sec = (time_t)(wait_ns / CLOCK_NS_PER_S),
                         .tv_nsec = (long)(wait_ns % CLOCK_NS_PER_S)};
   struct pollfd fds[2] = {{.fd = p->sock.fd, .events = POLLIN},
@@ -1028,7 +1047,8 @@ static bool wait_for_message(qp_portal_t *p, uint64_t deadline) {
   p->recv_driver = false;
   if (n > 0 && (fds[1].revents & POLLIN))
     drain_fd(p->driver_wake_fd);
-  if (n > 0 && (fds[0].revents & POLLIN) && !p->stop)
+  bool readable = n > 0 && (fds[0].revents & POLLIN);
+  if ((readable || clock_now_ns() >= driver_idle_deadline(p)) && !p->stop)
     io_round(p, true);
   else
     pthread_cond_broadcast(&p->cond); /* another receiver may drive now */
