@@ -23,8 +23,9 @@
 /* Packets per round trip allowed on each side: 1, plus room for a reply
  * that a loaded machine delays past the 1 ms the ACK waits for it (each such
  * delay costs one ACK-only packet) and for keep-alives. Two packets per round
- * trip, the behavior this guards against, is far above it. */
-#define MAX_PACKETS_PER_ROUND_TRIP 1.25
+ * trip, the behavior this guards against, is far above it (a loaded run
+ * measured 380 packets for 300 round trips). */
+#define MAX_PACKETS_PER_ROUND_TRIP 1.5
 
 static uint64_t packets_sent(qp_portal_t *p) {
   qp_portal_stats s;
